@@ -1,0 +1,131 @@
+import Crypto
+import Foundation
+
+/// The result of checking an archive against its manifest.
+public struct VerifyReport: Sendable {
+    public struct TableCheck: Sendable {
+        public var table: TableName
+        public var file: String
+        public var rows: Int64
+        public var bytes: Int64
+        /// nil when the file matches the manifest.
+        public var problem: String?
+    }
+
+    public var name: String
+    public var tables: [TableCheck]
+    /// Problems not tied to one table (stray files, a missing data folder).
+    public var problems: [String]
+
+    public var isIntact: Bool { problems.isEmpty && tables.allSatisfy { $0.problem == nil } }
+    /// Every problem as one line naming the file and table.
+    public var allProblems: [String] {
+        problems + tables.compactMap { check in check.problem.map { "\(check.file) (table \(check.table)): \($0)" } }
+    }
+}
+
+/// Checks data files against the manifest without a database: size, SHA-256, zstd integrity,
+/// row count, and that every line is one JSON object.
+public enum ArchiveVerifier {
+    public static func verify(_ archive: BackupArchive) -> VerifyReport {
+        var report = VerifyReport(name: archive.name, tables: [], problems: [])
+        let dataPath = (archive.path as NSString).appendingPathComponent(BackupArchive.dataDirectory)
+        if !archive.manifest.tables.isEmpty && !FileSystem.isRealDirectory(dataPath) {
+            report.problems.append("data/: missing or not a directory")
+        } else if let entries = try? FileManager.default.contentsOfDirectory(atPath: dataPath) {
+            let listed = Set(archive.manifest.tables.map { String($0.file.dropFirst(BackupArchive.dataDirectory.count + 1)) })
+            for entry in entries.sorted() where !listed.contains(entry) {
+                report.problems.append("data/\(BackupName.printable(entry)): not listed in the manifest")
+            }
+        }
+        for table in archive.manifest.tables {
+            var check = VerifyReport.TableCheck(
+                table: table.tableName, file: table.file, rows: 0, bytes: 0, problem: nil)
+            do {
+                let result = try checkDataFile(archive, table, validateLines: true, consumer: nil)
+                check.rows = result.rows
+                check.bytes = result.bytes
+            } catch let error as ArchiveError {
+                check.problem = error.message
+            } catch {
+                check.problem = "\(error)"
+            }
+            report.tables.append(check)
+        }
+        return report
+    }
+
+    /// Only size and SHA-256 of every data file: the cheap check before a restore writes.
+    public static func checkChecksums(_ archive: BackupArchive) throws {
+        for table in archive.manifest.tables {
+            let path = archive.dataPath(table)
+            do {
+                let file = try InputFile(opening: path)
+                defer { file.close() }
+                var hasher = Crypto.SHA256()
+                var total: Int64 = 0
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+                defer { buffer.deallocate() }
+                while true {
+                    let n = try file.read(into: buffer)
+                    if n == 0 { break }
+                    hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                    total += Int64(n)
+                }
+                try compare(table, bytes: total, sha256: hasher.finalize().hex)
+            } catch var error as ArchiveError {
+                error.file = error.file ?? table.file
+                error.message += " (table \(table.tableName))"
+                throw error
+            }
+        }
+    }
+
+    /// Streams one data file, checking it against the manifest; `consumer` sees the
+    /// decompressed bytes. Throws `ArchiveError` (`damaged`) on any mismatch.
+    @discardableResult
+    static func checkDataFile(
+        _ archive: BackupArchive, _ table: Manifest.Table, validateLines: Bool,
+        consumer: ((UnsafeRawBufferPointer) throws -> Void)?
+    ) throws -> (rows: Int64, bytes: Int64) {
+        var scanner = LineScanner()
+        var newlines: Int64 = 0
+        var lastByte: UInt8 = 0x0A
+        var badLine: Int64?
+        var lineNumber: Int64 = 0
+        let reader = try ZstdFileReader(path: archive.dataPath(table))
+        let (bytes, sha256) = try reader.read { chunk in
+            if validateLines {
+                scanner.feed(chunk) { line in
+                    lineNumber += 1
+                    if badLine == nil && !JSONValidator.isObject(line) { badLine = lineNumber }
+                }
+            } else {
+                newlines += LineScanner.countNewlines(chunk)
+            }
+            if let last = chunk.last { lastByte = last }
+            try consumer?(chunk)
+        }
+        try compare(table, bytes: bytes, sha256: sha256)
+        let rows = validateLines ? scanner.lines : newlines
+        if let badLine { throw ArchiveError(.damaged, "line \(badLine) is not a JSON object") }
+        if lastByte != 0x0A { throw ArchiveError(.damaged, "last line is incomplete (no newline)") }
+        if rows != table.rows {
+            throw ArchiveError(.damaged, "holds \(rows) rows, the manifest says \(table.rows)")
+        }
+        return (rows, bytes)
+    }
+
+    private static func compare(_ table: Manifest.Table, bytes: Int64, sha256: String) throws {
+        if bytes != table.bytes {
+            throw ArchiveError(.damaged, "is \(bytes) bytes, the manifest says \(table.bytes)")
+        }
+        if sha256 != table.sha256 {
+            throw ArchiveError(.damaged, "SHA-256 does not match the manifest (file changed or damaged)")
+        }
+    }
+}
+
+extension Sequence where Element == UInt8 {
+    var hex: String { map { String(format: "%02x", $0) }.joined() }
+}

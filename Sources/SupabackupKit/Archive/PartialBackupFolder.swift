@@ -1,0 +1,64 @@
+import Foundation
+
+/// A backup being written: `DIR/.NAME.partial/`, renamed to `DIR/NAME/` by `publish`.
+///
+/// The name is reserved by creating the partial folder (mkdir is atomic), so two backups
+/// starting in the same millisecond take different names instead of colliding.
+final class PartialBackupFolder {
+    let directory: String
+    let name: String
+    let startedAt: Date
+    let partialPath: String
+    private var published = false
+
+    init(in directory: String, startingAt start: Date) throws {
+        try FileSystem.makePrivateDirectory(directory)
+        guard access(directory, W_OK) == 0 else {
+            throw ArchiveError(.io, "cannot write to \(directory): \(errnoText())")
+        }
+        var time = start
+        for _ in 0..<1000 {
+            let name = BackupName.make(time)
+            let partial = (directory as NSString).appendingPathComponent(".\(name).partial")
+            let final = (directory as NSString).appendingPathComponent(name)
+            if !FileManager.default.fileExists(atPath: final) && mkdir(partial, 0o700) == 0 {
+                chmod(partial, 0o700)
+                self.directory = directory
+                self.name = name
+                self.startedAt = time
+                self.partialPath = partial
+                try FileSystem.makeNewPrivateDirectory((partial as NSString).appendingPathComponent(BackupArchive.dataDirectory))
+                return
+            }
+            if errno != EEXIST && !FileManager.default.fileExists(atPath: final) {
+                throw ArchiveError(.io, "cannot create a backup folder in \(directory): \(errnoText())")
+            }
+            time = time.addingTimeInterval(0.001)
+        }
+        throw ArchiveError(.io, "cannot find a free backup name in \(directory)")
+    }
+
+    func path(of file: String) -> String {
+        (partialPath as NSString).appendingPathComponent(file)
+    }
+
+    /// Writes the manifest, syncs, and renames the folder to its final name.
+    func publish(_ manifest: Manifest) throws -> String {
+        let manifestFile = try OutputFile(creating: path(of: BackupArchive.manifestFile))
+        try manifestFile.write(try manifest.encoded())
+        try manifestFile.syncAndClose()
+        FileSystem.syncDirectory((partialPath as NSString).appendingPathComponent(BackupArchive.dataDirectory))
+        FileSystem.syncDirectory(partialPath)
+        let final = (directory as NSString).appendingPathComponent(name)
+        try FileSystem.renameNoReplace(partialPath, final)
+        FileSystem.syncDirectory(directory)
+        published = true
+        return final
+    }
+
+    /// Removes the partial folder (after a failure).
+    func discard() {
+        guard !published else { return }
+        FileSystem.removeTree(partialPath)
+    }
+}

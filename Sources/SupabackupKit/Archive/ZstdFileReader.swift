@@ -1,0 +1,68 @@
+import CZstd
+import Crypto
+import Foundation
+
+/// Streams a zstd file's decompressed bytes while hashing its compressed bytes.
+///
+/// Memory stays at two fixed buffers whatever the file's size. Damage shows as an
+/// `ArchiveError`: a bad frame, a failed frame checksum, or a file that ends mid-frame.
+final class ZstdFileReader {
+    private let dctx: OpaquePointer
+    private let path: String
+
+    init(path: String) throws {
+        guard let dctx = ZSTD_createDCtx() else {
+            throw ArchiveError(.io, "could not allocate a zstd decompressor")
+        }
+        self.dctx = dctx
+        self.path = path
+    }
+
+    deinit { ZSTD_freeDCtx(dctx) }
+
+    /// Reads the whole file, handing decompressed chunks to `body`.
+    /// - Returns: the compressed size and SHA-256 (lowercase hex) of the file.
+    @discardableResult
+    func read(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (bytes: Int64, sha256: String) {
+        let file = try InputFile(opening: path)
+        defer { file.close() }
+        let inCapacity = ZSTD_DStreamInSize()
+        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: inCapacity, alignment: 16)
+        let output = UnsafeMutableRawBufferPointer.allocate(byteCount: ZSTD_DStreamOutSize(), alignment: 16)
+        defer {
+            input.deallocate()
+            output.deallocate()
+        }
+        var hasher = SHA256()
+        var total: Int64 = 0
+        var frameOpen = false
+        var sawData = false
+        while true {
+            let n = try file.read(into: input)
+            if n == 0 { break }
+            sawData = true
+            let chunk = UnsafeRawBufferPointer(rebasing: input[0..<n])
+            hasher.update(bufferPointer: chunk)
+            total += Int64(n)
+            var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: n, pos: 0)
+            while inBuffer.pos < inBuffer.size || frameOpen {
+                var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
+                let hint = ZSTD_decompressStream(dctx, &outBuffer, &inBuffer)
+                if ZSTD_isError(hint) != 0 {
+                    throw ArchiveError(.damaged, "is not valid zstd data (\(String(cString: ZSTD_getErrorName(hint))))")
+                }
+                frameOpen = hint != 0
+                if outBuffer.pos > 0 {
+                    try body(UnsafeRawBufferPointer(rebasing: output[0..<outBuffer.pos]))
+                }
+                // Needs more input and has flushed all it can.
+                if inBuffer.pos == inBuffer.size && outBuffer.pos < outBuffer.size { break }
+            }
+        }
+        if frameOpen || !sawData {
+            throw ArchiveError(.damaged, "ends before its compressed data does (truncated)")
+        }
+        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return (total, digest)
+    }
+}

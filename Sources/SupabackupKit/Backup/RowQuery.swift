@@ -1,0 +1,63 @@
+/// Builds the `COPY ... TO STDOUT` statement that renders a table's rows as NDJSON lines.
+///
+/// The server renders each row: `row_to_json` when no column leaves its key out, otherwise a
+/// concatenation of per-column `"key":value` pieces in column order (the same bytes
+/// `row_to_json` would give, minus the keys of SQL-NULL jsonb values). COPY runs in CSV mode
+/// with control characters as quote and delimiter, which never occur in a JSON line, so each
+/// row arrives as its JSON text plus a newline, with nothing to unescape.
+public enum RowQuery {
+    /// COPY options shared by backup (TO STDOUT) and restore (FROM STDIN).
+    public static let copyOptions = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
+
+    public struct Column: Sendable {
+        public var name: String
+        public var encoding: ValueEncoding
+        public init(name: String, encoding: ValueEncoding) {
+            self.name = name
+            self.encoding = encoding
+        }
+    }
+
+    public static func copyStatement(table: TableName, partitioned: Bool, columns: [Column]) -> String {
+        let from = partitioned ? table.quoted : "ONLY " + table.quoted
+        let select: String
+        if columns.contains(where: { $0.encoding == .jsonOmitNull }) {
+            select = "SELECT " + concatenatedObject(columns) + " FROM " + from
+        } else {
+            let list = columns.isEmpty ? "" : columns.map(selectItem).joined(separator: ", ")
+            select = "SELECT row_to_json(r) FROM (SELECT \(list) FROM \(from)) r"
+        }
+        return "COPY (\(select)) TO STDOUT WITH \(copyOptions)"
+    }
+
+    private static func selectItem(_ column: Column) -> String {
+        let name = SQL.quoteIdentifier(column.name)
+        switch column.encoding {
+        case .text: return "\(name)::text AS \(name)"
+        case .json, .jsonOmitNull: return name
+        }
+    }
+
+    /// `'{' || pieces joined by ',' || '}'`; `concat_ws` skips the NULL pieces of omitted keys.
+    /// Pieces are grouped because a function takes at most 100 arguments.
+    private static func concatenatedObject(_ columns: [Column]) -> String {
+        let pieces = columns.map { column -> String in
+            let key = SQL.quoteLiteral(SQL.jsonString(column.name) + ":")
+            let name = SQL.quoteIdentifier(column.name)
+            switch column.encoding {
+            case .json: return "\(key) || coalesce(to_json(\(name))::text, 'null')"
+            case .text: return "\(key) || coalesce(to_json(\(name)::text)::text, 'null')"
+            case .jsonOmitNull: return "\(key) || \(name)::text"
+            }
+        }
+        var groups: [String] = []
+        var index = 0
+        while index < pieces.count {
+            let group = pieces[index..<min(index + 90, pieces.count)]
+            groups.append("nullif(concat_ws(',', \(group.joined(separator: ", "))), '')")
+            index += 90
+        }
+        let body = groups.count == 1 ? groups[0] : "concat_ws(',', \(groups.joined(separator: ", ")))"
+        return "'{' || coalesce(\(body), '') || '}'"
+    }
+}

@@ -1,0 +1,87 @@
+import CLibpq
+import Foundation
+
+/// A libpq connection string (URI or `key=value` conninfo) that never shows its password.
+public struct ConnectionString: Sendable, CustomStringConvertible {
+    /// The string handed to libpq. Never print it; use `description`.
+    public let raw: String
+    private let secrets: [String]
+
+    /// Validates `raw` with libpq's own parser.
+    /// - Throws: `PostgresError` with the password removed from libpq's message.
+    public init(_ raw: String) throws {
+        self.raw = raw
+        var secrets: [String] = []
+        if !raw.isEmpty {
+            var errorMessage: UnsafeMutablePointer<CChar>? = nil
+            guard let options = PQconninfoParse(raw, &errorMessage) else {
+                let text = errorMessage.map { String(cString: $0) } ?? "invalid connection string"
+                if let errorMessage { PQfreemem(errorMessage) }
+                let cleaned = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                throw PostgresError(
+                    code: .connectionFailed,
+                    message: "invalid database URL: " + Self.scrub(cleaned, secrets: Self.guessSecrets(raw))
+                )
+            }
+            defer { PQconninfoFree(options) }
+            var option = options
+            while let keyword = option.pointee.keyword {
+                if String(cString: keyword) == "password", let value = option.pointee.val {
+                    let password = String(cString: value)
+                    if !password.isEmpty { secrets.append(password) }
+                }
+                option += 1
+            }
+        }
+        secrets.append(contentsOf: Self.guessSecrets(raw))
+        self.secrets = secrets.filter { !$0.isEmpty }.sorted { $0.count > $1.count }
+    }
+
+    /// The connection string with any password replaced by `***`.
+    public var description: String { redact(raw) }
+
+    /// Removes every password this connection string carries from `text` (e.g. a libpq error).
+    public func redact(_ text: String) -> String {
+        Self.scrub(text, secrets: secrets)
+    }
+
+    private static func scrub(_ text: String, secrets: [String]) -> String {
+        var result = text
+        for secret in secrets where !secret.isEmpty {
+            result = result.replacingOccurrences(of: secret, with: "***")
+        }
+        return result
+    }
+
+    /// Password spellings found by pattern, including percent-encoded ones libpq would decode.
+    private static func guessSecrets(_ raw: String) -> [String] {
+        var found: [String] = []
+        // URI userinfo: scheme://user:password@host
+        if let schemeEnd = raw.range(of: "://") {
+            let rest = raw[schemeEnd.upperBound...]
+            let authority = rest.prefix { $0 != "/" && $0 != "?" }
+            if let at = authority.lastIndex(of: "@") {
+                let userinfo = authority[..<at]
+                if let colon = userinfo.firstIndex(of: ":") {
+                    let password = String(userinfo[userinfo.index(after: colon)...])
+                    found.append(password)
+                    if let decoded = password.removingPercentEncoding { found.append(decoded) }
+                }
+            }
+        }
+        // password=... as a URI query parameter or a conninfo keyword.
+        var search = raw[...]
+        while let range = search.range(of: "password=", options: .caseInsensitive) {
+            var value = search[range.upperBound...]
+            if value.first == "'" {
+                value = value.dropFirst().prefix { $0 != "'" }
+            } else {
+                value = value.prefix { $0 != "&" && $0 != " " }
+            }
+            found.append(String(value))
+            if let decoded = String(value).removingPercentEncoding { found.append(decoded) }
+            search = search[range.upperBound...]
+        }
+        return found
+    }
+}

@@ -1,0 +1,42 @@
+/// An error from the PostgreSQL server or from libpq.
+///
+/// `description` carries the server's message, its detail (which names the offending key for
+/// constraint violations) and the SQLSTATE. It never carries the connection string.
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let raw: String
+        public static let connectionFailed = Code(raw: "connection failed")
+        public static let server = Code(raw: "server error")
+        public static let connectionLost = Code(raw: "connection lost")
+        public static let protocolViolation = Code(raw: "unexpected response")
+        public var description: String { raw }
+    }
+
+    public var code: Code
+    public var message: String
+    /// The five-character SQLSTATE, when the server sent one.
+    public var sqlState: String?
+    public var detail: String?
+    public var hint: String?
+
+    public init(code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.sqlState = sqlState
+        self.detail = detail
+        self.hint = hint
+    }
+
+    public var description: String {
+        var text = message
+        if let detail, !detail.isEmpty { text += " (\(detail))" }
+        if let sqlState { text += " [SQLSTATE \(sqlState)]" }
+        return text
+    }
+
+    /// True for errors after which the connection can no longer be used.
+    public var isConnectionFailure: Bool {
+        code == .connectionFailed || code == .connectionLost
+            || sqlState.map { $0.hasPrefix("08") || $0 == "57P01" || $0 == "57P02" || $0 == "57P03" } ?? false
+    }
+}

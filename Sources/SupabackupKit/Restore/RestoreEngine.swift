@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+
+public struct RestoreOptions: Sendable {
+    public var connection: ConnectionString
+    /// The backups folder holding the backup.
+    public var directory: String
+    public var name: String
+    /// Restore only these tables (default: all in the backup).
+    public var tables: [TableFilter]
+    public var dryRun: Bool
+    /// `session_replication_role = replica`: no user triggers, no FK checks.
+    public var disableTriggers: Bool
+
+    public init(
+        connection: ConnectionString, directory: String = "backups", name: String, tables: [TableFilter] = [],
+        dryRun: Bool = false, disableTriggers: Bool = false
+    ) {
+        self.connection = connection
+        self.directory = directory
+        self.name = name
+        self.tables = tables
+        self.dryRun = dryRun
+        self.disableTriggers = disableTriggers
+    }
+}
+
+public struct RestoreResult: Sendable {
+    public struct TableOutcome: Sendable {
+        public var table: TableName
+        public var rows: Int64
+        /// Rows inserted or updated; the others existed with identical values.
+        public var written: Int64
+        /// Rows inserted, when the server can tell (not for partitioned tables).
+        public var inserted: Int64?
+        public var unchanged: Int64 { rows - written }
+    }
+
+    public struct SequenceOutcome: Sendable {
+        public var sequence: TableName
+        /// The value `setval` was given; nextval returns the next one.
+        public var value: Int64?
+        public var note: String?
+    }
+
+    public var name: String
+    public var plan: RestorePlan
+    public var dryRun: Bool
+    public var tables: [TableOutcome]
+    public var sequences: [SequenceOutcome]
+}
+
+/// Restores a backup over one direct connection, in one transaction: all or nothing.
+public struct RestoreEngine {
+    public var options: RestoreOptions
+    public var logger: Logger
+
+    public init(options: RestoreOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run() throws -> RestoreResult {
+        let archive = try BackupArchive.open(name: options.name, in: options.directory)
+        let all = archive.manifest.tables.map(\.tableName)
+        let names = Set(try options.tables.select(from: all, excluding: []))
+        let selected = archive.manifest.tables.filter { names.contains($0.tableName) }
+        // Damaged files are refused before the database is touched.
+        try ArchiveVerifier.checkChecksums(
+            BackupArchive(directory: archive.directory, name: archive.name, manifest: {
+                var subset = archive.manifest
+                subset.tables = selected
+                return subset
+            }()))
+
+        let connection: PostgresConnection
+        do {
+            connection = try PostgresConnection(conninfo: options.connection.raw)
+        } catch var error as PostgresError {
+            error.message = options.connection.redact(error.message)
+            throw error
+        }
+        defer { connection.close() }
+        try Session.configure(connection, applicationName: "supabackup restore", pinSearchPath: false)
+        try connection.execute("BEGIN")
+        let schemas = Array(Set(selected.map(\.schema))).sorted()
+        let target = try Catalog.tables(in: schemas, on: connection)
+        let plan = try RestorePlan(
+            manifest: archive.manifest, tables: selected, target: target, disableTriggers: options.disableTriggers)
+        if options.dryRun {
+            try connection.execute("ROLLBACK")
+            return RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
+        }
+
+        do {
+            let result = try load(plan, archive: archive, connection: connection)
+            try commit(connection, plan: plan)
+            return result
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    private func load(_ plan: RestorePlan, archive: BackupArchive, connection: PostgresConnection) throws -> RestoreResult {
+        try connection.execute("SET CONSTRAINTS ALL DEFERRED")
+        if options.disableTriggers {
+            try connection.execute("SET LOCAL session_replication_role = replica")
+        }
+        try connection.execute(
+            "CREATE TEMP TABLE supabackup_stage (line json NOT NULL) ON COMMIT DROP")
+        var outcomes: [RestoreResult.TableOutcome] = []
+        for step in plan.steps {
+            guard let table = archive.manifest.table(step.table) else { continue }
+            let started = Date()
+            do {
+                try connection.execute("TRUNCATE \(UpsertStatement.stageTable)")
+                try connection.copyIn("COPY \(UpsertStatement.stageTable) (line) FROM STDIN WITH \(RowQuery.copyOptions)") { writer in
+                    try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
+                        try writer.write(chunk)
+                    }
+                }
+                let counts = try connection.query(
+                    UpsertStatement.make(table: step.table, step: step, partitioned: table.kind == "partitioned"))
+                let written = Int64(counts.rows.first?[0] ?? "0") ?? 0
+                let inserted = counts.rows.first?[1].flatMap { Int64($0) }
+                outcomes.append(.init(table: step.table, rows: table.rows, written: written, inserted: inserted))
+                logger.info(
+                    "table restored",
+                    metadata: [
+                        "table": "\(step.table)", "rows": "\(table.rows)", "written": "\(written)",
+                        "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
+                    ])
+            } catch let error as PostgresError {
+                throw RestoreError(table: step.table, underlying: error, advice: advice(for: error, table: step.table, plan: plan))
+            } catch var error as ArchiveError {
+                error.file = error.file ?? table.file
+                throw error
+            }
+        }
+        let sequences = try SequenceReset.apply(
+            archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), on: connection)
+        return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
+    }
+
+    private func commit(_ connection: PostgresConnection, plan: RestorePlan) throws {
+        do {
+            try connection.execute("COMMIT")
+        } catch let error as PostgresError {
+            // Deferred foreign keys are checked here.
+            throw RestoreError(table: nil, underlying: error, advice: nil)
+        }
+    }
+
+    private func advice(for error: PostgresError, table: TableName, plan: RestorePlan) -> String? {
+        guard error.sqlState == "23503" else { return nil }
+        if let cycle = plan.blockedCycles.first(where: { $0.contains(table) }) {
+            return RestorePlan.cycleAdvice(cycle)
+        }
+        return "the referenced rows are neither in the target nor in this restore; restore their table too (or all tables)"
+    }
+}
+
+/// A restore failed; the transaction was rolled back and the target is unchanged.
+public struct RestoreError: Error, CustomStringConvertible, Sendable {
+    /// The table being restored, nil when the failure came at commit.
+    public var table: TableName?
+    public var underlying: PostgresError
+    public var advice: String?
+
+    public var description: String {
+        var text = table.map { "table \($0): " } ?? "at commit: "
+        text += underlying.description
+        if let advice { text += "; \(advice)" }
+        return text + " (rolled back: nothing was changed)"
+    }
+}

@@ -1,0 +1,52 @@
+/// SQL that moves one table's staged NDJSON lines into the target table.
+///
+/// Rows are decoded with `json_to_record` in a LATERAL join (one call per row, not one per
+/// column), typed with the target's own column types. Rows whose key exists are updated only
+/// when a value differs, so a second restore of the same backup changes nothing.
+enum UpsertStatement {
+    static let stageTable = "pg_temp.supabackup_stage"
+
+    /// A statement returning one row: rows written and, where the server can tell (not for
+    /// partitioned tables, which have no `xmax` to read), how many of them were inserted.
+    static func make(table: TableName, step: RestorePlan.Step, partitioned: Bool) -> String {
+        let columns = step.columns
+        let target = "supabackup_target"
+        let recordColumns = columns.filter { $0.encoding != .jsonOmitNull }.map { column -> String in
+            let type = column.encoding == .text ? "text" : column.targetType
+            return SQL.quoteIdentifier(column.name) + " " + type
+        }
+        let values = columns.map { column -> String in
+            let name = SQL.quoteIdentifier(column.name)
+            switch column.encoding {
+            case .json: return "r.\(name)"
+            case .text: return "r.\(name)::\(column.targetType)"
+            case .jsonOmitNull: return "(s.line -> \(SQL.quoteLiteral(column.name)))::\(column.targetType)"
+            }
+        }
+        var sql = "WITH written AS (INSERT INTO \(table.quoted) AS \(target) ("
+        sql += columns.map { SQL.quoteIdentifier($0.name) }.joined(separator: ", ") + ")"
+        if step.overridingSystemValue { sql += " OVERRIDING SYSTEM VALUE" }
+        sql += " SELECT " + (values.isEmpty ? "" : values.joined(separator: ", "))
+        sql += " FROM \(stageTable) s"
+        if !recordColumns.isEmpty {
+            sql += " CROSS JOIN LATERAL json_to_record(s.line) AS r(" + recordColumns.joined(separator: ", ") + ")"
+        }
+        if !step.conflictKey.isEmpty {
+            sql += " ON CONFLICT (" + step.conflictKey.map(SQL.quoteIdentifier).joined(separator: ", ") + ")"
+            let keys = Set(step.conflictKey)
+            let updatable = columns.filter { !keys.contains($0.name) && !$0.insertOnly }.map { SQL.quoteIdentifier($0.name) }
+            if updatable.isEmpty {
+                sql += " DO NOTHING"
+            } else {
+                sql += " DO UPDATE SET " + updatable.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+                // Compare text renderings: exact, and defined for types without equality (json, point).
+                let old = updatable.map { "\(target).\($0)::text" }.joined(separator: ", ")
+                let new = updatable.map { "EXCLUDED.\($0)::text" }.joined(separator: ", ")
+                sql += " WHERE ROW(\(old)) IS DISTINCT FROM ROW(\(new))"
+            }
+        }
+        sql += partitioned ? " RETURNING NULL::boolean AS inserted)" : " RETURNING (xmax = 0) AS inserted)"
+        sql += " SELECT count(*), CASE WHEN bool_or(inserted IS NULL) THEN NULL ELSE count(*) FILTER (WHERE inserted) END FROM written"
+        return sql
+    }
+}

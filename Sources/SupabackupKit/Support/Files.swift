@@ -1,0 +1,149 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file created exclusively with mode 0600 whatever the umask, written with plain `write(2)`.
+final class OutputFile {
+    private var fd: Int32
+    let path: String
+
+    init(creating path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw ArchiveError(.io, "cannot create \(path): \(errnoText())") }
+        fchmod(fd, 0o600)
+    }
+
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ArchiveError(.io, "cannot write \(path): \(errnoText())")
+            }
+            offset += n
+        }
+    }
+
+    func write(_ data: Data) throws {
+        try data.withUnsafeBytes { try write($0) }
+    }
+
+    func syncAndClose() throws {
+        defer {
+            Glibc.close(fd)
+            fd = -1
+        }
+        guard fsync(fd) == 0 else { throw ArchiveError(.io, "cannot sync \(path): \(errnoText())") }
+    }
+}
+
+/// A file read with plain `read(2)`; refuses symbolic links.
+final class InputFile {
+    private var fd: Int32
+    let path: String
+
+    init(opening path: String) throws {
+        self.path = path
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw ArchiveError(.damaged, "is a symbolic link, which an archive never contains") }
+            if errno == ENOENT { throw ArchiveError(.damaged, "is missing") }
+            throw ArchiveError(.io, "cannot open: \(errnoText())")
+        }
+    }
+
+    deinit { close() }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            throw ArchiveError(.io, "cannot read \(path): \(errnoText())")
+        }
+    }
+
+    func close() {
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+    }
+}
+
+enum FileSystem {
+    /// Creates `path` (and missing parents) with mode 0700 whatever the umask.
+    static func makePrivateDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw ArchiveError(.io, "\(path) exists and is not a directory") }
+            return
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty && parent != path { try makePrivateDirectory(parent) }
+        if mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw ArchiveError(.io, "cannot create directory \(path): \(errnoText())")
+        }
+        chmod(path, 0o700)
+    }
+
+    /// Creates a new directory with mode 0700; fails if it exists.
+    static func makeNewPrivateDirectory(_ path: String) throws {
+        guard mkdir(path, 0o700) == 0 else {
+            throw ArchiveError(.io, "cannot create directory \(path): \(errnoText())")
+        }
+        chmod(path, 0o700)
+    }
+
+    static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    /// Renames without replacing an existing target (`renameat2(RENAME_NOREPLACE)` semantics,
+    /// emulated with `link`+`unlink` being unavailable for directories: checks, then renames).
+    static func renameNoReplace(_ from: String, _ to: String) throws {
+        if FileManager.default.fileExists(atPath: to) {
+            throw ArchiveError(.io, "cannot publish backup: \(to) already exists")
+        }
+        guard rename(from, to) == 0 else {
+            throw ArchiveError(.io, "cannot rename \(from) to \(to): \(errnoText())")
+        }
+    }
+
+    static func removeTree(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// lstat-based: true only for a real directory, never a symbolic link to one.
+    static func isRealDirectory(_ path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return false }
+        return (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return false }
+        return (info.st_mode & S_IFMT) == S_IFREG
+    }
+
+    static func fileSize(_ path: String) -> Int64? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return Int64(info.st_size)
+    }
+}
+
+func errnoText() -> String {
+    String(cString: strerror(errno))
+}

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import SupabackupKit
+
+struct RestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a backup into a database: upserts in foreign-key order, in one transaction.",
+        discussion: """
+            Without NAME, lists the backups in DIR and restores nothing. NAME must be a backup folder
+            directly inside DIR. Rows whose primary key exists are updated to the backup's values,
+            others inserted; rows only in the target stay. Triggers fire unless --disable-triggers.
+            """
+    )
+
+    @Argument(help: "The backup's name, as printed by backup and list.")
+    var name: String?
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
+    var directory = "backups"
+
+    @Option(name: .customLong("table"), help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
+    var tables: [String] = []
+
+    @Flag(name: .customLong("dry-run"), help: "Check the archive and the target and print the plan; write nothing.")
+    var dryRun = false
+
+    @Flag(
+        name: .customLong("disable-triggers"),
+        help: "Load with session_replication_role = replica: user triggers and foreign-key checks do not fire.")
+    var disableTriggers = false
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try Terminal.run {
+            guard let name else {
+                let backups = try BackupListing.list(in: directory)
+                if backups.isEmpty {
+                    Terminal.stderr("supabackup: no backups in \(directory); nothing restored")
+                } else {
+                    print(ListCommand.render(backups))
+                    Terminal.stderr("supabackup: nothing restored; pick one: supabackup restore \(backups[0].name) --dir \(directory)")
+                }
+                throw ExitCode(ExitCodes.usage)
+            }
+            let options = RestoreOptions(
+                connection: try connection.connectionString(), directory: directory, name: name,
+                tables: try parseTables(tables), dryRun: dryRun, disableTriggers: disableTriggers)
+            let result = try RestoreEngine(options: options, logger: output.makeLogger("supabackup.restore")).run()
+            for warning in result.plan.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
+            if result.dryRun {
+                print("plan for restoring \(result.name) (dry run, nothing written):")
+                for (index, step) in result.plan.steps.enumerated() {
+                    print("\(index + 1). \(step.table): \(step.rows) rows, \(step.method)")
+                }
+                return
+            }
+            for outcome in result.tables {
+                let detail = outcome.inserted.map { "\($0) inserted, \(outcome.written - $0) updated" } ?? "\(outcome.written) inserted or updated"
+                print("\(outcome.table): \(outcome.rows) rows (\(detail), \(outcome.unchanged) unchanged)")
+            }
+            for sequence in result.sequences {
+                if let value = sequence.value {
+                    print("sequence \(sequence.sequence) set to \(value)")
+                } else if let note = sequence.note {
+                    Terminal.stderr("supabackup: warning: sequence \(sequence.sequence): \(note)")
+                }
+            }
+            print("restored \(result.name)")
+        }
+    }
+}

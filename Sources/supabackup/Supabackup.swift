@@ -1,0 +1,119 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SupabackupKit
+
+@main
+struct SupabackupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "supabackup",
+        abstract: "Back up a Supabase or PostgreSQL database table by table, and restore it.",
+        discussion: """
+            Exit codes: 0 success; 1 failure (database, files; a failed restore changed nothing);
+            3 damaged or unreadable archive; 64 usage error (bad arguments, unknown table or backup).
+            """,
+        version: Supabackup.version,
+        subcommands: [BackupCommand.self, RestoreCommand.self, ListCommand.self, VerifyCommand.self]
+    )
+}
+
+/// Options every command that talks to the database shares.
+struct ConnectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("db-url"),
+        help: ArgumentHelp(
+            "libpq URI or conninfo string (default: $DATABASE_URL, else the PG* variables and ~/.pgpass).",
+            valueName: "url"))
+    var databaseURL: String?
+
+    func connectionString() throws -> ConnectionString {
+        let raw = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
+        return try ConnectionString(raw)
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .shortAndLong, help: "Only errors on stderr.")
+    var quiet = false
+
+    func makeLogger(_ label: String) -> Logger {
+        let level: Logger.Level = quiet ? .error : .info
+        var logger = Logger(label: label) { _ in StderrLogHandler() }
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// One compact line per event on stderr: `supabackup: message key=value ...`.
+struct StderrLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var line = "supabackup: "
+        if event.level >= .warning { line += "\(event.level): " }
+        line += "\(event.message)"
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        for key in all.keys.sorted() { line += " \(key)=\(all[key]!)" }
+        Terminal.stderr(line)
+    }
+}
+
+enum Terminal {
+    static func stderr(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// Runs a command body, turning library errors into one line on stderr and an exit code.
+    static func run(_ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            let (message, code) = describe(error)
+            stderr("supabackup: error: " + message.replacingOccurrences(of: "\n", with: " "))
+            throw ExitCode(code)
+        }
+    }
+
+    static func describe(_ error: Error) -> (String, Int32) {
+        switch error {
+        case let error as UsageError: return (error.message, ExitCodes.usage)
+        case let error as ArchiveError:
+            switch error.code {
+            case .invalidName, .notFound: return (error.description, ExitCodes.usage)
+            case .damaged, .unsupported: return (error.description, ExitCodes.damaged)
+            default: return (error.description, ExitCodes.failure)
+            }
+        case let error as RestoreValidationError: return (error.description, ExitCodes.failure)
+        default: return ("\(error)", ExitCodes.failure)
+        }
+    }
+}
+
+enum ExitCodes {
+    static let failure: Int32 = 1
+    static let damaged: Int32 = 3
+    static let usage: Int32 = 64
+}
+
+func formatBytes(_ bytes: Int64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(bytes) B" : String(format: "%.1f %@", value, units[unit])
+}
+
+func parseTables(_ values: [String]) throws -> [TableFilter] {
+    try values.map { try TableFilter(parsing: $0) }
+}
