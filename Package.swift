@@ -43,7 +43,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["SupabackupKit"],
+            dependencies: ["SupabackupKit", .product(name: "Logging", package: "swift-log")],
             path: "Tests/TestSupport"
         ),
         .testTarget(

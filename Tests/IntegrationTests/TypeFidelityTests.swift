@@ -1,0 +1,95 @@
+import Foundation
+import SupabackupKit
+import Testing
+import TestSupport
+
+@Suite("Type fidelity")
+struct TypeFidelityTests {
+    @Test("backup then restore into an empty copy reproduces every value exactly")
+    func roundTrip() throws {
+        let source = try TestDatabase("types_src")
+        try source.run(sqlFile: "fixtures/types.sql")
+        let target = try TestDatabase("types_dst")
+        try target.run(sqlFile: "fixtures/types.sql")
+        try target.execute("TRUNCATE public.types")
+        let directory = try TemporaryDirectory()
+
+        let result = try backup(source, into: directory)
+        try restore(result.name, from: directory, into: target)
+
+        let expected = try rowTexts(source, "public.types")
+        #expect(expected.count == 4)
+        #expect(try rowTexts(target, "public.types") == expected)
+        // Column by column, so a failure names the column.
+        let columns = try source.rows(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'public.types'::regclass AND attnum > 0 ORDER BY attnum")
+        for column in columns.map({ $0[0]! }) {
+            let query = "SELECT id, \(SQL.quoteIdentifier(column))::text, \(SQL.quoteIdentifier(column)) IS NULL FROM public.types ORDER BY 1"
+            #expect(try target.rows(query) == source.rows(query), "column \(column)")
+        }
+    }
+
+    @Test("JSON null and SQL NULL stay distinct in json and jsonb columns")
+    func jsonNulls() throws {
+        let source = try TestDatabase("jsonnull_src")
+        try source.execute(
+            """
+            CREATE TABLE t (id int PRIMARY KEY, j json, jb jsonb);
+            INSERT INTO t VALUES (1, 'null', 'null'), (2, NULL, NULL), (3, '{"a":null}', '{"a":null}');
+            """)
+        let target = try TestDatabase("jsonnull_dst")
+        try target.execute("CREATE TABLE t (id int PRIMARY KEY, j json, jb jsonb)")
+        let directory = try TemporaryDirectory()
+        let result = try backup(source, into: directory)
+        try restore(result.name, from: directory, into: target)
+        let query = "SELECT id, j IS NULL, j::text, jb IS NULL, jb::text FROM t ORDER BY id"
+        #expect(try target.rows(query) == source.rows(query))
+        #expect(try target.scalar("SELECT count(*) FROM t WHERE jb IS NULL") == "1")
+    }
+
+    @Test("every NDJSON line is one JSON object without raw newlines")
+    func linesAreSafe() throws {
+        let source = try TestDatabase("lines")
+        try source.run(sqlFile: "fixtures/types.sql")
+        let directory = try TemporaryDirectory()
+        let result = try backup(source, into: directory)
+        let table = try #require(result.manifest.tables.first { $0.name == "types" })
+        let path = result.path + "/" + table.file
+        let text = try decompress(path)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == 4)
+        for line in lines {
+            #expect(JSONValidator.isObject(String(line)))
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object != nil)
+        }
+        // jsonb SQL NULL leaves the key out; JSON null is written as null.
+        let row3 = try #require(lines.first { $0.hasPrefix("{\"id\":3,") })
+        #expect(!row3.contains("\"jb\":"))
+        let row2 = try #require(lines.first { $0.hasPrefix("{\"id\":2,") })
+        #expect(row2.contains("\"jb\":null"))
+        #expect(row2.contains("\"j\":\"null\""))
+        #expect(table.columns.first { $0.name == "j" }?.encoding == .text)
+        #expect(table.columns.first { $0.name == "jb" }?.encoding == .jsonOmitNull)
+        #expect(table.columns.first { $0.name == "djb" }?.encoding == .jsonOmitNull)
+        #expect(table.columns.first { $0.name == "ja" }?.encoding == .text)
+        #expect(table.columns.first { $0.name == "n" }?.encoding == .json)
+        // Big numbers are written as the server printed them, digit for digit.
+        #expect(text.contains("\"i8\":9223372036854775807"))
+        #expect(text.contains("\"n\":123456789012345678901234567890123456789012.1234567890123"))
+    }
+}
+
+/// The decompressed text of a `.zst` file, through the zstd command line tool.
+func decompress(_ path: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["zstd", "-dc", path]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0)
+    return String(decoding: data, as: UTF8.self)
+}

@@ -1,0 +1,29 @@
+# Installs what a fresh Debian machine lacks for building and testing supabackup.
+# Packages: PostgreSQL server and client, libpq and libzstd headers, the zstd CLI, pkg-config.
+
+deps_missing() {
+  local missing=()
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  pkg-config --exists libpq 2>/dev/null || missing+=(libpq-dev)
+  pkg-config --exists libzstd 2>/dev/null || missing+=(libzstd-dev)
+  command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+  command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  echo "${missing[@]}"
+}
+
+deps_install() {
+  local missing
+  missing=$(deps_missing)
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing: $missing" >&2
+    apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  else
+    echo "missing packages: $missing (install them with: sudo apt-get install $missing)" >&2
+    return 1
+  fi
+}

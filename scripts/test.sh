@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against a throwaway PostgreSQL (started here, stopped at exit).
+# Extra arguments go to `swift test` (e.g. --filter RestoreTests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/deps.sh
+source scripts/lib/pg.sh
+deps_install
+
+swift build --build-tests 2>&1 | grep -E "error|warning: |Compiling|Build" | grep -v "^Compiling" | tail -n 20 >&2 || true
+swift build --build-tests >/dev/null
+
+pg_start
+export SUPABACKUP_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
+export SUPABACKUP_BIN="$(swift build --show-bin-path)/supabackup"
+export SUPABACKUP_SQL_DIR="$PWD/sql"
+swift test --skip-build "$@"
