@@ -29,15 +29,7 @@ public struct VerifyReport: Sendable {
 public enum ArchiveVerifier {
     public static func verify(_ archive: BackupArchive) -> VerifyReport {
         var report = VerifyReport(name: archive.name, tables: [], problems: [])
-        let dataPath = (archive.path as NSString).appendingPathComponent(BackupArchive.dataDirectory)
-        if !archive.manifest.tables.isEmpty && !FileSystem.isRealDirectory(dataPath) {
-            report.problems.append("data/: missing or not a directory")
-        } else if let entries = try? FileManager.default.contentsOfDirectory(atPath: dataPath) {
-            let listed = Set(archive.manifest.tables.map { String($0.file.dropFirst(BackupArchive.dataDirectory.count + 1)) })
-            for entry in entries.sorted() where !listed.contains(entry) {
-                report.problems.append("data/\(BackupName.printable(entry)): not listed in the manifest")
-            }
-        }
+        report.problems = layoutProblems(archive)
         for table in archive.manifest.tables {
             var check = VerifyReport.TableCheck(
                 table: table.tableName, file: table.file, rows: 0, bytes: 0, problem: nil)
@@ -55,9 +47,27 @@ public enum ArchiveVerifier {
         return report
     }
 
-    /// Only size and SHA-256 of every data file: the cheap check before a restore writes.
-    public static func checkChecksums(_ archive: BackupArchive) throws {
-        for table in archive.manifest.tables {
+    /// Problems with the data folder itself: missing, or holding files the manifest does not list.
+    static func layoutProblems(_ archive: BackupArchive) -> [String] {
+        var problems: [String] = []
+        let dataPath = (archive.path as NSString).appendingPathComponent(BackupArchive.dataDirectory)
+        if !FileSystem.isRealDirectory(dataPath) {
+            if !archive.manifest.tables.isEmpty { problems.append("data/: missing or not a directory") }
+        } else if let entries = try? FileManager.default.contentsOfDirectory(atPath: dataPath) {
+            let prefix = BackupArchive.dataDirectory.count + 1
+            let listed = Set(archive.manifest.tables.map { String($0.file.dropFirst(prefix)) })
+            for entry in entries.sorted() where !listed.contains(entry) {
+                problems.append("data/\(BackupName.printable(entry)): not listed in the manifest")
+            }
+        }
+        return problems
+    }
+
+    /// Only the folder layout and the size and SHA-256 of every data file (no decompression):
+    /// the cheap check a restore makes before it writes.
+    public static func checkChecksums(_ archive: BackupArchive, tables: [Manifest.Table]) throws {
+        if let problem = layoutProblems(archive).first { throw ArchiveError(.damaged, problem) }
+        for table in tables {
             let path = archive.dataPath(table)
             do {
                 let file = try InputFile(opening: path)

@@ -200,7 +200,10 @@ public final class PostgresConnection {
         var message = String(cString: text)
         while message.last?.isWhitespace == true { message.removeLast() }
         // libpq prefixes multi-line messages; keep one line for the user.
-        return message.split(separator: "\n").map { $0.trimmingPrefix("FATAL:  ") }.joined(separator: "; ")
+        return message.split(separator: "\n")
+            .map { $0.trimmingPrefix("FATAL:  ").trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+            .joined(separator: "; ")
     }
 }
 

@@ -66,12 +66,7 @@ public struct RestoreEngine {
         let names = Set(try options.tables.select(from: all, excluding: []))
         let selected = archive.manifest.tables.filter { names.contains($0.tableName) }
         // Damaged files are refused before the database is touched.
-        try ArchiveVerifier.checkChecksums(
-            BackupArchive(directory: archive.directory, name: archive.name, manifest: {
-                var subset = archive.manifest
-                subset.tables = selected
-                return subset
-            }()))
+        try ArchiveVerifier.checkChecksums(archive, tables: selected)
 
         let connection: PostgresConnection
         do {

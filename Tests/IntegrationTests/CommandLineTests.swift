@@ -1,0 +1,134 @@
+import Foundation
+import SupabackupKit
+import Testing
+import TestSupport
+
+/// The command line as users' scripts see it: stdout, stderr, exit codes.
+@Suite("Command line")
+struct CommandLineTests {
+    @Test("backup prints the name as its last stdout line; list, verify and restore take it")
+    func endToEnd() throws {
+        let (source, target) = try sourceAndTarget("cli", schema: "sample/schema.sql", data: "sample/data.sql")
+        let directory = try TemporaryDirectory()
+        let backup = try CLI.run(["backup", "--db-url", source.url, "--out", directory.path])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let name = backup.lastLine
+        #expect(BackupName.date(of: name) != nil)
+        #expect(backup.stderr.contains("public.users"))
+
+        let list = try CLI.run(["list", "--dir", directory.path])
+        #expect(list.status == 0)
+        #expect(list.stdout.contains(name) && list.stdout.contains("direct") && list.stdout.contains("12655"))
+
+        let json = try CLI.run(["list", "--dir", directory.path, "--json"])
+        let entries = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        #expect(entries?.first?["name"] as? String == name)
+        #expect(entries?.first?["rows"] as? Int == 12655)
+
+        let verify = try CLI.run(["verify", name, "--dir", directory.path])
+        #expect(verify.status == 0)
+        #expect(verify.stdout.contains("intact"))
+
+        let dry = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", target.url, "--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("public.users: 200 rows, upsert on (id)"))
+        #expect(try target.scalar("SELECT count(*) FROM public.users") == "0")
+
+        let restore = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", target.url])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try target.digest("public.projects") == source.digest("public.projects"))
+    }
+
+    @Test("restore without a name lists the backups, says how to pick one, and restores nothing")
+    func restoreWithoutName() throws {
+        let source = try TestDatabase("noname")
+        try source.execute("CREATE TABLE public.a (id int PRIMARY KEY)")
+        let directory = try TemporaryDirectory()
+        let name = try CLI.run(["backup", "--db-url", source.url, "--out", directory.path]).lastLine
+        let result = try CLI.run(["restore", "--dir", directory.path, "--db-url", source.url])
+        #expect(result.status == 64)
+        #expect(result.stdout.contains(name))
+        #expect(result.stderr.contains("supabackup restore \(name)"))
+    }
+
+    @Test(
+        "names that are paths, dot-dot, or unknown are refused with one line",
+        arguments: ["../x", "..", ".", "/etc", "a/b", "2025-01-01T00-00-00-000Z", "x;rm -rf", "a\u{1}b", "'quoted'"])
+    func badNames(_ name: String) throws {
+        let directory = try TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: directory.file("x"), withIntermediateDirectories: true)
+        for command in [["verify", name], ["restore", name, "--db-url", "postgresql://127.0.0.1:1/none"]] {
+            let result = try CLI.run(command + ["--dir", directory.path])
+            #expect(result.status == 64, "\(command): \(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+            #expect(result.stderr.hasPrefix("supabackup: error: "))
+        }
+    }
+
+    @Test("the password in a URL appears nowhere: not in output, errors, or the archive")
+    func noPasswordLeaks() throws {
+        let password = "S3cret-pass_word~42"
+        let source = try TestDatabase("secrets")
+        try source.execute(
+            """
+            CREATE TABLE public.a (id int PRIMARY KEY, note text); INSERT INTO public.a VALUES (1, 'hello');
+            DO $$ BEGIN
+              IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'supabackup_pw') THEN
+                CREATE ROLE supabackup_pw LOGIN SUPERUSER PASSWORD '\(password)';
+              END IF;
+            END $$;
+            """)
+        let url = try TestServer.url(database: source.name).replacingOccurrences(of: "postgres@", with: "supabackup_pw:\(password)@")
+        let environment = ["PGPASSWORD": "", "PGUSER": ""]
+        let directory = try TemporaryDirectory()
+        let backup = try CLI.run(["backup", "--db-url", url, "--out", directory.path], environment: environment)
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let verify = try CLI.run(["verify", backup.lastLine, "--dir", directory.path])
+        let restore = try CLI.run(
+            ["restore", backup.lastLine, "--dir", directory.path, "--db-url", url], environment: environment)
+        #expect(restore.status == 0, "\(restore.stderr)")
+        let wrong = try CLI.run(
+            ["backup", "--db-url", url.replacingOccurrences(of: password, with: password + "X"), "--out", directory.path],
+            environment: environment)
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("password authentication failed"))
+        let conninfo = try CLI.run(
+            ["backup", "--db-url", "host=127.0.0.1 port=1 user=x password=\(password) dbname=none", "--out", directory.path])
+        #expect(conninfo.status == 1)
+        let malformed = try CLI.run(["backup", "--db-url", "postgresql://u:\(password)@host:notaport/db", "--out", directory.path])
+        #expect(malformed.status == 1)
+
+        for result in [backup, verify, restore, wrong, conninfo, malformed] {
+            #expect(!result.stdout.contains(password) && !result.stderr.contains(password))
+        }
+        let archive = directory.path + "/" + backup.lastLine
+        let manifest = try String(contentsOfFile: archive + "/manifest.json", encoding: .utf8)
+        #expect(!manifest.contains(password))
+        #expect(manifest.contains("supabackup_pw"))
+        for file in try FileManager.default.contentsOfDirectory(atPath: archive + "/data") {
+            #expect(!(try decompress(archive + "/data/" + file)).contains(password))
+        }
+    }
+
+    @Test("DATABASE_URL is used when --db-url is absent")
+    func databaseURLFromEnvironment() throws {
+        let source = try TestDatabase("envurl")
+        try source.execute("CREATE TABLE public.from_env (id int)")
+        let directory = try TemporaryDirectory()
+        let result = try CLI.run(["backup", "--out", directory.path], environment: ["DATABASE_URL": source.url])
+        #expect(result.status == 0, "\(result.stderr)")
+        let archive = try BackupArchive.open(name: result.lastLine, in: directory.path)
+        #expect(archive.manifest.tables.map(\.name) == ["from_env"])
+    }
+
+    @Test("an unknown table is a usage error naming it, and creates no backup folder")
+    func unknownTable() throws {
+        let source = try TestDatabase("unknown")
+        try source.execute("CREATE TABLE public.a (id int)")
+        let directory = try TemporaryDirectory()
+        let result = try CLI.run(["backup", "--db-url", source.url, "--out", directory.path, "--table", "nosuch"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("nosuch"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+}
