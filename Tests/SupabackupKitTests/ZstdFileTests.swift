@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+@testable import SupabackupKit
+
+@Suite("zstd files")
+struct ZstdFileTests {
+    @Test("what is written reads back, with the same size and SHA-256")
+    func roundTrip() throws {
+        let path = NSTemporaryDirectory() + "zstd-\(UUID().uuidString).zst"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try ZstdFileWriter(path: path, level: 3)
+        var expected = Data()
+        for i in 0..<50_000 {
+            let line = Data("{\"i\":\(i),\"s\":\"\(String(repeating: "x", count: i % 97))\"}\n".utf8)
+            expected.append(line)
+            try writer.write(line)
+        }
+        let (bytes, sha256) = try writer.finish()
+        var read = Data()
+        let result = try ZstdFileReader(path: path).read { read.append(contentsOf: $0) }
+        #expect(read == expected)
+        #expect(result.bytes == bytes && result.sha256 == sha256)
+        #expect(Int64(try FileManager.default.attributesOfItem(atPath: path)[.size] as! Int) == bytes)
+    }
+
+    @Test("a truncated file is damage, not a short table")
+    func truncated() throws {
+        let path = NSTemporaryDirectory() + "zstd-\(UUID().uuidString).zst"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let writer = try ZstdFileWriter(path: path, level: 3)
+        for i in 0..<10_000 { try writer.write(Data("{\"i\":\(i)}\n".utf8)) }
+        _ = try writer.finish()
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        try data.prefix(data.count - 7).write(to: URL(fileURLWithPath: path))
+        #expect { try ZstdFileReader(path: path).read { _ in } } throws: { ($0 as? ArchiveError)?.code == .damaged }
+    }
+
+    @Test("an existing file is never overwritten")
+    func exclusive() throws {
+        let path = NSTemporaryDirectory() + "zstd-\(UUID().uuidString).zst"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        FileManager.default.createFile(atPath: path, contents: Data("keep".utf8))
+        #expect(throws: ArchiveError.self) { try ZstdFileWriter(path: path, level: 3) }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep")
+    }
+}
