@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): supabackup against pg_dump/pg_restore, side by side in one run, on a
+# generated table (uuid, jsonb, numeric, text[], timestamptz). Prints medians, ratios and
+# supabackup's peak resident memory.
+#   ROWS=2000000 RUNS=3 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/deps.sh
+source scripts/lib/pg.sh
+deps_install
+if [ ! -x /usr/bin/time ]; then
+  [ "$(id -u)" = 0 ] && { apt-get update -qq >/dev/null; apt-get install -y -qq time >/dev/null; }
+fi
+ROWS=${ROWS:-2000000}
+RUNS=${RUNS:-3}
+
+swift build -c release --product supabackup 2>&1 | tail -n 1 >&2
+BIN="$(swift build -c release --show-bin-path)/supabackup"
+
+pg_start
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/supabackup-bench.XXXXXX")
+trap 'pg_stop; rm -rf "$WORK"' EXIT
+
+SCHEMA="CREATE TABLE public.bench (id uuid PRIMARY KEY, doc jsonb, amount numeric, tags text[], created_at timestamptz);"
+for db in source target_sb target_pg; do createdb "$db"; psql -q -d "$db" -c "$SCHEMA"; done
+echo "generating $ROWS rows..." >&2
+psql -q -d source -c "
+  INSERT INTO public.bench
+  SELECT md5(i::text)::uuid,
+         jsonb_build_object('i', i, 'name', 'item ' || i, 'flags', jsonb_build_array(i % 2 = 0, i % 3 = 0), 'score', i * 0.001),
+         (i * 1.2345)::numeric(14, 4), ARRAY['tag' || (i % 10), 'group' || (i % 7)],
+         timestamptz '2025-01-01' + i * interval '1 second'
+  FROM generate_series(1, $ROWS) AS i;"
+psql -q -d source -c "VACUUM ANALYZE public.bench"
+echo "table size: $(psql -d source -Atc "SELECT pg_size_pretty(pg_total_relation_size('public.bench'))")" >&2
+
+# timed LABEL CMD...: appends "seconds kilobytes" to $WORK/LABEL
+timed() {
+  local label=$1
+  shift
+  /usr/bin/time -f "%e %M" -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err" || { cat "$WORK/cmd.err" >&2; return 1; }
+  cat "$WORK/time.out" >> "$WORK/$label"
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+peak() { awk '{ print $2 }' "$WORK/$1" | sort -n | tail -n 1; }
+
+for run in $(seq "$RUNS"); do
+  echo "run $run/$RUNS" >&2
+  rm -rf "$WORK/backups" "$WORK/dump"
+  timed sb_backup "$BIN" backup --db-url "postgresql://postgres@127.0.0.1:$PGPORT/source" --out "$WORK/backups" --quiet
+  timed pg_dump "$PG_BINDIR/pg_dump" --data-only -Fd -f "$WORK/dump" -t public.bench source
+  NAME=$(ls "$WORK/backups")
+
+  psql -q -d target_sb -c "TRUNCATE public.bench"
+  timed sb_restore_empty "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "postgresql://postgres@127.0.0.1:$PGPORT/target_sb" --quiet
+  timed sb_restore_conflict "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "postgresql://postgres@127.0.0.1:$PGPORT/target_sb" --quiet
+  psql -q -d target_pg -c "TRUNCATE public.bench"
+  timed pg_restore "$PG_BINDIR/pg_restore" --data-only -d target_pg "$WORK/dump"
+done
+
+t() { awk '{ print $1 }' "$WORK/$1" | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+sb_size=$(du -sk "$WORK/backups" | awk '{ print $1 }')
+pg_size=$(du -sk "$WORK/dump" | awk '{ print $1 }')
+printf '\n%s rows, median of %s runs (seconds)\n' "$ROWS" "$RUNS"
+printf '%-34s %10s %10s %8s\n' "" supabackup pg_dump ratio
+printf '%-34s %10s %10s %8s\n' "backup" "$(t sb_backup)" "$(t pg_dump)" "$(ratio "$(t sb_backup)" "$(t pg_dump)")"
+printf '%-34s %10s %10s %8s\n' "restore into empty table" "$(t sb_restore_empty)" "$(t pg_restore)" "$(ratio "$(t sb_restore_empty)" "$(t pg_restore)")"
+printf '%-34s %10s %10s %8s\n' "restore, every row conflicts" "$(t sb_restore_conflict)" "$(t pg_restore)" "$(ratio "$(t sb_restore_conflict)" "$(t pg_restore)")"
+printf '%-34s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
+printf 'supabackup peak RSS: backup %s MB, restore %s MB (limit 100 MB)\n' \
+  "$(( $(peak sb_backup) / 1024 ))" "$(( $(peak sb_restore_empty) > $(peak sb_restore_conflict) ? $(peak sb_restore_empty) / 1024 : $(peak sb_restore_conflict) / 1024 ))"
