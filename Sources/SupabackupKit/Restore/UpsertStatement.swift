@@ -11,7 +11,7 @@ enum UpsertStatement {
     static func make(table: TableName, step: RestorePlan.Step, partitioned: Bool) -> String {
         let columns = step.columns
         let target = "supabackup_target"
-        let recordColumns = columns.filter { $0.encoding != .jsonOmitNull }.map { column -> String in
+        let recordColumns = columns.map { column -> String in
             let type = column.encoding == .text ? "text" : column.targetType
             return SQL.quoteIdentifier(column.name) + " " + type
         }
@@ -20,7 +20,10 @@ enum UpsertStatement {
             switch column.encoding {
             case .json: return "r.\(name)"
             case .text: return "r.\(name)::\(column.targetType)"
-            case .jsonOmitNull: return "(s.line -> \(SQL.quoteLiteral(column.name)))::\(column.targetType)"
+            case .jsonOmitNull:
+                // json_to_record turns JSON null into SQL NULL; only then look again, where an
+                // absent key (SQL NULL) and a present null (JSON null) differ.
+                return "coalesce(r.\(name), (s.line -> \(SQL.quoteLiteral(column.name)))::\(column.targetType))"
             }
         }
         var sql = "WITH written AS (INSERT INTO \(table.quoted) AS \(target) ("
