@@ -109,8 +109,8 @@ enum FileSystem {
         }
     }
 
-    /// Renames without replacing an existing target (`renameat2(RENAME_NOREPLACE)` semantics,
-    /// emulated with `link`+`unlink` being unavailable for directories: checks, then renames).
+    /// Renames unless the target exists. Not atomic on its own: callers own the target name
+    /// through a reservation (the exclusively created partial folder), so nobody else races for it.
     static func renameNoReplace(_ from: String, _ to: String) throws {
         if FileManager.default.fileExists(atPath: to) {
             throw ArchiveError(.io, "cannot publish backup: \(to) already exists")
