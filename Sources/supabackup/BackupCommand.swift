@@ -37,7 +37,7 @@ struct BackupCommand: ParsableCommand {
     func run() throws {
         try Terminal.run {
             let options = BackupOptions(
-                connection: try connection.connectionString(), outputDirectory: directory,
+                transport: try connection.backupTransport(), outputDirectory: directory,
                 schemas: schemas.isEmpty ? ["public"] : schemas, tables: try parseTables(tables),
                 excludeTables: try parseTables(excludeTables), compressionLevel: compressionLevel)
             let logger = output.makeLogger("supabackup.backup")

@@ -47,7 +47,7 @@ struct RestoreCommand: ParsableCommand {
                 throw ExitCode(ExitCodes.usage)
             }
             let options = RestoreOptions(
-                connection: try connection.connectionString(), directory: directory, name: name,
+                target: try connection.restoreTarget(), directory: directory, name: name,
                 tables: try parseTables(tables), dryRun: dryRun, disableTriggers: disableTriggers)
             let result = try RestoreEngine(options: options, logger: output.makeLogger("supabackup.restore")).run()
             for warning in result.plan.warnings { Terminal.stderr("supabackup: warning: \(warning)") }

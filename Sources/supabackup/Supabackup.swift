@@ -17,7 +17,11 @@ struct SupabackupCommand: ParsableCommand {
     )
 }
 
-/// Options every command that talks to the database shares.
+enum TransportMode: String, ExpressibleByArgument, CaseIterable {
+    case auto, direct, rest
+}
+
+/// How to reach the database: a libpq connection string, or the project's REST API.
 struct ConnectionOptions: ParsableArguments {
     @Option(
         name: .customLong("db-url"),
@@ -26,9 +30,81 @@ struct ConnectionOptions: ParsableArguments {
             valueName: "url"))
     var databaseURL: String?
 
+    @Option(
+        name: .customLong("rest-url"),
+        help: ArgumentHelp("Supabase project URL or PostgREST root (default: $SUPABASE_URL).", valueName: "url"))
+    var restURL: String?
+
+    @Option(
+        name: .customLong("service-key-file"),
+        help: ArgumentHelp(
+            "File holding the service_role or secret key (default: $SUPABASE_SERVICE_ROLE_KEY).", valueName: "file"))
+    var serviceKeyFile: String?
+
+    @Option(help: "auto: direct when a database URL is set, REST when only REST settings are; direct, then REST if it fails, when both are.")
+    var mode: TransportMode = .auto
+
+    @Option(name: .customLong("page-size"), help: "REST mode: rows per request.")
+    var pageSize = 1000
+
+    func validate() throws {
+        guard pageSize >= 1 && pageSize <= 1_000_000 else { throw ValidationError("--page-size must be between 1 and 1000000") }
+    }
+
+    private var environment: [String: String] { ProcessInfo.processInfo.environment }
+
     func connectionString() throws -> ConnectionString {
-        let raw = databaseURL ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
-        return try ConnectionString(raw)
+        try ConnectionString(databaseURL ?? environment["DATABASE_URL"] ?? "")
+    }
+
+    /// REST settings, or nil when no REST URL is configured.
+    func restSettings(required: Bool) throws -> RESTSettings? {
+        guard let url = restURL ?? environment["SUPABASE_URL"], !url.isEmpty else {
+            if required { throw UsageError("REST mode needs --rest-url or SUPABASE_URL") }
+            return nil
+        }
+        let key: String
+        if let file = serviceKeyFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw UsageError("cannot read the service key file \(file)")
+            }
+            key = text
+        } else if let value = environment["SUPABASE_SERVICE_ROLE_KEY"], !value.isEmpty {
+            key = value
+        } else {
+            throw UsageError("REST mode needs the service_role or secret key: set SUPABASE_SERVICE_ROLE_KEY or use --service-key-file")
+        }
+        var settings = try RESTSettings(url: url, key: try APIKey(key))
+        settings.pageSize = pageSize
+        return settings
+    }
+
+    func backupTransport() throws -> BackupTransport {
+        let hasDatabaseURL = databaseURL != nil || environment["DATABASE_URL"] != nil
+        switch mode {
+        case .direct:
+            return .direct(try connectionString())
+        case .rest:
+            return .rest(try restSettings(required: true)!)
+        case .auto:
+            let rest = try restSettings(required: false)
+            switch (hasDatabaseURL, rest) {
+            case (true, let rest?): return .directThenREST(try connectionString(), rest)
+            case (false, let rest?): return .rest(rest)
+            default: return .direct(try connectionString())
+            }
+        }
+    }
+
+    func restoreTarget() throws -> RestoreTarget {
+        let hasDatabaseURL = databaseURL != nil || environment["DATABASE_URL"] != nil
+        switch mode {
+        case .direct: return .direct(try connectionString())
+        case .rest: return .rest(try restSettings(required: true)!)
+        case .auto:
+            if !hasDatabaseURL, let rest = try restSettings(required: false) { return .rest(rest) }
+            return .direct(try connectionString())
+        }
     }
 }
 
@@ -92,6 +168,8 @@ enum Terminal {
             default: return (error.description, ExitCodes.failure)
             }
         case let error as RestoreValidationError: return (error.description, ExitCodes.failure)
+        case let error as RESTError where error.status == nil && error.message.hasPrefix("invalid"):
+            return (error.description, ExitCodes.usage)
         default: return ("\(error)", ExitCodes.failure)
         }
     }

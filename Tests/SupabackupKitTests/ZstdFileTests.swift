@@ -40,7 +40,7 @@ struct ZstdFileTests {
     func exclusive() throws {
         let path = NSTemporaryDirectory() + "zstd-\(UUID().uuidString).zst"
         defer { try? FileManager.default.removeItem(atPath: path) }
-        FileManager.default.createFile(atPath: path, contents: Data("keep".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("keep".utf8))
         #expect(throws: ArchiveError.self) { try ZstdFileWriter(path: path, level: 3) }
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep")
     }

@@ -1,8 +1,16 @@
 import Foundation
 import Logging
 
+/// Which transport a backup reads through.
+public enum BackupTransport: Sendable {
+    case direct(ConnectionString)
+    case rest(RESTSettings)
+    /// Direct first; if the connection fails, say why and use REST.
+    case directThenREST(ConnectionString, RESTSettings)
+}
+
 public struct BackupOptions: Sendable {
-    public var connection: ConnectionString
+    public var transport: BackupTransport
     /// The backups folder; the backup becomes `outputDirectory/NAME`.
     public var outputDirectory: String
     public var schemas: [String]
@@ -11,15 +19,25 @@ public struct BackupOptions: Sendable {
     public var compressionLevel: Int32
 
     public init(
-        connection: ConnectionString, outputDirectory: String = "backups", schemas: [String] = ["public"],
+        transport: BackupTransport, outputDirectory: String = "backups", schemas: [String] = ["public"],
         tables: [TableFilter] = [], excludeTables: [TableFilter] = [], compressionLevel: Int32 = 3
     ) {
-        self.connection = connection
+        self.transport = transport
         self.outputDirectory = outputDirectory
         self.schemas = schemas
         self.tables = tables
         self.excludeTables = excludeTables
         self.compressionLevel = compressionLevel
+    }
+
+    /// A direct-mode backup.
+    public init(
+        connection: ConnectionString, outputDirectory: String = "backups", schemas: [String] = ["public"],
+        tables: [TableFilter] = [], excludeTables: [TableFilter] = [], compressionLevel: Int32 = 3
+    ) {
+        self.init(
+            transport: .direct(connection), outputDirectory: outputDirectory, schemas: schemas, tables: tables,
+            excludeTables: excludeTables, compressionLevel: compressionLevel)
     }
 }
 
@@ -29,7 +47,7 @@ public struct BackupResult: Sendable {
     public var manifest: Manifest
 }
 
-/// Backs up tables over one direct connection, in one `REPEATABLE READ` snapshot.
+/// Backs up tables from a source (direct or REST) into a new archive.
 ///
 /// The backup is written into a hidden `.NAME.partial` folder and renamed to `NAME` only after
 /// the manifest is on disk; any error removes the partial folder.
@@ -44,31 +62,27 @@ public struct BackupEngine {
 
     public func run(now: Date = Date()) throws -> BackupResult {
         guard !options.schemas.isEmpty else { throw UsageError("no schema to back up") }
-        let connection: PostgresConnection
-        do {
-            connection = try PostgresConnection(conninfo: options.connection.raw)
-        } catch var error as PostgresError {
-            error.message = options.connection.redact(error.message)
-            throw error
-        }
-        defer { connection.close() }
-        try Session.configure(connection, applicationName: "supabackup backup", pinSearchPath: true)
-        try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        // row_security = off makes RLS an error instead of a silently partial backup.
-        try connection.execute("SET LOCAL row_security = off")
-
-        let selected = try selectTables(connection)
-        if !selected.isEmpty {
-            // Like pg_dump: keep the tables from being dropped or altered while we read them.
-            try connection.execute(
-                "LOCK TABLE " + selected.map(\.tableName.quoted).joined(separator: ", ") + " IN ACCESS SHARE MODE")
-        }
+        let source = try makeSource()
+        let selected = try selectTables(source)
+        try source.prepare(selected)
 
         let folder = try PartialBackupFolder(in: options.outputDirectory, startingAt: now)
         do {
-            var manifest = try writeTables(selected, connection: connection, folder: folder, now: now)
-            try connection.execute("COMMIT")
-            manifest.finishedAt = BackupName.iso8601(Date())
+            var entries: [Manifest.Table] = []
+            var fileNames = DataFileName()
+            for table in selected {
+                entries.append(try write(table, from: source, to: folder, fileName: fileNames.next(for: table.name)))
+            }
+            let sequences = try source.sequences(feeding: selected)
+            let (origin, serverVersion) = try source.source()
+            try source.finish()
+            let manifest = Manifest(
+                format: Manifest.formatName, formatVersion: Manifest.currentFormatVersion,
+                toolVersion: Supabackup.version, name: folder.name, startedAt: BackupName.iso8601(folder.startedAt),
+                finishedAt: BackupName.iso8601(Date()), mode: source.mode, source: origin,
+                serverVersion: serverVersion, consistentSnapshot: source.consistentSnapshot, schemas: options.schemas,
+                tables: entries, restoreOrder: RestoreOrder(manifestTables: entries).order, sequences: sequences,
+                warnings: source.warnings)
             let path = try folder.publish(manifest)
             logger.info("backup complete", metadata: ["name": "\(folder.name)", "tables": "\(manifest.tables.count)"])
             return BackupResult(name: folder.name, path: path, manifest: manifest)
@@ -78,73 +92,49 @@ public struct BackupEngine {
         }
     }
 
-    private func selectTables(_ connection: PostgresConnection) throws -> [CatalogTable] {
-        let schemas = Array(Set(options.schemas + options.tables.compactMap(\.schema))).sorted()
-        let existing = try Catalog.existingSchemas(schemas, on: connection)
-        for schema in options.schemas where !existing.contains(schema) {
-            throw UsageError("schema \(SQL.displayIdentifier(schema)) does not exist")
+    private func makeSource() throws -> any BackupSource {
+        switch options.transport {
+        case .direct(let connection):
+            return try DirectBackupSource(connection: connection)
+        case .rest(let settings):
+            return try RESTBackupSource(settings: settings, logger: logger)
+        case .directThenREST(let connection, let settings):
+            do {
+                return try DirectBackupSource(connection: connection)
+            } catch let error as PostgresError where error.isConnectionFailure {
+                logger.warning("direct connection failed, using REST", metadata: ["reason": "\(error)"])
+                return try RESTBackupSource(settings: settings, logger: logger)
+            }
         }
-        let all = try Catalog.tables(in: schemas, on: connection)
-        let candidates = all.filter { table in
-            options.schemas.contains(table.schema) || options.tables.contains { $0.matches(table.tableName) }
-        }
-        let names = try options.tables.select(from: candidates.map(\.tableName), excluding: options.excludeTables)
-        let wanted = Set(names)
-        return candidates.filter { wanted.contains($0.tableName) }
     }
 
-    private func writeTables(
-        _ tables: [CatalogTable], connection: PostgresConnection, folder: PartialBackupFolder, now: Date
-    ) throws -> Manifest {
-        let classifier = TypeClassifier(connection: connection)
-        var fileNames = DataFileName()
-        var entries: [Manifest.Table] = []
-        for table in tables {
-            var columns: [Manifest.Column] = []
-            for column in table.columns {
-                columns.append(
-                    Manifest.Column(
-                        name: column.name, type: column.type, nullable: column.nullable,
-                        generated: column.isGenerated ? "stored" : nil,
-                        identity: column.identity == "a" ? "always" : column.identity == "d" ? "by_default" : nil,
-                        encoding: try classifier.encoding(forType: column.typeOid)))
-            }
-            let file = fileNames.next(for: table.tableName)
-            let statement = RowQuery.copyStatement(
-                table: table.tableName, partitioned: table.kind == "p",
-                columns: columns.map { RowQuery.Column(name: $0.name, encoding: $0.encoding) })
-            let started = Date()
-            let writer = try ZstdFileWriter(path: folder.path(of: file), level: options.compressionLevel)
-            let rows: Int
-            do {
-                rows = try connection.copyOut(statement) { row in try writer.write(row) }
-            } catch let error as PostgresError {
-                throw BackupError(table: table.tableName, underlying: error)
-            }
-            let (bytes, sha256) = try writer.finish()
-            let seconds = Date().timeIntervalSince(started)
-            logger.info(
-                "table done",
-                metadata: [
-                    "table": "\(table.tableName)", "rows": "\(rows)", "raw_bytes": "\(writer.rawBytes)",
-                    "bytes": "\(bytes)", "seconds": "\(String(format: "%.2f", seconds))",
-                ])
-            entries.append(
-                Manifest.Table(
-                    schema: table.schema, name: table.name, kind: table.kind == "p" ? "partitioned" : "table",
-                    file: file, columns: columns, primaryKey: table.primaryKey ?? [],
-                    foreignKeys: table.foreignKeys ?? [], rows: Int64(rows), bytes: bytes, sha256: sha256))
+    private func selectTables(_ source: any BackupSource) throws -> [SourceTable] {
+        let all = try source.tables(in: options.schemas, filters: options.tables)
+        let candidates = all.filter { table in
+            options.schemas.contains(table.name.schema) || options.tables.contains { $0.matches(table.name) }
         }
-        let sequences = try SequenceCatalog.sequences(feeding: tables, on: connection)
-        return Manifest(
-            format: Manifest.formatName, formatVersion: Manifest.currentFormatVersion, toolVersion: Supabackup.version,
-            name: folder.name, startedAt: BackupName.iso8601(folder.startedAt), finishedAt: "",
-            mode: "direct",
-            source: Manifest.Source(
-                host: connection.host, port: connection.port, database: connection.database, user: connection.user),
-            serverVersion: try connection.query("SHOW server_version").scalar ?? "",
-            consistentSnapshot: true, schemas: options.schemas, tables: entries,
-            restoreOrder: RestoreOrder(manifestTables: entries).order, sequences: sequences, warnings: [])
+        let names = try options.tables.select(from: candidates.map(\.name), excluding: options.excludeTables)
+        let wanted = Set(names)
+        return candidates.filter { wanted.contains($0.name) }
+    }
+
+    private func write(
+        _ table: SourceTable, from source: any BackupSource, to folder: PartialBackupFolder, fileName: String
+    ) throws -> Manifest.Table {
+        let started = Date()
+        let writer = try ZstdFileWriter(path: folder.path(of: fileName), level: options.compressionLevel)
+        let rows = try source.readRows(of: table) { chunk in try writer.write(chunk) }
+        let (bytes, sha256) = try writer.finish()
+        logger.info(
+            "table done",
+            metadata: [
+                "table": "\(table.name)", "rows": "\(rows)", "raw_bytes": "\(writer.rawBytes)", "bytes": "\(bytes)",
+                "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
+            ])
+        return Manifest.Table(
+            schema: table.name.schema, name: table.name.name, kind: table.partitioned ? "partitioned" : "table",
+            file: fileName, columns: table.columns, primaryKey: table.primaryKey, foreignKeys: table.foreignKeys,
+            rows: rows, bytes: bytes, sha256: sha256)
     }
 }
 

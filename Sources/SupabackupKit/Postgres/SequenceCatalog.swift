@@ -1,9 +1,9 @@
 /// Finds the sequences that feed the backed-up tables' columns and reads their values.
 enum SequenceCatalog {
     /// Sequences owned by a column (serial, identity) or named in a column default (`nextval`).
-    static func sequences(feeding tables: [CatalogTable], on connection: PostgresConnection) throws -> [Manifest.Sequence] {
+    static func sequences(feeding tables: [Int64], on connection: PostgresConnection) throws -> [Manifest.Sequence] {
         guard !tables.isEmpty else { return [] }
-        let oids = "{" + tables.map { String($0.oid) }.joined(separator: ",") + "}"
+        let oids = "{" + tables.map(String.init).joined(separator: ",") + "}"
         let result = try connection.query(
             """
             SELECT sn.nspname, s.relname, seq.seqincrement::text, tn.nspname, t.relname, a.attname

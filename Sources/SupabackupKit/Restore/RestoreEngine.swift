@@ -1,8 +1,14 @@
 import Foundation
 import Logging
 
+/// Where a restore writes to.
+public enum RestoreTarget: Sendable {
+    case direct(ConnectionString)
+    case rest(RESTSettings)
+}
+
 public struct RestoreOptions: Sendable {
-    public var connection: ConnectionString
+    public var target: RestoreTarget
     /// The backups folder holding the backup.
     public var directory: String
     public var name: String
@@ -13,15 +19,25 @@ public struct RestoreOptions: Sendable {
     public var disableTriggers: Bool
 
     public init(
-        connection: ConnectionString, directory: String = "backups", name: String, tables: [TableFilter] = [],
+        target: RestoreTarget, directory: String = "backups", name: String, tables: [TableFilter] = [],
         dryRun: Bool = false, disableTriggers: Bool = false
     ) {
-        self.connection = connection
+        self.target = target
         self.directory = directory
         self.name = name
         self.tables = tables
         self.dryRun = dryRun
         self.disableTriggers = disableTriggers
+    }
+
+    /// A direct-mode restore.
+    public init(
+        connection: ConnectionString, directory: String = "backups", name: String, tables: [TableFilter] = [],
+        dryRun: Bool = false, disableTriggers: Bool = false
+    ) {
+        self.init(
+            target: .direct(connection), directory: directory, name: name, tables: tables, dryRun: dryRun,
+            disableTriggers: disableTriggers)
     }
 }
 
@@ -67,12 +83,26 @@ public struct RestoreEngine {
         let selected = archive.manifest.tables.filter { names.contains($0.tableName) }
         // Damaged files are refused before the database is touched.
         try ArchiveVerifier.checkChecksums(archive, tables: selected)
+        switch options.target {
+        case .direct(let connection):
+            return try runDirect(archive: archive, selected: selected, connectionString: connection)
+        case .rest(let settings):
+            guard !options.disableTriggers else {
+                throw UsageError("--disable-triggers needs a direct connection; the REST API cannot change session_replication_role")
+            }
+            return try RESTRestore(settings: settings, logger: logger)
+                .run(archive: archive, selected: selected, dryRun: options.dryRun)
+        }
+    }
 
+    private func runDirect(
+        archive: BackupArchive, selected: [Manifest.Table], connectionString: ConnectionString
+    ) throws -> RestoreResult {
         let connection: PostgresConnection
         do {
-            connection = try PostgresConnection(conninfo: options.connection.raw)
+            connection = try PostgresConnection(conninfo: connectionString.raw)
         } catch var error as PostgresError {
-            error.message = options.connection.redact(error.message)
+            error.message = connectionString.redact(error.message)
             throw error
         }
         defer { connection.close() }
@@ -81,7 +111,8 @@ public struct RestoreEngine {
         let schemas = Array(Set(selected.map(\.schema))).sorted()
         let target = try Catalog.tables(in: schemas, on: connection)
         let plan = try RestorePlan(
-            manifest: archive.manifest, tables: selected, target: target, disableTriggers: options.disableTriggers)
+            manifest: archive.manifest, tables: selected, target: target, disableTriggers: options.disableTriggers,
+            compareTypes: true)
         if options.dryRun {
             try connection.execute("ROLLBACK")
             return RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
@@ -116,7 +147,7 @@ public struct RestoreEngine {
                     }
                 }
                 let counts = try connection.query(
-                    UpsertStatement.make(table: step.table, step: step, partitioned: table.kind == "partitioned"))
+                    UpsertStatement.make(table: step.table, step: step, partitioned: step.partitioned))
                 let written = Int64(counts.rows.first?[0] ?? "0") ?? 0
                 let inserted = counts.rows.first?[1].flatMap { Int64($0) }
                 outcomes.append(.init(table: step.table, rows: table.rows, written: written, inserted: inserted))

@@ -14,6 +14,8 @@ public struct RestorePlan: Sendable {
         public var overridingSystemValue: Bool
         /// Columns of the target that the backup does not have (they get their defaults).
         public var targetOnlyColumns: [String]
+        /// The target table is partitioned (it may not be in the backup's source).
+        public var partitioned: Bool
 
         public var method: String {
             conflictKey.isEmpty
@@ -39,7 +41,8 @@ public struct RestorePlan: Sendable {
     /// - Throws: `RestoreValidationError` listing, table by table, every difference that would
     ///   lose data or fail (missing tables or columns, NOT NULL columns the backup can't fill).
     public init(
-        manifest: Manifest, tables selected: [Manifest.Table], target: [CatalogTable], disableTriggers: Bool
+        manifest: Manifest, tables selected: [Manifest.Table], target: [CatalogTable], disableTriggers: Bool,
+        compareTypes: Bool = true
     ) throws {
         var problems: [String] = []
         var warnings: [String] = []
@@ -62,7 +65,7 @@ public struct RestorePlan: Sendable {
                     warnings.append("\(name): column \(SQL.displayIdentifier(column.name)) is generated in the target; its backed-up values are not written")
                     continue
                 }
-                if targetColumn.type != column.type {
+                if compareTypes && targetColumn.type != column.type {
                     warnings.append("\(name): column \(SQL.displayIdentifier(column.name)) is \(targetColumn.type) in the target, \(column.type) in the backup; values are converted")
                 }
                 columns.append(ColumnPlan(
@@ -87,7 +90,8 @@ public struct RestorePlan: Sendable {
             }
             steps[name] = Step(
                 table: name, rows: table.rows, file: table.file, conflictKey: key, columns: columns,
-                overridingSystemValue: columns.contains { $0.insertOnly }, targetOnlyColumns: targetOnly)
+                overridingSystemValue: columns.contains { $0.insertOnly }, targetOnlyColumns: targetOnly,
+                partitioned: live.kind == "p")
         }
         if !problems.isEmpty { throw RestoreValidationError(problems: problems) }
 

@@ -1,0 +1,43 @@
+/// Where a backup reads from: a direct libpq connection or the PostgREST API.
+///
+/// The engine asks a source for its tables, then for each table's rows as NDJSON lines in the
+/// archive's encoding, and writes the archive; the archive never knows which transport made it.
+protocol BackupSource {
+    /// `direct` or `rest`, recorded in the manifest.
+    var mode: String { get }
+    var consistentSnapshot: Bool { get }
+
+    /// Every table of `schemas` (plus those `filters` name in other schemas) this source can read.
+    func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable]
+
+    /// Holds the tables still (locks, where the transport has them) while they are read.
+    func prepare(_ tables: [SourceTable]) throws
+
+    /// Streams the table's rows; each chunk holds whole lines, each ending in `\n`.
+    /// - Returns: the number of rows.
+    func readRows(of table: SourceTable, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64
+
+    /// The sequences feeding the tables' columns, with their values.
+    func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence]
+
+    func source() throws -> (source: Manifest.Source, serverVersion: String)
+
+    /// Warnings the manifest should carry (e.g. what the transport could not see).
+    var warnings: [String] { get }
+
+    /// Ends the read (commits the snapshot) after every table was read.
+    func finish() throws
+}
+
+/// A table as a source describes it, already in the manifest's terms.
+struct SourceTable {
+    var name: TableName
+    var partitioned: Bool
+    var columns: [Manifest.Column]
+    var primaryKey: [String]
+    var foreignKeys: [Manifest.ForeignKey]
+    /// The planner's row estimate, for progress.
+    var estimatedRows: Int64
+    /// Transport-specific handle (the table's oid in direct mode).
+    var oid: Int64 = 0
+}

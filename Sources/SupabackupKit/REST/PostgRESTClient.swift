@@ -1,0 +1,182 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// One HTTP response, body fully read (pages and batches are bounded by the client's limits).
+struct RESTResponse {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: [UInt8]
+}
+
+/// Talks to PostgREST: authentication headers, retries with backoff, and errors that say what
+/// to fix. Calls block the calling thread (never call from an event loop).
+final class PostgRESTClient {
+    let settings: RESTSettings
+    private let client: HTTPClient
+    private let logger: Logger
+    static let userAgent = "supabackup/\(Supabackup.version)"
+
+    init(settings: RESTSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+        var configuration = HTTPClient.Configuration(
+            timeout: .init(connect: .seconds(10), read: .seconds(settings.requestTimeout)))
+        configuration.decompression = .enabled(limit: .ratio(100))
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    deinit { try? client.syncShutdown() }
+
+    func shutdown() { try? client.syncShutdown() }
+
+    /// `GET root/path?query`, retried on transient failures.
+    func get(
+        _ path: String, query: [(String, String)] = [], headers: [(String, String)] = [], table: TableName? = nil
+    ) throws -> RESTResponse {
+        try send(.GET, path, query: query, headers: headers, body: nil, table: table)
+    }
+
+    func post(
+        _ path: String, query: [(String, String)] = [], headers: [(String, String)] = [], body: [UInt8],
+        table: TableName? = nil
+    ) throws -> RESTResponse {
+        try send(.POST, path, query: query, headers: headers + [("Content-Type", "application/json")], body: body, table: table)
+    }
+
+    static func url(root: URL, path: String, query: [(String, String)]) -> String {
+        var text = root.absoluteString
+        while text.hasSuffix("/") { text.removeLast() }
+        text += "/" + path
+        if !query.isEmpty {
+            text += "?" + query.map { percentEncode($0.0) + "=" + percentEncode($0.1) }.joined(separator: "&")
+        }
+        return text
+    }
+
+    /// Everything but RFC 3986 unreserved characters is encoded: PostgREST decodes the query
+    /// first, and `+` (a space in query strings) and `;` (a separator) must not survive raw.
+    static func percentEncode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            let unreserved = (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57)
+                || byte == 45 || byte == 46 || byte == 95 || byte == 126
+            if unreserved {
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                out += String(format: "%%%02X", byte)
+            }
+        }
+        return out
+    }
+
+    private func send(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)], headers: [(String, String)], body: [UInt8]?,
+        table: TableName?
+    ) throws -> RESTResponse {
+        let url = Self.url(root: settings.root, path: path, query: query)
+        var attempt = 0
+        while true {
+            attempt += 1
+            let outcome: Result<RESTResponse, Error>
+            do {
+                var request = try HTTPClient.Request(url: url, method: method)
+                request.headers.add(name: "User-Agent", value: Self.userAgent)
+                for (name, value) in settings.key.headers + headers { request.headers.add(name: name, value: value) }
+                if let body { request.body = .bytes(body) }
+                let response = try client.execute(request: request, deadline: .now() + .seconds(settings.requestTimeout)).wait()
+                var bytes: [UInt8] = []
+                if var buffer = response.body { bytes = buffer.readBytes(length: buffer.readableBytes) ?? [] }
+                outcome = .success(RESTResponse(status: Int(response.status.code), headers: response.headers, body: bytes))
+            } catch {
+                outcome = .failure(error)
+            }
+            switch outcome {
+            case .success(let response) where (200..<300).contains(response.status):
+                return response
+            case .success(let response) where Self.retryable(response.status) && attempt < settings.retry.attempts:
+                let wait = retryAfter(response) ?? settings.retry.delay(attempt)
+                logger.warning(
+                    "retrying", metadata: ["status": "\(response.status)", "attempt": "\(attempt)", "path": "\(path)"])
+                Thread.sleep(forTimeInterval: wait)
+            case .success(let response):
+                throw Self.error(for: response, table: table, root: settings.root, attempts: attempt)
+            case .failure(let error) where attempt < settings.retry.attempts && Self.transient(error):
+                logger.warning("retrying", metadata: ["error": "\(Self.describe(error))", "attempt": "\(attempt)", "path": "\(path)"])
+                Thread.sleep(forTimeInterval: settings.retry.delay(attempt))
+            case .failure(let error):
+                var message = "cannot reach \(settings.root.absoluteString): \(Self.describe(error))"
+                if attempt > 1 { message += " (after \(attempt) attempts)" }
+                throw RESTError(status: nil, code: nil, message: message, details: nil, advice: nil, table: table)
+            }
+        }
+    }
+
+    private func retryAfter(_ response: RESTResponse) -> Double? {
+        guard let value = response.headers.first(name: "Retry-After"), let seconds = Double(value) else { return nil }
+        return min(seconds, settings.retry.maxDelay)
+    }
+
+    static func retryable(_ status: Int) -> Bool {
+        [408, 429, 502, 503, 504, 520].contains(status)
+    }
+
+    /// Connection-level failures worth another try (resets, timeouts). DNS failures and
+    /// refused connections are not: the URL is wrong or the service is down.
+    static func transient(_ error: Error) -> Bool {
+        if let error = error as? HTTPClientError {
+            return [
+                HTTPClientError.remoteConnectionClosed, .readTimeout, .deadlineExceeded, .connectTimeout,
+                .getConnectionFromPoolTimeout, .writeTimeout,
+            ].contains(error)
+        }
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("NXDOMAIN")
+            || text.contains("resolve")
+        {
+            return false
+        }
+        return error is IOError || error is ChannelError || text.contains("reset") || text.contains("EOF")
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let error = error as? HTTPClientError { return "\(error)" }
+        let text = "\(error)"
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("NXDOMAIN") || text.contains("resolve") { return "host name not found" }
+        return text.count > 200 ? String(text.prefix(200)) : text
+    }
+
+    /// PostgREST's and the gateway's errors, turned into what the user should fix.
+    static func error(for response: RESTResponse, table: TableName?, root: URL, attempts: Int) -> RESTError {
+        var code: String?
+        var message = "HTTP \(response.status)"
+        var details: String?
+        var hint: String?
+        if let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] {
+            code = object["code"] as? String
+            message = (object["message"] as? String) ?? (object["msg"] as? String) ?? message
+            details = object["details"] as? String
+            hint = object["hint"] as? String
+        }
+        var advice: String?
+        switch response.status {
+        case 401:
+            advice = "the API key was rejected: use the project's service_role key or a secret key (sb_secret_...)"
+        case 403:
+            advice = "the key's role lacks the privilege: use the service_role key or a secret key"
+        case 404 where table == nil:
+            advice = "no PostgREST API at \(root.absoluteString): for a Supabase project give https://<ref>.supabase.co"
+        case 404:
+            advice = "the table is not exposed by the REST API (grants to service_role, or the schema cache needs a reload: NOTIFY pgrst, 'reload schema')"
+        case 406 where code == "PGRST106":
+            advice = "add the schema to the API's exposed schemas (Supabase: Settings > API > Exposed schemas)"
+                + (hint.map { " — \($0)" } ?? "")
+        default:
+            if attempts > 1 { advice = "gave up after \(attempts) attempts" }
+        }
+        return RESTError(status: response.status, code: code, message: message, details: details, advice: advice, table: table)
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Logging
+
+/// Reads tables through PostgREST: OpenAPI discovery, keyset pages on the primary key.
+///
+/// Each page is a separate request (its own transaction), so the backup is not one snapshot.
+/// Rows are the server's bytes, split out of the `json_agg` page without re-encoding values.
+final class RESTBackupSource: BackupSource {
+    let mode = "rest"
+    let consistentSnapshot = false
+    private(set) var warnings: [String] = [
+        "REST mode: each page is read in its own transaction, so tables are not one consistent snapshot",
+        "REST mode: the OpenAPI document shows only single-column foreign keys within a schema; others are missing from this manifest",
+        "REST mode: jsonb JSON null and SQL NULL look alike over REST; both are stored as SQL NULL",
+        "REST mode: sequence values cannot be read over REST and are not in this manifest",
+    ]
+    private let client: PostgRESTClient
+    private let settings: RESTSettings
+    private let logger: Logger
+
+    init(settings: RESTSettings, logger: Logger) throws {
+        try settings.key.requireServiceLevel()
+        self.settings = settings
+        self.logger = logger
+        client = PostgRESTClient(settings: settings, logger: logger)
+    }
+
+    deinit { client.shutdown() }
+
+    static func schemaHeaders(_ schema: String, write: Bool = false) -> [(String, String)] {
+        [(write ? "Content-Profile" : "Accept-Profile", schema)]
+    }
+
+    /// The OpenAPI document of one schema.
+    static func discover(_ schema: String, client: PostgRESTClient) throws -> OpenAPISchema {
+        let response = try client.get(
+            "", headers: [("Accept", "application/openapi+json")] + schemaHeaders(schema))
+        return try OpenAPISchema(document: response.body)
+    }
+
+    func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable] {
+        var result: [SourceTable] = []
+        for schema in Array(Set(schemas + filters.compactMap(\.schema))).sorted() {
+            let document: OpenAPISchema
+            do {
+                document = try Self.discover(schema, client: client)
+            } catch var error as RESTError where error.code == "PGRST106" {
+                error.message = "schema \(SQL.displayIdentifier(schema)) is not exposed by the REST API (\(error.message))"
+                throw error
+            }
+            for table in document.tables where table.insertable {
+                let columns = table.columns.map { column in
+                    Manifest.Column(
+                        name: column.name, type: column.type, nullable: !column.required, generated: nil, identity: nil,
+                        encoding: OpenAPISchema.encoding(forType: column.type))
+                }
+                let foreignKeys = table.columns.compactMap { column -> Manifest.ForeignKey? in
+                    guard let reference = column.references else { return nil }
+                    return Manifest.ForeignKey(
+                        name: "\(table.name)_\(column.name)_fkey", columns: [column.name], referencedSchema: schema,
+                        referencedTable: reference.table, referencedColumns: [reference.column], deferrable: false)
+                }
+                result.append(
+                    SourceTable(
+                        name: TableName(schema: schema, name: table.name), partitioned: false, columns: columns,
+                        primaryKey: table.primaryKey, foreignKeys: foreignKeys, estimatedRows: 0))
+            }
+        }
+        return result
+    }
+
+    func prepare(_ tables: [SourceTable]) throws {
+        for table in tables where table.primaryKey.isEmpty {
+            warnings.append(
+                "table \(table.name) has no primary key: read in pages by offset, ordered by all columns; rows written meanwhile can be missed or repeated")
+        }
+    }
+
+    func readRows(of table: SourceTable, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        let omitNull = Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name))
+        let keyed = !table.primaryKey.isEmpty
+        // Without a key, order by every column that has an ordering (json has none).
+        let orderColumns = keyed ? table.primaryKey : table.columns.filter { $0.encoding == .json }.map(\.name)
+        var lastKey: [String]?
+        var offset = 0
+        var rows: Int64 = 0
+        var lines: [UInt8] = []
+        while true {
+            var query: [(String, String)] = [("select", PostgRESTQuery.select(table.columns))]
+            if !orderColumns.isEmpty { query.append(("order", PostgRESTQuery.order(orderColumns))) }
+            query.append(("limit", String(settings.pageSize)))
+            if keyed, let lastKey {
+                query.append(PostgRESTQuery.after(table.primaryKey, lastKey))
+            } else if !keyed && offset > 0 {
+                query.append(("offset", String(offset)))
+            }
+            let response = try client.get(
+                PostgRESTClient.percentEncode(table.name.name), query: query,
+                headers: Self.schemaHeaders(table.name.schema), table: table.name)
+            lines.removeAll(keepingCapacity: true)
+            var pageRows = 0
+            var lastRow: Range<Int>?
+            let wellFormed = response.body.withUnsafeBytes { page in
+                JSONScanner.forEachArrayElement(page) { range in
+                    Self.appendLine(page, range, omitting: omitNull, to: &lines)
+                    pageRows += 1
+                    lastRow = range
+                }
+            }
+            guard wellFormed else {
+                throw RESTError(status: response.status, code: nil, message: "the server sent a page that is not a JSON array", details: nil, advice: nil, table: table.name)
+            }
+            // Only an empty page ends a table: the server caps pages silently (db-max-rows).
+            if pageRows == 0 { break }
+            try lines.withUnsafeBytes { try body($0) }
+            rows += Int64(pageRows)
+            offset += pageRows
+            if keyed, let lastRow {
+                lastKey = try response.body.withUnsafeBytes { page in
+                    try Self.keyValues(page, lastRow, keys: table.primaryKey, table: table.name)
+                }
+            }
+        }
+        return rows
+    }
+
+    /// Appends one row and a newline, leaving out `"key":null` members of jsonb columns.
+    static func appendLine(_ page: UnsafeRawBufferPointer, _ row: Range<Int>, omitting omitNull: Set<String>, to lines: inout [UInt8]) {
+        let start = lines.count
+        if !omitNull.isEmpty, let members = JSONScanner.members(page, in: row),
+            members.contains(where: { isNull(page, $0.value) })
+        {
+            lines.append(UInt8(ascii: "{"))
+            var first = true
+            for member in members {
+                if isNull(page, member.value),
+                    let key = JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: page[member.key])),
+                    omitNull.contains(key)
+                {
+                    continue
+                }
+                if !first { lines.append(UInt8(ascii: ",")) }
+                first = false
+                lines.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[member.key]))
+                lines.append(UInt8(ascii: ":"))
+                lines.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[member.value]))
+            }
+            lines.append(UInt8(ascii: "}"))
+        } else {
+            lines.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[row]))
+        }
+        // A raw newline can only be whitespace inside a json value nested in a composite; the
+        // archive's lines never contain one.
+        for i in start..<lines.count where lines[i] == 0x0A || lines[i] == 0x0D { lines[i] = 0x20 }
+        lines.append(0x0A)
+    }
+
+    private static func isNull(_ page: UnsafeRawBufferPointer, _ value: Range<Int>) -> Bool {
+        value.count == 4 && page[value.lowerBound] == UInt8(ascii: "n")
+    }
+
+    /// The key columns' values in the row, as text for a filter.
+    static func keyValues(_ page: UnsafeRawBufferPointer, _ row: Range<Int>, keys: [String], table: TableName) throws -> [String] {
+        guard let members = JSONScanner.members(page, in: row) else {
+            throw RESTError(status: nil, code: nil, message: "a row is not a JSON object", details: nil, advice: nil, table: table)
+        }
+        var byName: [String: Range<Int>] = [:]
+        for member in members {
+            if let key = JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: page[member.key])) { byName[key] = member.value }
+        }
+        return try keys.map { key in
+            guard let range = byName[key] else {
+                throw RESTError(status: nil, code: nil, message: "rows lack key column \(key)", details: nil, advice: nil, table: table)
+            }
+            let raw = UnsafeRawBufferPointer(rebasing: page[range])
+            if raw.first == UInt8(ascii: "\"") {
+                guard let text = JSONScanner.decodeString(raw) else {
+                    throw RESTError(status: nil, code: nil, message: "cannot read key \(key)", details: nil, advice: nil, table: table)
+                }
+                return text
+            }
+            return String(decoding: raw, as: UTF8.self)
+        }
+    }
+
+    func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence] { [] }
+
+    func source() throws -> (source: Manifest.Source, serverVersion: String) {
+        let root = settings.root
+        return (
+            Manifest.Source(host: root.host ?? "", port: root.port.map(String.init) ?? "", database: root.path, user: "rest"),
+            ""
+        )
+    }
+
+    func finish() throws { client.shutdown() }
+}

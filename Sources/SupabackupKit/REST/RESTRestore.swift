@@ -1,0 +1,262 @@
+import Foundation
+import Logging
+
+/// Restores over PostgREST: upserting batches (`Prefer: resolution=merge-duplicates`) in
+/// foreign-key order.
+///
+/// Not one transaction: a failure leaves the tables and batches written before it. Every write
+/// is an upsert of the backup's values, so rerunning the restore converges to the backup.
+/// Foreign keys the OpenAPI document hides are handled by retrying, after the others, tables
+/// that failed with a foreign-key violation, until a round makes no progress.
+struct RESTRestore {
+    let settings: RESTSettings
+    let logger: Logger
+    /// The RPC function `sql/rest/supabackup_setval.sql` installs.
+    static let setvalFunction = "supabackup_setval"
+
+    init(settings: RESTSettings, logger: Logger) {
+        self.settings = settings
+        self.logger = logger
+    }
+
+    func run(archive: BackupArchive, selected: [Manifest.Table], dryRun: Bool) throws -> RestoreResult {
+        try settings.key.requireServiceLevel()
+        let client = PostgRESTClient(settings: settings, logger: logger)
+        defer { client.shutdown() }
+        var target: [CatalogTable] = []
+        for schema in Array(Set(selected.map(\.schema))).sorted() {
+            let document: OpenAPISchema
+            do {
+                document = try RESTBackupSource.discover(schema, client: client)
+            } catch var error as RESTError where error.code == "PGRST106" {
+                error.message = "schema \(SQL.displayIdentifier(schema)) is not exposed by the REST API (\(error.message))"
+                throw error
+            }
+            target += document.tables.filter(\.insertable).map { Self.catalogTable($0, schema: schema) }
+        }
+        var plan = try RestorePlan(
+            manifest: archive.manifest, tables: selected, target: target, disableTriggers: false, compareTypes: false)
+        plan.warnings.append(
+            "REST restore: not one transaction; if it fails, what was written stays, and rerunning the restore converges")
+        if dryRun {
+            return RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
+        }
+
+        var outcomes: [RestoreResult.TableOutcome] = []
+        var pending = plan.steps
+        // Tables loaded without some nullable foreign-key columns, to break a cycle; they are
+        // loaded again, whole, at the end.
+        var reloads: [RestorePlan.Step] = []
+        var withheld: [TableName: Set<String>] = [:]
+        while !pending.isEmpty {
+            var blocked: [(RestorePlan.Step, RESTError)] = []
+            for step in pending {
+                guard let table = archive.manifest.table(step.table) else { continue }
+                do {
+                    let rows = try load(step, without: withheld[step.table] ?? [], table: table, archive: archive, client: client)
+                    if withheld[step.table] != nil {
+                        reloads.append(step)
+                    } else {
+                        outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil))
+                    }
+                } catch let error as RESTError where error.code == "23503" {
+                    logger.info("foreign key not satisfied yet, will retry", metadata: ["table": "\(step.table)"])
+                    blocked.append((step, error))
+                }
+            }
+            if blocked.count == pending.count {
+                // No progress: a cycle, or references missing everywhere. Break cycles by first
+                // loading a table without the nullable foreign-key columns that failed.
+                var broke = false
+                for (step, error) in blocked where withheld[step.table] == nil {
+                    let columns = Self.keyColumns(in: error.details ?? "")
+                    let nullable = Set(target.first { $0.tableName == step.table }?.columns.filter(\.nullable).map(\.name) ?? [])
+                    if !columns.isEmpty && columns.allSatisfy({ nullable.contains($0) && !step.conflictKey.contains($0) }) {
+                        withheld[step.table] = Set(columns)
+                        broke = true
+                        break
+                    }
+                }
+                if !broke {
+                    let names = blocked.map { "\($0.0.table) (\($0.1.details ?? $0.1.message))" }.joined(separator: "; ")
+                    throw RESTError(
+                        status: 409, code: "23503", message: "foreign keys stay unsatisfied for: \(names)", details: nil,
+                        advice: "the referenced rows are neither in the target nor in this backup; tables before them were restored, rerunning converges once the references exist",
+                        table: nil)
+                }
+            }
+            pending = blocked.map(\.0)
+        }
+        for step in reloads {
+            guard let table = archive.manifest.table(step.table) else { continue }
+            let rows = try load(step, without: [], table: table, archive: archive, client: client)
+            outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil))
+        }
+        let sequences = try resetSequences(archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), client: client)
+        return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
+    }
+
+    static func catalogTable(_ table: OpenAPISchema.Table, schema: String) -> CatalogTable {
+        CatalogTable(
+            oid: 0, schema: schema, name: table.name, kind: "r", estimatedRows: 0,
+            columns: table.columns.map { column in
+                CatalogColumn(
+                    name: column.name, type: column.type, typeOid: 0, nullable: !column.required, generated: "",
+                    identity: "", hasDefault: column.hasDefault || column.primaryKey)
+            },
+            primaryKey: table.primaryKey, uniqueKeys: nil, foreignKeys: [])
+    }
+
+    /// Streams one table's rows into batched upserts. Restarts the table (idempotently) when
+    /// the target turns out to generate a column itself.
+    private func load(
+        _ step: RestorePlan.Step, without withheld: Set<String>, table: Manifest.Table, archive: BackupArchive,
+        client: PostgRESTClient
+    ) throws -> Int64 {
+        var columns = step.columns.filter { !withheld.contains($0.name) }
+        while true {
+            do {
+                return try upsertAll(step, columns: columns, table: table, archive: archive, client: client)
+            } catch let error as RESTError where error.code == "428C9" {
+                guard let generated = Self.quotedName(in: error.message), columns.contains(where: { $0.name == generated }) else {
+                    throw error
+                }
+                if step.conflictKey.contains(generated) {
+                    throw RESTError(
+                        status: error.status, code: error.code,
+                        message: "column \(generated) is GENERATED ALWAYS in the target, and PostgREST cannot write it",
+                        details: nil,
+                        advice: "restore this table with a direct connection (--db-url), which keeps the backup's values", table: step.table)
+                }
+                logger.info("target generates a column itself; not writing it", metadata: ["table": "\(step.table)", "column": "\(generated)"])
+                columns.removeAll { $0.name == generated }
+            }
+        }
+    }
+
+    private func upsertAll(
+        _ step: RestorePlan.Step, columns: [RestorePlan.ColumnPlan], table: Manifest.Table, archive: BackupArchive,
+        client: PostgRESTClient
+    ) throws -> Int64 {
+        let started = Date()
+        var query = [("columns", columns.map { PostgRESTQuery.field($0.name) }.joined(separator: ","))]
+        var prefer = "return=minimal"
+        if !step.conflictKey.isEmpty {
+            query.append(("on_conflict", step.conflictKey.map(PostgRESTQuery.field).joined(separator: ",")))
+            prefer = "resolution=merge-duplicates,return=minimal"
+        }
+        let headers = RESTBackupSource.schemaHeaders(step.table.schema, write: true) + [("Prefer", prefer)]
+        let path = PostgRESTClient.percentEncode(step.table.name)
+        // Columns kept as strings of JSON text go back to PostgREST as the JSON itself.
+        let unwrap = Set(columns.filter { $0.encoding == .text && $0.targetType == "json" }.map(\.name))
+        var batch: [UInt8] = [UInt8(ascii: "[")]
+        var inBatch = 0
+        var rows: Int64 = 0
+        func flush() throws {
+            guard inBatch > 0 else { return }
+            batch.append(UInt8(ascii: "]"))
+            _ = try client.post(path, query: query, headers: headers, body: batch, table: step.table)
+            batch = [UInt8(ascii: "[")]
+            inBatch = 0
+        }
+        var scanner = LineScanner()
+        try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
+            try scanner.feed(chunk) { line in
+                if inBatch > 0 { batch.append(UInt8(ascii: ",")) }
+                Self.appendForREST(line, unwrapping: unwrap, to: &batch)
+                inBatch += 1
+                rows += 1
+                if batch.count >= settings.batchBytes { try flush() }
+            }
+        }
+        try flush()
+        logger.info(
+            "table restored",
+            metadata: [
+                "table": "\(step.table)", "rows": "\(rows)",
+                "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
+            ])
+        return rows
+    }
+
+    static func appendForREST(_ line: UnsafeRawBufferPointer, unwrapping unwrap: Set<String>, to out: inout [UInt8]) {
+        guard !unwrap.isEmpty, let members = JSONScanner.members(line, in: 0..<line.count) else {
+            out.append(contentsOf: line)
+            return
+        }
+        out.append(UInt8(ascii: "{"))
+        for (index, member) in members.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            let key = UnsafeRawBufferPointer(rebasing: line[member.key])
+            let value = UnsafeRawBufferPointer(rebasing: line[member.value])
+            out.append(contentsOf: key)
+            out.append(UInt8(ascii: ":"))
+            if value.first == UInt8(ascii: "\""), let name = JSONScanner.decodeString(key), unwrap.contains(name),
+                let text = JSONScanner.decodeString(value)
+            {
+                out.append(contentsOf: Array(text.utf8))
+            } else {
+                out.append(contentsOf: value)
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// The columns of a constraint violation's detail: `Key (a, b)=(1, 2) is not present ...`.
+    static func keyColumns(in detail: String) -> [String] {
+        guard let start = detail.range(of: "Key ("), let end = detail[start.upperBound...].range(of: ")=") else { return [] }
+        return detail[start.upperBound..<end.lowerBound].components(separatedBy: ", ").map {
+            $0.hasPrefix("\"") && $0.hasSuffix("\"") && $0.count >= 2 ? String($0.dropFirst().dropLast()) : $0
+        }
+    }
+
+    /// The first double-quoted name in a PostgreSQL message (`... column "x" ...`).
+    static func quotedName(in message: String) -> String? {
+        guard let open = message.firstIndex(of: "\"") else { return nil }
+        let rest = message[message.index(after: open)...]
+        guard let close = rest.firstIndex(of: "\"") else { return nil }
+        return String(rest[..<close])
+    }
+
+    /// Moves sequences forward through the optional RPC function; without it, says exactly
+    /// which sequences need resetting and the SQL that does it.
+    private func resetSequences(
+        _ sequences: [Manifest.Sequence], restored: Set<TableName>, client: PostgRESTClient
+    ) throws -> [RestoreResult.SequenceOutcome] {
+        var outcomes: [RestoreResult.SequenceOutcome] = []
+        var rpcMissing = false
+        for sequence in sequences {
+            let feeds = sequence.feeds.filter { restored.contains($0.tableName) }
+            guard !feeds.isEmpty, sequence.increment > 0 else { continue }
+            var value = sequence.isCalled ? sequence.lastValue : sequence.lastValue - sequence.increment
+            for feed in feeds {
+                let response = try client.get(
+                    PostgRESTClient.percentEncode(feed.table),
+                    query: [("select", PostgRESTQuery.field(feed.column)), ("order", PostgRESTQuery.field(feed.column) + ".desc.nullslast"), ("limit", "1")],
+                    headers: RESTBackupSource.schemaHeaders(feed.schema), table: feed.tableName)
+                if let rows = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]],
+                    let number = rows.first?[feed.column] as? NSNumber
+                {
+                    value = max(value, number.int64Value)
+                }
+            }
+            let name = TableName(schema: sequence.schema, name: sequence.name)
+            let sql = "SELECT setval('\(name.quoted.replacingOccurrences(of: "'", with: "''"))', greatest(\(value), (SELECT last_value FROM \(name.quoted))));"
+            guard value >= 1, !rpcMissing else {
+                outcomes.append(.init(sequence: name, value: nil, note: "not set over REST; run: \(sql)"))
+                continue
+            }
+            do {
+                let body = "{\"sequence_name\":\(SQL.jsonString(name.quoted)),\"new_value\":\(value)}"
+                _ = try client.post("rpc/\(Self.setvalFunction)", headers: [("Content-Profile", "public")], body: Array(body.utf8))
+                outcomes.append(.init(sequence: name, value: value, note: nil))
+            } catch let error as RESTError where error.status == 404 {
+                rpcMissing = true
+                outcomes.append(.init(
+                    sequence: name, value: nil,
+                    note: "not set over REST (install sql/rest/supabackup_setval.sql to let restores do it); run: \(sql)"))
+            }
+        }
+        return outcomes
+    }
+}
