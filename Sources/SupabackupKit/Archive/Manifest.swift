@@ -26,6 +26,9 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var restoreOrder: [TableName]
     public var sequences: [Sequence]
     public var warnings: [String]
+    /// False when the source could not see every foreign key (REST: only single-column keys
+    /// within a schema). Absent means complete.
+    public var foreignKeysComplete: Bool?
 
     public struct Source: Codable, Sendable, Equatable {
         public var host: String

@@ -82,7 +82,7 @@ public struct BackupEngine {
                 finishedAt: BackupName.iso8601(Date()), mode: source.mode, source: origin,
                 serverVersion: serverVersion, consistentSnapshot: source.consistentSnapshot, schemas: options.schemas,
                 tables: entries, restoreOrder: RestoreOrder(manifestTables: entries).order, sequences: sequences,
-                warnings: source.warnings)
+                warnings: source.warnings, foreignKeysComplete: source.foreignKeysComplete ? nil : false)
             let path = try folder.publish(manifest)
             logger.info("backup complete", metadata: ["name": "\(folder.name)", "tables": "\(manifest.tables.count)"])
             return BackupResult(name: folder.name, path: path, manifest: manifest)

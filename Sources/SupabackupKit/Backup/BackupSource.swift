@@ -6,6 +6,8 @@ protocol BackupSource {
     /// `direct` or `rest`, recorded in the manifest.
     var mode: String { get }
     var consistentSnapshot: Bool { get }
+    /// False when the transport cannot see every foreign key.
+    var foreignKeysComplete: Bool { get }
 
     /// Every table of `schemas` (plus those `filters` name in other schemas) this source can read.
     func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable]

@@ -2,6 +2,7 @@
 final class DirectBackupSource: BackupSource {
     let mode = "direct"
     let consistentSnapshot = true
+    let foreignKeysComplete = true
     let warnings: [String] = []
     private let connection: PostgresConnection
 

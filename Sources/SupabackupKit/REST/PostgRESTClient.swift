@@ -25,6 +25,8 @@ final class PostgRESTClient {
         var configuration = HTTPClient.Configuration(
             timeout: .init(connect: .seconds(10), read: .seconds(settings.requestTimeout)))
         configuration.decompression = .enabled(limit: .ratio(100))
+        // Our own retry loop decides what is worth retrying; a refused connection is not.
+        configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 

@@ -8,6 +8,7 @@ import Logging
 final class RESTBackupSource: BackupSource {
     let mode = "rest"
     let consistentSnapshot = false
+    let foreignKeysComplete = false
     private(set) var warnings: [String] = [
         "REST mode: each page is read in its own transaction, so tables are not one consistent snapshot",
         "REST mode: the OpenAPI document shows only single-column foreign keys within a schema; others are missing from this manifest",
