@@ -57,6 +57,11 @@ let package = Package(
             ],
             path: "Tests/TestSupport"
         ),
+        .executableTarget(
+            name: "postgrest-test-server",
+            dependencies: ["TestSupport"],
+            path: "Tests/PostgRESTTestServerMain"
+        ),
         .testTarget(
             name: "SupabackupKitTests",
             dependencies: ["SupabackupKit", "TestSupport"]

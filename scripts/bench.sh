@@ -15,11 +15,15 @@ ROWS=${ROWS:-2000000}
 RUNS=${RUNS:-3}
 
 swift build -c release --product supabackup 2>&1 | tail -n 1 >&2
+swift build -c release --product postgrest-test-server 2>&1 | tail -n 1 >&2
 BIN="$(swift build -c release --show-bin-path)/supabackup"
+SERVER_BIN="$(swift build -c release --show-bin-path)/postgrest-test-server"
+REST_ROWS=${REST_ROWS:-"100000 1000000"}
 
 pg_start
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/supabackup-bench.XXXXXX")
-trap 'pg_stop; rm -rf "$WORK"' EXIT
+SERVER_PID=
+trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; pg_stop; rm -rf "$WORK"' EXIT
 
 SCHEMA="CREATE TABLE public.bench (id uuid PRIMARY KEY, doc jsonb, amount numeric, tags text[], created_at timestamptz);"
 for db in source target_sb target_pg; do createdb "$db"; psql -q -d "$db" -c "$SCHEMA"; done
@@ -70,3 +74,28 @@ printf '%-34s %10s %10s %8s\n' "restore, every row conflicts" "$(t sb_restore_co
 printf '%-34s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
 printf 'supabackup peak RSS: backup %s MB, restore %s MB (limit 100 MB)\n' \
   "$(( $(peak sb_backup) / 1024 ))" "$(( $(peak sb_restore_empty) > $(peak sb_restore_conflict) ? $(peak sb_restore_empty) / 1024 : $(peak sb_restore_conflict) / 1024 ))"
+
+# REST mode against the PostgREST-compatible test server (1000-row pages, db-max-rows 1000).
+createdb rest
+DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/rest" SERVICE_KEY=bench-key MAX_ROWS=1000 \
+  "$SERVER_BIN" > "$WORK/server.url" &
+SERVER_PID=$!
+for _ in $(seq 50); do [ -s "$WORK/server.url" ] && break; sleep 0.1; done
+export SUPABASE_URL=$(head -n 1 "$WORK/server.url") SUPABASE_SERVICE_ROLE_KEY=bench-key
+printf '\nREST mode (test server, 1000-row pages)\n'
+printf '%-12s %10s %12s %10s\n' rows seconds rows/s "peak MB"
+for n in $REST_ROWS; do
+  psql -q -d rest -c "SET client_min_messages = warning; DROP TABLE IF EXISTS public.bench; $SCHEMA"
+  psql -q -d rest -c "
+    INSERT INTO public.bench
+    SELECT md5(i::text)::uuid,
+           jsonb_build_object('i', i, 'name', 'item ' || i, 'flags', jsonb_build_array(i % 2 = 0, i % 3 = 0), 'score', i * 0.001),
+           (i * 1.2345)::numeric(14, 4), ARRAY['tag' || (i % 10), 'group' || (i % 7)],
+           timestamptz '2025-01-01' + i * interval '1 second'
+    FROM generate_series(1, $n) AS i"
+  psql -q -d rest -c "VACUUM ANALYZE public.bench"
+  rm -rf "$WORK/rest-backups" "$WORK/rest_backup"
+  timed rest_backup "$BIN" backup --mode rest --out "$WORK/rest-backups" --quiet
+  read -r seconds kb < <(tail -n 1 "$WORK/rest_backup")
+  printf '%-12s %10s %12s %10s\n' "$n" "$seconds" "$(awk -v n="$n" -v s="$seconds" 'BEGIN { printf "%d", n / s }')" "$((kb / 1024))"
+done
