@@ -48,7 +48,7 @@ struct ConnectionOptions: ParsableArguments {
     var pageSize = 1000
 
     func validate() throws {
-        guard pageSize >= 1 && pageSize <= 1_000_000 else { throw ValidationError("--page-size must be between 1 and 1000000") }
+        guard pageSize >= 1 && pageSize <= 100_000 else { throw ValidationError("--page-size must be between 1 and 100000") }
     }
 
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
