@@ -23,6 +23,11 @@ struct BackupCommand: ParsableCommand {
     @Option(name: .customLong("exclude-table"), help: ArgumentHelp("Skip this table (repeatable).", valueName: "t"))
     var excludeTables: [String] = []
 
+    @Flag(
+        name: .customLong("with-auth"),
+        help: "Also back up Supabase Auth's users, identities and MFA factors (direct mode).")
+    var withAuth = false
+
     @Option(name: .customLong("compression-level"), help: "zstd level, 1 (fast) to 19 (small).")
     var compressionLevel: Int32 = 3
 
@@ -39,7 +44,7 @@ struct BackupCommand: ParsableCommand {
             let options = BackupOptions(
                 transport: try connection.backupTransport(), outputDirectory: directory,
                 schemas: schemas.isEmpty ? ["public"] : schemas, tables: try parseTables(tables),
-                excludeTables: try parseTables(excludeTables), compressionLevel: compressionLevel)
+                excludeTables: try parseTables(excludeTables), compressionLevel: compressionLevel, withAuth: withAuth)
             let logger = output.makeLogger("supabackup.backup")
             let result = try BackupEngine(options: options, logger: logger).run()
             let manifest = result.manifest

@@ -32,6 +32,14 @@ struct RestoreCommand: ParsableCommand {
         help: "Load with session_replication_role = replica: user triggers and foreign-key checks do not fire.")
     var disableTriggers = false
 
+    @Flag(
+        name: .customLong("create-schema"),
+        help: "Create missing types, tables, indexes, policies, triggers and grants from the backup's schema.sql, in the same transaction.")
+    var createSchema = false
+
+    @Flag(name: .customLong("with-auth"), help: "Also restore the backup's Auth users, identities and MFA factors.")
+    var withAuth = false
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
@@ -46,11 +54,17 @@ struct RestoreCommand: ParsableCommand {
                 }
                 throw ExitCode(ExitCodes.usage)
             }
-            let options = RestoreOptions(
+            var options = RestoreOptions(
                 target: try connection.restoreTarget(), directory: directory, name: name,
                 tables: try parseTables(tables), dryRun: dryRun, disableTriggers: disableTriggers)
+            options.createSchema = createSchema
+            options.withAuth = withAuth
             let result = try RestoreEngine(options: options, logger: output.makeLogger("supabackup.restore")).run()
             for warning in result.plan.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
+            if createSchema {
+                for object in result.schemaCreated { print("created \(object)") }
+                for object in result.schemaExisting { print("exists, left alone: \(object)") }
+            }
             if result.dryRun {
                 print("plan for restoring \(result.name) (dry run, nothing written):")
                 for (index, step) in result.plan.steps.enumerated() {

@@ -30,6 +30,11 @@ public enum ArchiveVerifier {
     public static func verify(_ archive: BackupArchive) -> VerifyReport {
         var report = VerifyReport(name: archive.name, tables: [], problems: [])
         report.problems = layoutProblems(archive)
+        do {
+            _ = try archive.schemaScript()
+        } catch {
+            report.problems.append("\(error)")
+        }
         for table in archive.manifest.tables {
             var check = VerifyReport.TableCheck(
                 table: table.tableName, file: table.file, rows: 0, bytes: 0, problem: nil)

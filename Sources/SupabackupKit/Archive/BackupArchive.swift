@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// A complete backup folder, opened and with its manifest checked.
@@ -7,6 +8,7 @@ import Foundation
 public struct BackupArchive: Sendable {
     public static let manifestFile = "manifest.json"
     public static let dataDirectory = "data"
+    public static let schemaFile = "schema.sql"
     /// Manifests are small; a huge one is damage, not something to load.
     static let maximumManifestBytes = 64 << 20
 
@@ -40,6 +42,19 @@ public struct BackupArchive: Sendable {
         let manifest = try readManifest(at: manifestPath)
         try manifest.validate(folderName: name)
         return BackupArchive(directory: directory, name: name, manifest: manifest)
+    }
+
+    /// `schema.sql`, checked against the manifest; nil for backups without one (REST mode).
+    public func schemaScript() throws -> SchemaScript? {
+        guard let entry = manifest.schemaFile else { return nil }
+        let path = (self.path as NSString).appendingPathComponent(entry.file)
+        guard FileSystem.isRegularFile(path), let data = FileManager.default.contents(atPath: path) else {
+            throw ArchiveError(.damaged, "is missing or not a regular file", file: entry.file)
+        }
+        guard Int64(data.count) == entry.bytes, Crypto.SHA256.hash(data: data).hex == entry.sha256 else {
+            throw ArchiveError(.damaged, "does not match the manifest's size and SHA-256", file: entry.file)
+        }
+        return try SchemaScript(parsing: String(decoding: data, as: UTF8.self))
     }
 
     static func readManifest(at path: String) throws -> Manifest {
@@ -100,6 +115,9 @@ extension Manifest {
         }
         if let folderName, name != folderName {
             throw damaged("names backup '\(BackupName.printable(name))' but lies in folder '\(BackupName.printable(folderName))'")
+        }
+        if let schema = schemaFile, schema.file != BackupArchive.schemaFile {
+            throw damaged("names schema file '\(BackupName.printable(schema.file))'; it is always schema.sql")
         }
         var files = Set<String>()
         var names = Set<TableName>()

@@ -29,6 +29,15 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// False when the source could not see every foreign key (REST: only single-column keys
     /// within a schema). Absent means complete.
     public var foreignKeysComplete: Bool?
+    /// `schema.sql`, the DDL of what was backed up (direct mode only).
+    public var schemaFile: FileEntry?
+
+    public struct FileEntry: Codable, Sendable, Equatable {
+        /// Path relative to the backup folder.
+        public var file: String
+        public var bytes: Int64
+        public var sha256: String
+    }
 
     public struct Source: Codable, Sendable, Equatable {
         public var host: String

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// A backup being written: `DIR/.NAME.partial/`, renamed to `DIR/NAME/` by `publish`.
@@ -40,6 +41,15 @@ final class PartialBackupFolder {
 
     func path(of file: String) -> String {
         (partialPath as NSString).appendingPathComponent(file)
+    }
+
+    /// Writes a small file (0600) into the folder.
+    /// - Returns: its manifest entry.
+    func writeFile(_ name: String, contents: Data) throws -> Manifest.FileEntry {
+        let file = try OutputFile(creating: path(of: name))
+        try file.write(contents)
+        try file.syncAndClose()
+        return Manifest.FileEntry(file: name, bytes: Int64(contents.count), sha256: Crypto.SHA256.hash(data: contents).hex)
     }
 
     /// Writes the manifest, syncs, and renames the folder to its final name.

@@ -17,11 +17,15 @@ public struct BackupOptions: Sendable {
     public var tables: [TableFilter]
     public var excludeTables: [TableFilter]
     public var compressionLevel: Int32
+    /// Also back up the Auth tables users need to log in (`Platform.authTables`).
+    public var withAuth = false
 
     public init(
         transport: BackupTransport, outputDirectory: String = "backups", schemas: [String] = ["public"],
-        tables: [TableFilter] = [], excludeTables: [TableFilter] = [], compressionLevel: Int32 = 3
+        tables: [TableFilter] = [], excludeTables: [TableFilter] = [], compressionLevel: Int32 = 3,
+        withAuth: Bool = false
     ) {
+        self.withAuth = withAuth
         self.transport = transport
         self.outputDirectory = outputDirectory
         self.schemas = schemas
@@ -73,6 +77,9 @@ public struct BackupEngine {
             for table in selected {
                 entries.append(try write(table, from: source, to: folder, fileName: fileNames.next(for: table.name)))
             }
+            let schemaFile = try source.schemaScript(for: selected).map { script in
+                try folder.writeFile(BackupArchive.schemaFile, contents: Data(script.render().utf8))
+            }
             let sequences = try source.sequences(feeding: selected)
             let (origin, serverVersion) = try source.source()
             try source.finish()
@@ -82,7 +89,8 @@ public struct BackupEngine {
                 finishedAt: BackupName.iso8601(Date()), mode: source.mode, source: origin,
                 serverVersion: serverVersion, consistentSnapshot: source.consistentSnapshot, schemas: options.schemas,
                 tables: entries, restoreOrder: RestoreOrder(manifestTables: entries).order, sequences: sequences,
-                warnings: source.warnings, foreignKeysComplete: source.foreignKeysComplete ? nil : false)
+                warnings: source.warnings, foreignKeysComplete: source.foreignKeysComplete ? nil : false,
+                schemaFile: schemaFile)
             let path = try folder.publish(manifest)
             logger.info("backup complete", metadata: ["name": "\(folder.name)", "tables": "\(manifest.tables.count)"])
             return BackupResult(name: folder.name, path: path, manifest: manifest)
@@ -93,25 +101,37 @@ public struct BackupEngine {
     }
 
     private func makeSource() throws -> any BackupSource {
+        let restWithAuth = UsageError(
+            "--with-auth needs a direct connection: over REST, users are only reachable through the Auth admin API, which never returns password hashes")
         switch options.transport {
         case .direct(let connection):
             return try DirectBackupSource(connection: connection)
         case .rest(let settings):
+            if options.withAuth { throw restWithAuth }
             return try RESTBackupSource(settings: settings, logger: logger)
         case .directThenREST(let connection, let settings):
             do {
                 return try DirectBackupSource(connection: connection)
             } catch let error as PostgresError where error.isConnectionFailure {
                 logger.warning("direct connection failed, using REST", metadata: ["reason": "\(error)"])
+                if options.withAuth { throw restWithAuth }
                 return try RESTBackupSource(settings: settings, logger: logger)
             }
         }
     }
 
     private func selectTables(_ source: any BackupSource) throws -> [SourceTable] {
-        let all = try source.tables(in: options.schemas, filters: options.tables)
+        var schemas = options.schemas
+        if options.withAuth && !schemas.contains("auth") { schemas.append("auth") }
+        let all = try source.tables(in: schemas, filters: options.tables)
+        if options.withAuth && !all.contains(where: { $0.name == TableName(schema: "auth", name: "users") }) {
+            throw UsageError("--with-auth: this database has no auth.users table (is it a Supabase project?)")
+        }
+        // Platform internals only when named with --table (schema included).
         let candidates = all.filter { table in
-            options.schemas.contains(table.name.schema) || options.tables.contains { $0.matches(table.name) }
+            let named = options.tables.contains { $0.schema == table.name.schema && $0.matches(table.name) }
+            if Platform.isInternal(table.name) && !named { return false }
+            return schemas.contains(table.name.schema) || options.tables.contains { $0.matches(table.name) }
         }
         let names = try options.tables.select(from: candidates.map(\.name), excluding: options.excludeTables)
         let wanted = Set(names)

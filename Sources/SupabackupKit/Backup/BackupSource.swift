@@ -19,6 +19,9 @@ protocol BackupSource {
     /// - Returns: the number of rows.
     func readRows(of table: SourceTable, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64
 
+    /// The DDL of the tables and what they need, or nil when the transport cannot see it.
+    func schemaScript(for tables: [SourceTable]) throws -> SchemaScript?
+
     /// The sequences feeding the tables' columns, with their values.
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence]
 

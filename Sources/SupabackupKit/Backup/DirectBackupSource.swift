@@ -61,6 +61,10 @@ final class DirectBackupSource: BackupSource {
         }
     }
 
+    func schemaScript(for tables: [SourceTable]) throws -> SchemaScript? {
+        try SchemaCapture.script(for: tables.map(\.oid), on: connection)
+    }
+
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence] {
         try SequenceCatalog.sequences(feeding: tables.map(\.oid), on: connection)
     }

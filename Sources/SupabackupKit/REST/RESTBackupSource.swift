@@ -14,6 +14,7 @@ final class RESTBackupSource: BackupSource {
         "REST mode: the OpenAPI document shows only single-column foreign keys within a schema; others are missing from this manifest",
         "REST mode: jsonb JSON null and SQL NULL look alike over REST; both are stored as SQL NULL",
         "REST mode: sequence values cannot be read over REST and are not in this manifest",
+        "REST mode: table definitions (DDL) cannot be read over REST; there is no schema.sql, so restore --create-schema needs a direct-mode backup",
     ]
     private let client: PostgRESTClient
     private let settings: RESTSettings
@@ -185,6 +186,8 @@ final class RESTBackupSource: BackupSource {
     }
 
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence] { [] }
+
+    func schemaScript(for tables: [SourceTable]) throws -> SchemaScript? { nil }
 
     func source() throws -> (source: Manifest.Source, serverVersion: String) {
         let root = settings.root

@@ -17,6 +17,11 @@ public struct RestoreOptions: Sendable {
     public var dryRun: Bool
     /// `session_replication_role = replica`: no user triggers, no FK checks.
     public var disableTriggers: Bool
+    /// Create missing types, tables, indexes, policies, ... from the backup's schema.sql, in the
+    /// same transaction as the rows.
+    public var createSchema = false
+    /// Restore the backup's Auth tables (users, identities, MFA factors); skipped otherwise.
+    public var withAuth = false
 
     public init(
         target: RestoreTarget, directory: String = "backups", name: String, tables: [TableFilter] = [],
@@ -59,6 +64,10 @@ public struct RestoreResult: Sendable {
         public var note: String?
     }
 
+    /// Objects `--create-schema` created, and those it found existing and left alone.
+    public var schemaCreated: [String] = []
+    public var schemaExisting: [String] = []
+
     public var name: String
     public var plan: RestorePlan
     public var dryRun: Bool
@@ -80,13 +89,31 @@ public struct RestoreEngine {
         let archive = try BackupArchive.open(name: options.name, in: options.directory)
         let all = archive.manifest.tables.map(\.tableName)
         let names = Set(try options.tables.select(from: all, excluding: []))
-        let selected = archive.manifest.tables.filter { names.contains($0.tableName) }
+        // Auth rows only on request: restoring them into a live project overwrites its users.
+        let selected = archive.manifest.tables.filter { table in
+            names.contains(table.tableName) && (options.withAuth || table.schema != "auth"
+                || options.tables.contains { $0.schema == "auth" && $0.matches(table.tableName) })
+        }
+        if options.withAuth && !selected.contains(where: { $0.schema == "auth" }) {
+            throw UsageError("--with-auth: this backup holds no auth tables (back up with --with-auth)")
+        }
+        var schema: SchemaScript?
+        if options.createSchema {
+            guard let script = try archive.schemaScript() else {
+                throw UsageError(
+                    "--create-schema: backup \(archive.name) was made over REST (mode \(archive.manifest.mode)), which cannot see table definitions; it has no schema.sql. Create the tables first (e.g. from your migrations), or restore a direct-mode backup")
+            }
+            schema = script
+        }
         // Damaged files are refused before the database is touched.
         try ArchiveVerifier.checkChecksums(archive, tables: selected)
         switch options.target {
         case .direct(let connection):
-            return try runDirect(archive: archive, selected: selected, connectionString: connection)
+            return try runDirect(archive: archive, selected: selected, connectionString: connection, schema: schema)
         case .rest(let settings):
+            guard schema == nil else {
+                throw UsageError("--create-schema needs a direct connection (--db-url): the REST API cannot create tables")
+            }
             guard !options.disableTriggers else {
                 throw UsageError("--disable-triggers needs a direct connection; the REST API cannot change session_replication_role")
             }
@@ -96,7 +123,7 @@ public struct RestoreEngine {
     }
 
     private func runDirect(
-        archive: BackupArchive, selected: [Manifest.Table], connectionString: ConnectionString
+        archive: BackupArchive, selected: [Manifest.Table], connectionString: ConnectionString, schema: SchemaScript?
     ) throws -> RestoreResult {
         let connection: PostgresConnection
         do {
@@ -108,6 +135,11 @@ public struct RestoreEngine {
         defer { connection.close() }
         try Session.configure(connection, applicationName: "supabackup restore", pinSearchPath: false)
         try connection.execute("BEGIN")
+        var ddl = DDLApplier(connection: connection)
+        if let schema {
+            try connection.execute("SET LOCAL check_function_bodies = off")
+            try ddl.apply(schema.statements.filter { $0.section == .preData })
+        }
         let schemas = Array(Set(selected.map(\.schema))).sorted()
         let target = try Catalog.tables(in: schemas, on: connection)
         let plan = try RestorePlan(
@@ -115,11 +147,18 @@ public struct RestoreEngine {
             compareTypes: true)
         if options.dryRun {
             try connection.execute("ROLLBACK")
-            return RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
+            var result = RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
+            result.schemaCreated = ddl.created
+            result.schemaExisting = ddl.existing
+            return result
         }
 
         do {
-            let result = try load(plan, archive: archive, connection: connection)
+            var result = try load(plan, archive: archive, connection: connection) {
+                if let schema { try ddl.apply(schema.statements.filter { $0.section == .postData }) }
+            }
+            result.schemaCreated = ddl.created
+            result.schemaExisting = ddl.existing
             try commit(connection, plan: plan)
             return result
         } catch {
@@ -128,7 +167,9 @@ public struct RestoreEngine {
         }
     }
 
-    private func load(_ plan: RestorePlan, archive: BackupArchive, connection: PostgresConnection) throws -> RestoreResult {
+    private func load(
+        _ plan: RestorePlan, archive: BackupArchive, connection: PostgresConnection, afterRows: () throws -> Void
+    ) throws -> RestoreResult {
         try connection.execute("SET CONSTRAINTS ALL DEFERRED")
         if options.disableTriggers {
             try connection.execute("SET LOCAL session_replication_role = replica")
@@ -164,6 +205,7 @@ public struct RestoreEngine {
                 throw error
             }
         }
+        try afterRows()
         let sequences = try SequenceReset.apply(
             archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), on: connection)
         return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)

@@ -106,7 +106,16 @@ public struct RestorePlan: Sendable {
         }
         let order = RestoreOrder(tables: selected.map(\.tableName), references: references)
         self.steps = order.order.compactMap { steps[$0] }
-        self.blockedCycles = disableTriggers ? [] : order.cycles
+        // Only keys the target has, and checks immediately, can block a cycle (with
+        // --create-schema the foreign keys come after the rows).
+        let enforced = Set(target.flatMap { live in
+            (live.foreignKeys ?? []).filter { !$0.deferrable }.map { "\(live.tableName)\u{0}\($0.name)" }
+        })
+        let blocking = selected.flatMap { table in
+            table.foreignKeys.filter { enforced.contains("\(table.tableName)\u{0}\($0.name)") }
+                .map { (child: table.tableName, parent: $0.referenced) }
+        }
+        self.blockedCycles = disableTriggers ? [] : RestoreOrder(tables: selected.map(\.tableName), references: blocking).cycles
         for cycle in blockedCycles {
             warnings.append(Self.cycleAdvice(cycle))
         }
