@@ -62,7 +62,9 @@ final class DirectBackupSource: BackupSource {
     }
 
     func schemaScript(for tables: [SourceTable]) throws -> SchemaScript? {
-        try SchemaCapture.script(for: tables.map(\.oid), on: connection)
+        // The platform owns its tables' definitions (a fresh project has them already).
+        try SchemaCapture.script(
+            for: tables.filter { !Platform.isPlatformSchema($0.name.schema) }.map(\.oid), on: connection)
     }
 
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence] {

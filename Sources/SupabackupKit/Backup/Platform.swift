@@ -27,6 +27,10 @@ public enum Platform {
 
     static let migrationTables: Set<String> = ["schema_migrations", "migrations"]
 
+    public static func isPlatformSchema(_ schema: String) -> Bool {
+        schemas.contains { $0.name == schema }
+    }
+
     /// True for tables a backup never takes unless `--table` names them.
     public static func isInternal(_ table: TableName) -> Bool {
         if table.schema == "auth" { return !authTables.contains(table.name) }

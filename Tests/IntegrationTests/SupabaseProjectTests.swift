@@ -1,0 +1,140 @@
+import Foundation
+import SupabackupKit
+import Testing
+import TestSupport
+
+/// The disaster-recovery case: a backup of a Supabase project restored into a fresh one.
+@Suite("Supabase projects")
+struct SupabaseProjectTests {
+    static func project(_ label: String, app: Bool = true, data: Bool = true) throws -> TestDatabase {
+        let database = try TestDatabase(label)
+        try database.run(sqlFile: "fixtures/supabase/platform.sql")
+        if app { try database.run(sqlFile: "fixtures/supabase/app.sql") }
+        if data { try database.run(sqlFile: "fixtures/supabase/data.sql") }
+        return database
+    }
+
+    static func backupWithAuth(_ database: TestDatabase, into directory: TemporaryDirectory) throws -> BackupResult {
+        var options = BackupOptions(connection: try ConnectionString(database.url), outputDirectory: directory.path)
+        options.withAuth = true
+        return try BackupEngine(options: options, logger: silentLogger).run()
+    }
+
+    static func restoreProject(
+        _ name: String, from directory: TemporaryDirectory, into database: TestDatabase, createSchema: Bool,
+        disableTriggers: Bool = false
+    ) throws -> RestoreResult {
+        var options = RestoreOptions(
+            connection: try ConnectionString(database.url), directory: directory.path, name: name,
+            disableTriggers: disableTriggers)
+        options.withAuth = true
+        options.createSchema = createSchema
+        return try RestoreEngine(options: options, logger: silentLogger).run()
+    }
+
+    /// Everything about the app's schema that schema.sql must reproduce, one line per fact.
+    static let fingerprint = """
+        SELECT 'column ' || c.oid::regclass || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' '
+               || a.attnotnull || ' ' || coalesce(pg_get_expr(d.adbin, d.adrelid), '') || ' ' || a.attidentity::text || a.attgenerated::text
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
+        UNION ALL SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+        FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+        UNION ALL SELECT 'index ' || pg_get_indexdef(indexrelid) FROM pg_index JOIN pg_class c ON c.oid = indrelid
+        WHERE c.relnamespace = 'public'::regnamespace
+        UNION ALL SELECT 'policy ' || tablename || ' ' || policyname || ' ' || permissive || ' ' || cmd || ' ' || roles::text
+               || ' ' || coalesce(qual, '') || ' ' || coalesce(with_check, '') FROM pg_policies WHERE schemaname = 'public'
+        UNION ALL SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
+        WHERE NOT tgisinternal AND (tgrelid::regclass::text NOT LIKE '%.%' OR tgrelid = 'auth.users'::regclass)
+        UNION ALL SELECT 'table ' || relname || ' ' || relkind::text || ' ' || relrowsecurity || ' ' || relforcerowsecurity || ' '
+               || coalesce(relacl::text, '') || ' ' || coalesce(obj_description(oid, 'pg_class'), '')
+        FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p', 'S')
+        UNION ALL SELECT 'comment ' || objoid::regclass || ' ' || objsubid || ' ' || description FROM pg_description
+        WHERE classoid = 'pg_class'::regclass AND objoid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+        UNION ALL SELECT 'type ' || format_type(t.oid, NULL) || ' ' || t.typtype::text || ' '
+               || coalesce((SELECT string_agg(enumlabel, ',' ORDER BY enumsortorder) FROM pg_enum WHERE enumtypid = t.oid), '')
+        FROM pg_type t WHERE t.typnamespace = 'public'::regnamespace AND t.typtype IN ('e', 'd', 'c')
+          AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+        ORDER BY 1
+        """
+
+    @Test("a fresh project comes back whole: users with their password hashes, app data, policies, triggers, grants")
+    func freshProject() throws {
+        let source = try Self.project("sb_src")
+        let directory = try TemporaryDirectory()
+        let result = try Self.backupWithAuth(source, into: directory)
+        let names = Set(result.manifest.tables.map(\.tableName.description))
+        #expect(names.isSuperset(of: ["auth.users", "auth.identities", "public.profiles", "public.notes"]))
+        #expect(names.isDisjoint(with: ["auth.sessions", "auth.refresh_tokens", "auth.schema_migrations", "storage.migrations"]))
+        #expect(result.manifest.schemaFile != nil)
+
+        let fresh = try Self.project("sb_fresh", app: false, data: false)
+        let restored = try Self.restoreProject(result.name, from: directory, into: fresh, createSchema: true)
+        #expect(restored.schemaCreated.contains("table public.profiles"))
+        #expect(restored.schemaExisting.isEmpty || restored.schemaExisting.allSatisfy { !$0.contains("public.") })
+
+        let hashes = "SELECT id::text, encrypted_password FROM auth.users ORDER BY id"
+        #expect(try fresh.rows(hashes) == source.rows(hashes))
+        #expect(try fresh.rows(hashes).count == 40)
+        for table in ["auth.users", "auth.identities", "public.profiles", "public.notes"] {
+            #expect(try fresh.digest(table) == source.digest(table), "\(table)")
+        }
+        #expect(try fresh.scalar("SELECT count(*) FROM public.profiles") == "40")
+        #expect(try fresh.scalar("SELECT count(*) FROM auth.sessions") == "0")
+        #expect(try fresh.rows(Self.fingerprint) == source.rows(Self.fingerprint))
+        #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.profiles', 'SELECT')") == "t")
+        #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.notes', 'SELECT')") == "f")
+
+        // The app works afterwards: the trigger makes profiles, identities continue.
+        try fresh.execute(
+            "INSERT INTO auth.users (id, email, raw_user_meta_data) VALUES ('11111111-1111-1111-1111-111111111111', 'new@example.com', '{\"username\": \"newbie\"}')")
+        #expect(try fresh.scalar("SELECT username FROM public.profiles WHERE id = '11111111-1111-1111-1111-111111111111'") == "newbie")
+        let note = try fresh.scalar(
+            "INSERT INTO public.notes (owner, body) VALUES ('11111111-1111-1111-1111-111111111111', 'hi') RETURNING id")
+        #expect(note == "301")
+    }
+
+    @Test("into an existing project the profile trigger fires or not, and profiles are never duplicated",
+        arguments: [false, true])
+    func profileTrigger(disableTriggers: Bool) throws {
+        let source = try Self.project("sb_trig_src")
+        let directory = try TemporaryDirectory()
+        let result = try Self.backupWithAuth(source, into: directory)
+        let target = try Self.project("sb_trig_dst", data: false)
+        _ = try Self.restoreProject(
+            result.name, from: directory, into: target, createSchema: false, disableTriggers: disableTriggers)
+        #expect(try target.scalar("SELECT count(*) FROM public.profiles") == "40")
+        #expect(try target.digest("public.profiles") == source.digest("public.profiles"))
+        #expect(try target.digest("auth.identities") == source.digest("auth.identities"))
+    }
+
+    @Test("schema.sql applied to a fresh project reproduces the schema: nothing missing, nothing extra")
+    func schemaFile() throws {
+        let source = try Self.project("sb_schema_src", data: false)
+        try source.run(sqlFile: "sample/schema.sql")
+        try source.run(sqlFile: "fixtures/graph.sql")
+        let directory = try TemporaryDirectory()
+        let result = try Self.backupWithAuth(source, into: directory)
+        let fresh = try Self.project("sb_schema_dst", app: false, data: false)
+        try fresh.execute(try String(contentsOfFile: result.path + "/schema.sql", encoding: .utf8))
+        let expected = try source.rows(Self.fingerprint).filter { !($0[0] ?? "").contains("published_projects") }
+        #expect(try fresh.rows(Self.fingerprint) == expected)
+    }
+
+    @Test("a REST-mode backup cannot create a schema, and says why")
+    func restBackupHasNoSchema() throws {
+        let source = try Self.project("sb_rest", app: true, data: false)
+        let server = try PostgRESTTestServer(databaseURL: source.url)
+        let directory = try TemporaryDirectory()
+        let archive = try restBackup(server, into: directory)
+        #expect(archive.manifest.schemaFile == nil)
+        #expect(archive.manifest.warnings.contains { $0.contains("create-schema") })
+        let target = try TestDatabase("sb_rest_dst")
+        var options = RestoreOptions(connection: try ConnectionString(target.url), directory: directory.path, name: archive.name)
+        options.createSchema = true
+        #expect {
+            try RestoreEngine(options: options, logger: silentLogger).run()
+        } throws: { "\($0)".contains("REST") && "\($0)".contains("schema.sql") }
+    }
+}
