@@ -83,6 +83,14 @@ struct RestoreCommand: ParsableCommand {
                     Terminal.stderr("supabackup: warning: sequence \(sequence.sequence): \(note)")
                 }
             }
+            if result.authUsersCreated + result.authUsersExisting > 0 {
+                print("auth users: \(result.authUsersCreated) created, \(result.authUsersExisting) existed (left alone)")
+            }
+            if !result.passwordResetNeeded.isEmpty {
+                Terminal.stderr(
+                    "supabackup: warning: these users have no password in the backup and must reset it (send them a recovery email): "
+                        + result.passwordResetNeeded.joined(separator: ", "))
+            }
             print("restored \(result.name)")
         }
     }

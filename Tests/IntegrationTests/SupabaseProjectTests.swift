@@ -138,3 +138,57 @@ struct SupabaseProjectTests {
         } throws: { "\($0)".contains("REST") && "\($0)".contains("schema.sql") }
     }
 }
+
+/// Auth users when only the REST API is reachable: the Auth admin API lists and creates them.
+@Suite("Supabase projects over REST")
+struct SupabaseRESTTests {
+    static func restore(_ name: String, from directory: TemporaryDirectory, into server: PostgRESTTestServer) throws
+        -> RestoreResult
+    {
+        var options = RestoreOptions(target: .rest(try restSettings(server)), directory: directory.path, name: name)
+        options.withAuth = true
+        return try RestoreEngine(options: options, logger: silentLogger).run()
+    }
+
+    @Test("a REST backup with --with-auth has the users but no password hashes; restoring creates them and names who must reset")
+    func usersWithoutHashes() throws {
+        let source = try SupabaseProjectTests.project("sbr_src")
+        let sourceServer = try PostgRESTTestServer(databaseURL: source.url)
+        let directory = try TemporaryDirectory()
+        var options = BackupOptions(transport: .rest(try restSettings(sourceServer)), outputDirectory: directory.path)
+        options.withAuth = true
+        let archive = try BackupEngine(options: options, logger: silentLogger).run()
+        #expect(archive.manifest.authPasswordHashes == false)
+        #expect(archive.manifest.tables.first { $0.name == "users" }?.rows == 40)
+        #expect(archive.manifest.tables.first { $0.name == "identities" }?.rows == 40)
+        #expect(archive.manifest.warnings.contains { $0.contains("reset their passwords") })
+
+        let target = try SupabaseProjectTests.project("sbr_dst", data: false)
+        let server = try PostgRESTTestServer(databaseURL: target.url)
+        let result = try Self.restore(archive.name, from: directory, into: server)
+        #expect(result.authUsersCreated == 40 && result.authUsersExisting == 0)
+        #expect(result.passwordResetNeeded.count == 40 && result.passwordResetNeeded.contains("person7@example.com"))
+        let users = "SELECT id::text, email, raw_user_meta_data::text FROM auth.users ORDER BY id"
+        #expect(try target.rows(users) == source.rows(users))
+        #expect(try target.digest("public.profiles") == source.digest("public.profiles"))
+        #expect(try target.digest("public.notes") == source.digest("public.notes"))
+
+        // A rerun leaves existing users alone.
+        let again = try Self.restore(archive.name, from: directory, into: server)
+        #expect(again.authUsersCreated == 0 && again.authUsersExisting == 40)
+    }
+
+    @Test("a direct --with-auth backup restored over REST keeps every password hash")
+    func hashesCarriedOver() throws {
+        let source = try SupabaseProjectTests.project("sbh_src")
+        let directory = try TemporaryDirectory()
+        let archive = try SupabaseProjectTests.backupWithAuth(source, into: directory)
+        let target = try SupabaseProjectTests.project("sbh_dst", data: false)
+        let server = try PostgRESTTestServer(databaseURL: target.url)
+        let result = try Self.restore(archive.name, from: directory, into: server)
+        #expect(result.passwordResetNeeded.isEmpty)
+        let hashes = "SELECT id::text, encrypted_password FROM auth.users ORDER BY id"
+        #expect(try target.rows(hashes) == source.rows(hashes))
+        #expect(try target.digest("public.profiles") == source.digest("public.profiles"))
+    }
+}

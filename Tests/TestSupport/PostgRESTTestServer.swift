@@ -99,6 +99,16 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         }
         let anon = apikey == options.anonKey
         let (path, query) = Self.split(request.uri)
+        if path.hasPrefix("/auth/v1/") {
+            guard !anon else { return json(403, ["code": "403", "error_code": "not_admin", "msg": "User not allowed"]) }
+            do {
+                return try withConnection { try authAdmin(request.method, path, query: query, body: request.body, $0) }
+            } catch let error as PostgresError {
+                return json(422, ["code": "422", "msg": error.message])
+            } catch {
+                return json(500, ["msg": "\(error)"])
+            }
+        }
         guard path == "/rest/v1" || path.hasPrefix("/rest/v1/") else {
             return json(404, ["message": "no Route matched with those values"])
         }
@@ -447,6 +457,80 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         let result = try connection.query(
             "SELECT to_json(\(SQL.quoteIdentifier(schema)).\(SQL.quoteIdentifier(function))(\(call)))::text", values)
         return .response(status: 200, headers: [("Content-Type", "application/json")], body: Array((result.scalar ?? "null").utf8))
+    }
+
+    // MARK: - Auth admin API
+
+    /// `GET /auth/v1/admin/users?page=&per_page=`, `GET .../users/{id}`, `POST .../users`, like
+    /// Supabase Auth: users with their identities, never a password hash.
+    private func authAdmin(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)], body: [UInt8], _ connection: PostgresConnection
+    ) throws -> TestHTTPHandler.Reply {
+        let userJSON = """
+            SELECT json_build_object('id', u.id, 'aud', u.aud, 'role', u.role, 'email', u.email, 'phone', coalesce(u.phone, ''),
+              'email_confirmed_at', u.email_confirmed_at, 'phone_confirmed_at', u.phone_confirmed_at, 'confirmed_at', u.confirmed_at,
+              'last_sign_in_at', u.last_sign_in_at, 'app_metadata', u.raw_app_meta_data, 'user_metadata', u.raw_user_meta_data,
+              'identities', (SELECT coalesce(json_agg(json_build_object('identity_id', i.id, 'id', i.provider_id, 'user_id', i.user_id,
+                  'identity_data', i.identity_data, 'provider', i.provider, 'last_sign_in_at', i.last_sign_in_at,
+                  'created_at', i.created_at, 'updated_at', i.updated_at, 'email', i.email) ORDER BY i.id), '[]')
+                FROM auth.identities i WHERE i.user_id = u.id),
+              'created_at', u.created_at, 'updated_at', u.updated_at, 'is_anonymous', u.is_anonymous)
+            FROM auth.users u
+            """
+        let parts = path.split(separator: "/").map(String.init)  // auth, v1, admin, users, [id]
+        guard parts.count >= 4, parts[2] == "admin", parts[3] == "users" else {
+            return json(404, ["code": "404", "msg": "not found"])
+        }
+        if method == .GET && parts.count == 5 {
+            guard let user = try connection.query(userJSON + " WHERE u.id::text = $1", [parts[4]]).scalar else {
+                return json(404, ["code": "404", "error_code": "user_not_found", "msg": "User not found"])
+            }
+            return .response(status: 200, headers: [("Content-Type", "application/json")], body: Array(user.utf8))
+        }
+        if method == .GET {
+            let page = max(1, Int(query.first { $0.0 == "page" }?.1 ?? "1") ?? 1)
+            let perPage = min(1000, max(1, Int(query.first { $0.0 == "per_page" }?.1 ?? "50") ?? 50))
+            let users = try connection.query(
+                "SELECT coalesce(json_agg(x.j), '[]')::text FROM (\(userJSON) ORDER BY u.created_at, u.id LIMIT \(perPage) OFFSET \((page - 1) * perPage)) x(j)"
+            ).scalar ?? "[]"
+            return .response(status: 200, headers: [("Content-Type", "application/json")],
+                body: Array("{\"users\":\(users),\"aud\":\"authenticated\"}".utf8))
+        }
+        guard method == .POST, parts.count == 4,
+            let user = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any]
+        else { return json(400, ["code": "400", "msg": "bad request"]) }
+        func text(_ key: String) -> String? { user[key] as? String }
+        func jsonText(_ key: String) -> String? {
+            guard let value = user[key], let data = try? JSONSerialization.data(withJSONObject: value) else { return nil }
+            return String(decoding: data, as: UTF8.self)
+        }
+        let id = text("id") ?? UUID().uuidString.lowercased()
+        try connection.execute("BEGIN")
+        do {
+            _ = try connection.query(
+                """
+                INSERT INTO auth.users (instance_id, id, aud, role, email, phone, encrypted_password, email_confirmed_at,
+                  phone_confirmed_at, raw_app_meta_data, raw_user_meta_data, created_at, updated_at)
+                VALUES ('00000000-0000-0000-0000-000000000000', $1::uuid, 'authenticated', 'authenticated', $2, $3, $4,
+                  CASE WHEN $5::boolean THEN now() END, CASE WHEN $6::boolean THEN now() END,
+                  coalesce($7::jsonb, '{"provider": "email", "providers": ["email"]}'), coalesce($8::jsonb, '{}'), now(), now())
+                """,
+                [id, text("email"), text("phone"), text("password_hash"), String(user["email_confirm"] as? Bool ?? false),
+                 String(user["phone_confirm"] as? Bool ?? false), jsonText("app_metadata"), jsonText("user_metadata")])
+            if let email = text("email") {
+                _ = try connection.query(
+                    """
+                    INSERT INTO auth.identities (provider_id, user_id, identity_data, provider, created_at, updated_at)
+                    VALUES ($1::text, $1::uuid, jsonb_build_object('sub', $1::text, 'email', $2::text), 'email', now(), now())
+                    """, [id, email])
+            }
+            try connection.execute("COMMIT")
+        } catch {
+            try? connection.execute("ROLLBACK")
+            throw error
+        }
+        let created = try connection.query(userJSON + " WHERE u.id::text = $1", [id]).scalar ?? "{}"
+        return .response(status: 200, headers: [("Content-Type", "application/json")], body: Array(created.utf8))
     }
 
     // MARK: - OpenAPI

@@ -29,6 +29,9 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// False when the source could not see every foreign key (REST: only single-column keys
     /// within a schema). Absent means complete.
     public var foreignKeysComplete: Bool?
+    /// False when the auth users came from the Auth admin API, which never returns password
+    /// hashes: restored users must reset their passwords. Absent otherwise.
+    public var authPasswordHashes: Bool?
     /// `schema.sql`, the DDL of what was backed up (direct mode only).
     public var schemaFile: FileEntry?
 

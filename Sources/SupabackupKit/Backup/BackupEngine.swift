@@ -90,6 +90,7 @@ public struct BackupEngine {
                 serverVersion: serverVersion, consistentSnapshot: source.consistentSnapshot, schemas: options.schemas,
                 tables: entries, restoreOrder: RestoreOrder(manifestTables: entries).order, sequences: sequences,
                 warnings: source.warnings, foreignKeysComplete: source.foreignKeysComplete ? nil : false,
+                authPasswordHashes: selected.contains { $0.name.schema == "auth" } && !source.authPasswordHashes ? false : nil,
                 schemaFile: schemaFile)
             let path = try folder.publish(manifest)
             logger.info("backup complete", metadata: ["name": "\(folder.name)", "tables": "\(manifest.tables.count)"])
@@ -101,20 +102,16 @@ public struct BackupEngine {
     }
 
     private func makeSource() throws -> any BackupSource {
-        let restWithAuth = UsageError(
-            "--with-auth needs a direct connection: over REST, users are only reachable through the Auth admin API, which never returns password hashes")
         switch options.transport {
         case .direct(let connection):
             return try DirectBackupSource(connection: connection)
         case .rest(let settings):
-            if options.withAuth { throw restWithAuth }
             return try RESTBackupSource(settings: settings, logger: logger)
         case .directThenREST(let connection, let settings):
             do {
                 return try DirectBackupSource(connection: connection)
             } catch let error as PostgresError where error.isConnectionFailure {
                 logger.warning("direct connection failed, using REST", metadata: ["reason": "\(error)"])
-                if options.withAuth { throw restWithAuth }
                 return try RESTBackupSource(settings: settings, logger: logger)
             }
         }

@@ -6,6 +6,8 @@ protocol BackupSource {
     /// `direct` or `rest`, recorded in the manifest.
     var mode: String { get }
     var consistentSnapshot: Bool { get }
+    /// False when auth users were read without their password hashes.
+    var authPasswordHashes: Bool { get }
     /// False when the transport cannot see every foreign key.
     var foreignKeysComplete: Bool { get }
 

@@ -3,6 +3,7 @@ final class DirectBackupSource: BackupSource {
     let mode = "direct"
     let consistentSnapshot = true
     let foreignKeysComplete = true
+    let authPasswordHashes = true
     let warnings: [String] = []
     private let connection: PostgresConnection
 

@@ -9,6 +9,7 @@ final class RESTBackupSource: BackupSource {
     let mode = "rest"
     let consistentSnapshot = false
     let foreignKeysComplete = false
+    private(set) var authPasswordHashes = true
     private(set) var warnings: [String] = [
         "REST mode: each page is read in its own transaction, so tables are not one consistent snapshot",
         "REST mode: the OpenAPI document shows only single-column foreign keys within a schema; others are missing from this manifest",
@@ -43,6 +44,11 @@ final class RESTBackupSource: BackupSource {
     func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable] {
         var result: [SourceTable] = []
         for schema in Array(Set(schemas + filters.compactMap(\.schema))).sorted() {
+            // The auth schema is never exposed over REST; its users come from the Auth admin API.
+            if schema == "auth" {
+                result += Self.authTables
+                continue
+            }
             let document: OpenAPISchema
             do {
                 document = try Self.discover(schema, client: client)
@@ -71,7 +77,26 @@ final class RESTBackupSource: BackupSource {
         return result
     }
 
+    static let authTables = [
+        SourceTable(
+            name: TableName(schema: "auth", name: "users"), partitioned: false, columns: AuthAdminClient.userColumns,
+            primaryKey: ["id"], foreignKeys: [], estimatedRows: 0),
+        SourceTable(
+            name: TableName(schema: "auth", name: "identities"), partitioned: false, columns: AuthAdminClient.identityColumns,
+            primaryKey: ["id"],
+            foreignKeys: [
+                Manifest.ForeignKey(
+                    name: "identities_user_id_fkey", columns: ["user_id"], referencedSchema: "auth", referencedTable: "users",
+                    referencedColumns: ["id"], deferrable: false)
+            ], estimatedRows: 0),
+    ]
+
     func prepare(_ tables: [SourceTable]) throws {
+        if tables.contains(where: { $0.name.schema == "auth" }) {
+            authPasswordHashes = false
+            warnings.append(
+                "auth users come from the Auth admin API, which never returns password hashes: restored users must reset their passwords (or restore a direct-mode --with-auth backup)")
+        }
         for table in tables where table.primaryKey.isEmpty {
             warnings.append(
                 "table \(table.name) has no primary key: read in pages by offset, ordered by all columns; rows written meanwhile can be missed or repeated")
@@ -79,6 +104,13 @@ final class RESTBackupSource: BackupSource {
     }
 
     func readRows(of table: SourceTable, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        if table.name.schema == "auth" {
+            let admin = try AuthAdminClient(settings: settings, logger: logger)
+            defer { admin.shutdown() }
+            let users = table.name.name == "users"
+            let counts = try admin.readUsers(users: { if users { try body($0) } }, identities: { if !users { try body($0) } })
+            return users ? counts.users : counts.identities
+        }
         let omitNull = Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name))
         let keyed = !table.primaryKey.isEmpty
         // Without a key, order by every column that has an ordering (json has none).

@@ -19,8 +19,11 @@ struct RESTRestore {
         self.logger = logger
     }
 
-    func run(archive: BackupArchive, selected: [Manifest.Table], dryRun: Bool) throws -> RestoreResult {
+    func run(archive: BackupArchive, selected all: [Manifest.Table], dryRun: Bool) throws -> RestoreResult {
         try settings.key.requireServiceLevel()
+        // Auth users go through the Auth admin API; the auth schema is not exposed over REST.
+        let users = all.first { $0.schema == "auth" && $0.name == "users" }
+        let selected = all.filter { $0.schema != "auth" }
         let client = PostgRESTClient(settings: settings, logger: logger)
         defer { client.shutdown() }
         var target: [CatalogTable] = []
@@ -38,8 +41,18 @@ struct RESTRestore {
             manifest: archive.manifest, tables: selected, target: target, disableTriggers: false, compareTypes: false)
         plan.warnings.append(
             "REST restore: not one transaction; if it fails, what was written stays, and rerunning the restore converges")
+        if users != nil {
+            plan.warnings.append(
+                "REST restore: auth users are created through the Auth admin API (missing ones only; existing users are left alone); identities other than email/phone come back when users sign in again with their provider")
+        }
         if dryRun {
             return RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
+        }
+        var authOutcome: (created: Int, existing: Int, needReset: [String])?
+        if let users {
+            let admin = try AuthAdminClient(settings: settings, logger: logger)
+            defer { admin.shutdown() }
+            authOutcome = try admin.createMissingUsers(archive: archive, table: users)
         }
 
         var outcomes: [RestoreResult.TableOutcome] = []
@@ -93,7 +106,13 @@ struct RESTRestore {
             outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil))
         }
         let sequences = try resetSequences(archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), client: client)
-        return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
+        var result = RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
+        if let authOutcome {
+            result.authUsersCreated = authOutcome.created
+            result.authUsersExisting = authOutcome.existing
+            result.passwordResetNeeded = authOutcome.needReset
+        }
+        return result
     }
 
     static func catalogTable(_ table: OpenAPISchema.Table, schema: String) -> CatalogTable {

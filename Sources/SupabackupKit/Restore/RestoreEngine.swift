@@ -64,6 +64,12 @@ public struct RestoreResult: Sendable {
         public var note: String?
     }
 
+    /// Auth users created through the Auth admin API (REST restores), those that existed, and
+    /// the created users that had no password hash in the backup and must reset their password.
+    public var authUsersCreated = 0
+    public var authUsersExisting = 0
+    public var passwordResetNeeded: [String] = []
+
     /// Objects `--create-schema` created, and those it found existing and left alone.
     public var schemaCreated: [String] = []
     public var schemaExisting: [String] = []
@@ -159,6 +165,9 @@ public struct RestoreEngine {
             }
             result.schemaCreated = ddl.created
             result.schemaExisting = ddl.existing
+            if archive.manifest.authPasswordHashes == false, let users = selected.first(where: { $0.schema == "auth" && $0.name == "users" }) {
+                result.passwordResetNeeded = ["all \(users.rows) users in this backup (it was made over REST, without password hashes)"]
+            }
             try commit(connection, plan: plan)
             return result
         } catch {
