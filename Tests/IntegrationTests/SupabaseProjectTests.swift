@@ -192,3 +192,23 @@ struct SupabaseRESTTests {
         #expect(try target.digest("public.profiles") == source.digest("public.profiles"))
     }
 }
+
+@Suite("Platform schemas")
+struct PlatformSchemaTests {
+    @Test("--schema auth takes only the user tables; platform internals only when named with --table")
+    func selection() throws {
+        let source = try SupabaseProjectTests.project("sb_platform")
+        let directory = try TemporaryDirectory()
+        let auth = try backup(source, into: directory, schemas: ["auth"])
+        #expect(Set(auth.manifest.tables.map(\.name)) == ["users", "identities"])
+
+        let storage = try backup(source, into: directory, schemas: ["storage"])
+        #expect(storage.manifest.tables.isEmpty)
+
+        let named = try backup(source, into: directory, tables: ["auth.sessions", "storage.migrations"])
+        #expect(Set(named.manifest.tables.map(\.tableName.description)) == ["auth.sessions", "storage.migrations"])
+
+        let plain = try backup(source, into: directory)
+        #expect(plain.manifest.tables.allSatisfy { $0.schema == "public" })
+    }
+}

@@ -97,8 +97,9 @@ public struct RestoreEngine {
         let names = Set(try options.tables.select(from: all, excluding: []))
         // Auth rows only on request: restoring them into a live project overwrites its users.
         let selected = archive.manifest.tables.filter { table in
-            names.contains(table.tableName) && (options.withAuth || table.schema != "auth"
-                || options.tables.contains { $0.schema == "auth" && $0.matches(table.tableName) })
+            let named = options.tables.contains { $0.schema == table.schema && $0.matches(table.tableName) }
+            if Platform.isInternal(table.tableName) && !named { return false }
+            return names.contains(table.tableName) && (options.withAuth || table.schema != "auth" || named)
         }
         if options.withAuth && !selected.contains(where: { $0.schema == "auth" }) {
             throw UsageError("--with-auth: this backup holds no auth tables (back up with --with-auth)")
