@@ -31,9 +31,23 @@ struct BackupCommand: ParsableCommand {
     @Option(name: .customLong("compression-level"), help: "zstd level, 1 (fast) to 19 (small).")
     var compressionLevel: Int32 = 3
 
+    @Flag(help: "After a successful backup, prune DIR with the --keep-* rules (default: keep 30 days).")
+    var prune = false
+
+    @OptionGroup var retention: RetentionOptions
+
     @OptionGroup var output: OutputOptions
 
+    @Flag(help: "One JSON object on stdout instead of the name.")
+    var json = false
+
     func validate() throws {
+        if !prune && !RetentionPolicy(
+            keepDays: retention.keepDays, keepLast: retention.keepLast, keepDaily: retention.keepDaily,
+            keepWeekly: retention.keepWeekly, keepMonthly: retention.keepMonthly
+        ).isEmpty {
+            throw ValidationError("--keep-* options apply with --prune")
+        }
         guard (1...22).contains(compressionLevel) else {
             throw ValidationError("--compression-level must be between 1 and 22")
         }
@@ -46,14 +60,66 @@ struct BackupCommand: ParsableCommand {
                 schemas: schemas.isEmpty ? ["public"] : schemas, tables: try parseTables(tables),
                 excludeTables: try parseTables(excludeTables), compressionLevel: compressionLevel, withAuth: withAuth)
             let logger = output.makeLogger("supabackup.backup")
-            let result = try BackupEngine(options: options, logger: logger).run()
+            var engineOptions = options
+            if !output.quiet && isatty(STDERR_FILENO) == 1 { engineOptions.progress = Terminal.showProgress }
+            let result = try BackupEngine(options: engineOptions, logger: logger).run()
             let manifest = result.manifest
             if !output.quiet {
+                let ratio = manifest.totalBytes > 0 ? Double(result.rawBytes) / Double(manifest.totalBytes) : 0
+                let seconds = max(result.seconds, 0.001)
                 Terminal.stderr(
                     "supabackup: backed up \(manifest.tables.count) tables, \(manifest.totalRows) rows, "
-                        + "\(formatBytes(manifest.totalBytes)) to \(result.path)")
+                        + "\(formatBytes(result.rawBytes)) raw -> \(formatBytes(manifest.totalBytes)) compressed "
+                        + "(\(String(format: "%.1f", ratio))x) in \(String(format: "%.1f", result.seconds)) s "
+                        + "(\(Int(Double(manifest.totalRows) / seconds)) rows/s, \(formatBytes(Int64(Double(result.rawBytes) / seconds)))/s), "
+                        + "\(manifest.warnings.count) warnings, mode \(manifest.mode), to \(result.path)")
+                for warning in manifest.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
             }
-            print(result.name)
+            if prune {
+                let pruned = try Pruner.prune(in: directory, policy: retention.policy, dryRun: false)
+                if !output.quiet {
+                    Terminal.stderr(
+                        "supabackup: pruned \(directory): \(pruned.backups.filter(\.keep).count) kept, \(pruned.removed.count) removed"
+                            + (pruned.removed.isEmpty ? "" : " (\(pruned.removed.joined(separator: ", ")))"))
+                }
+            }
+            if json {
+                try JSONOutput.print(BackupJSON(result))
+            } else {
+                print(result.name)
+            }
         }
+    }
+}
+
+/// `backup --json`.
+struct BackupJSON: Encodable {
+    struct Table: Encodable {
+        var table: String
+        var rows: Int64
+        var bytes: Int64
+    }
+    var name: String
+    var path: String
+    var mode: String
+    var consistentSnapshot: Bool
+    var tables: [Table]
+    var rows: Int64
+    var rawBytes: Int64
+    var bytes: Int64
+    var seconds: Double
+    var warnings: [String]
+
+    init(_ result: BackupResult) {
+        name = result.name
+        path = result.path
+        mode = result.manifest.mode
+        consistentSnapshot = result.manifest.consistentSnapshot
+        tables = result.manifest.tables.map { Table(table: $0.tableName.description, rows: $0.rows, bytes: $0.bytes) }
+        rows = result.manifest.totalRows
+        rawBytes = result.rawBytes
+        bytes = result.manifest.totalBytes
+        seconds = result.seconds
+        warnings = result.manifest.warnings
     }
 }

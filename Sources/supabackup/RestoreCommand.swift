@@ -42,6 +42,9 @@ struct RestoreCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    @Flag(help: "One JSON object on stdout.")
+    var json = false
+
     func run() throws {
         try Terminal.run {
             guard let name else {
@@ -60,7 +63,11 @@ struct RestoreCommand: ParsableCommand {
             options.createSchema = createSchema
             options.withAuth = withAuth
             let result = try RestoreEngine(options: options, logger: output.makeLogger("supabackup.restore")).run()
-            for warning in result.plan.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
+            for warning in result.plan.warnings where !output.quiet { Terminal.stderr("supabackup: warning: \(warning)") }
+            if json {
+                try JSONOutput.print(RestoreJSON(result))
+                return
+            }
             if createSchema {
                 for object in result.schemaCreated { print("created \(object)") }
                 for object in result.schemaExisting { print("exists, left alone: \(object)") }
@@ -93,5 +100,51 @@ struct RestoreCommand: ParsableCommand {
             }
             print("restored \(result.name)")
         }
+    }
+}
+
+/// `restore --json`.
+struct RestoreJSON: Encodable {
+    struct Step: Encodable {
+        var table: String
+        var rows: Int64
+        var method: String
+    }
+    struct Table: Encodable {
+        var table: String
+        var rows: Int64
+        var written: Int64
+        var inserted: Int64?
+        var unchanged: Int64
+    }
+    struct Sequence: Encodable {
+        var sequence: String
+        var value: Int64?
+        var note: String?
+    }
+    var name: String
+    var dryRun: Bool
+    var plan: [Step]
+    var tables: [Table]
+    var sequences: [Sequence]
+    var warnings: [String]
+    var schemaCreated: [String]
+    var schemaExisting: [String]
+    var authUsersCreated: Int
+    var passwordResetNeeded: [String]
+
+    init(_ result: RestoreResult) {
+        name = result.name
+        dryRun = result.dryRun
+        plan = result.plan.steps.map { Step(table: $0.table.description, rows: $0.rows, method: $0.method) }
+        tables = result.tables.map {
+            Table(table: $0.table.description, rows: $0.rows, written: $0.written, inserted: $0.inserted, unchanged: $0.unchanged)
+        }
+        sequences = result.sequences.map { Sequence(sequence: $0.sequence.description, value: $0.value, note: $0.note) }
+        warnings = result.plan.warnings
+        schemaCreated = result.schemaCreated
+        schemaExisting = result.schemaExisting
+        authUsersCreated = result.authUsersCreated
+        passwordResetNeeded = result.passwordResetNeeded
     }
 }

@@ -13,7 +13,7 @@ struct SupabackupCommand: ParsableCommand {
             3 damaged or unreadable archive; 64 usage error (bad arguments, unknown table or backup).
             """,
         version: Supabackup.version,
-        subcommands: [BackupCommand.self, RestoreCommand.self, ListCommand.self, VerifyCommand.self]
+        subcommands: [BackupCommand.self, RestoreCommand.self, ListCommand.self, VerifyCommand.self, PruneCommand.self, CatCommand.self]
     )
 }
 
@@ -141,8 +141,28 @@ struct StderrLogHandler: LogHandler {
 }
 
 enum Terminal {
+    /// On a terminal, clears a progress line first.
+    static let clear = isatty(STDERR_FILENO) == 1 ? "\r\u{1B}[K" : ""
+
     static func stderr(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data((clear + line + "\n").utf8))
+    }
+
+    /// One self-overwriting line: table, rows (of the estimate), bytes, rate, ETA.
+    @Sendable static func showProgress(_ progress: BackupProgress) {
+        let rate = progress.seconds > 0 ? Double(progress.rows) / progress.seconds : 0
+        var line = "\(progress.table): \(progress.rows)"
+        if progress.estimatedRows > 0 {
+            let percent = min(100, Int(Double(progress.rows) * 100 / Double(progress.estimatedRows)))
+            line += "/~\(progress.estimatedRows) rows (\(percent)%)"
+        } else {
+            line += " rows"
+        }
+        line += ", \(formatBytes(progress.rawBytes)), \(Int(rate)) rows/s"
+        if progress.estimatedRows > progress.rows && rate > 0 {
+            line += ", ETA \(Int(Double(progress.estimatedRows - progress.rows) / rate)) s"
+        }
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
     }
 
     /// Runs a command body, turning library errors into one line on stderr and an exit code.

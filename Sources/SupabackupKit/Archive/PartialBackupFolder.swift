@@ -11,6 +11,9 @@ final class PartialBackupFolder {
     let startedAt: Date
     let partialPath: String
     private var published = false
+    /// Held until the folder is published or discarded; tells prune the backup is alive.
+    private var lock: BackupLock?
+    static let lockFile = ".lock"
 
     init(in directory: String, startingAt start: Date) throws {
         try FileSystem.makePrivateDirectory(directory)
@@ -28,6 +31,7 @@ final class PartialBackupFolder {
                 self.name = name
                 self.startedAt = time
                 self.partialPath = partial
+                lock = try BackupLock(path: (partial as NSString).appendingPathComponent(Self.lockFile))
                 try FileSystem.makeNewPrivateDirectory((partial as NSString).appendingPathComponent(BackupArchive.dataDirectory))
                 return
             }
@@ -63,6 +67,8 @@ final class PartialBackupFolder {
         try FileSystem.renameNoReplace(partialPath, final)
         FileSystem.syncDirectory(directory)
         published = true
+        lock?.release()
+        try? FileManager.default.removeItem(atPath: (final as NSString).appendingPathComponent(Self.lockFile))
         return final
     }
 
@@ -70,5 +76,6 @@ final class PartialBackupFolder {
     func discard() {
         guard !published else { return }
         FileSystem.removeTree(partialPath)
+        lock?.release()
     }
 }

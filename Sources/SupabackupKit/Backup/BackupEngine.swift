@@ -19,6 +19,8 @@ public struct BackupOptions: Sendable {
     public var compressionLevel: Int32
     /// Also back up the Auth tables users need to log in (`Platform.authTables`).
     public var withAuth = false
+    /// Called a few times a second while a table is read (for a terminal progress line).
+    public var progress: (@Sendable (BackupProgress) -> Void)?
 
     public init(
         transport: BackupTransport, outputDirectory: String = "backups", schemas: [String] = ["public"],
@@ -45,10 +47,23 @@ public struct BackupOptions: Sendable {
     }
 }
 
+/// Where a backup is, for progress displays.
+public struct BackupProgress: Sendable {
+    public var table: TableName
+    public var rows: Int64
+    public var rawBytes: Int64
+    /// The planner's estimate (`pg_class.reltuples`), 0 when unknown (REST).
+    public var estimatedRows: Int64
+    public var seconds: Double
+}
+
 public struct BackupResult: Sendable {
     public var name: String
     public var path: String
     public var manifest: Manifest
+    /// Uncompressed NDJSON bytes written.
+    public var rawBytes: Int64 = 0
+    public var seconds: Double = 0
 }
 
 /// Backs up tables from a source (direct or REST) into a new archive.
@@ -74,8 +89,11 @@ public struct BackupEngine {
         do {
             var entries: [Manifest.Table] = []
             var fileNames = DataFileName()
+            var rawBytes: Int64 = 0
             for table in selected {
-                entries.append(try write(table, from: source, to: folder, fileName: fileNames.next(for: table.name)))
+                let (entry, raw) = try write(table, from: source, to: folder, fileName: fileNames.next(for: table.name))
+                entries.append(entry)
+                rawBytes += raw
             }
             let schemaFile = try source.schemaScript(for: selected).map { script in
                 try folder.writeFile(BackupArchive.schemaFile, contents: Data(script.render().utf8))
@@ -94,7 +112,8 @@ public struct BackupEngine {
                 schemaFile: schemaFile)
             let path = try folder.publish(manifest)
             logger.info("backup complete", metadata: ["name": "\(folder.name)", "tables": "\(manifest.tables.count)"])
-            return BackupResult(name: folder.name, path: path, manifest: manifest)
+            return BackupResult(
+                name: folder.name, path: path, manifest: manifest, rawBytes: rawBytes, seconds: Date().timeIntervalSince(now))
         } catch {
             folder.discard()
             throw error
@@ -137,10 +156,23 @@ public struct BackupEngine {
 
     private func write(
         _ table: SourceTable, from source: any BackupSource, to folder: PartialBackupFolder, fileName: String
-    ) throws -> Manifest.Table {
+    ) throws -> (Manifest.Table, Int64) {
         let started = Date()
         let writer = try ZstdFileWriter(path: folder.path(of: fileName), level: options.compressionLevel)
-        let rows = try source.readRows(of: table) { chunk in try writer.write(chunk) }
+        var seen: Int64 = 0
+        var lastReport = started
+        let rows = try source.readRows(of: table) { chunk in
+            try writer.write(chunk)
+            guard let progress = options.progress else { return }
+            seen += LineScanner.countNewlines(chunk)
+            let now = Date()
+            if now.timeIntervalSince(lastReport) >= 0.25 {
+                lastReport = now
+                progress(BackupProgress(
+                    table: table.name, rows: seen, rawBytes: writer.rawBytes, estimatedRows: table.estimatedRows,
+                    seconds: now.timeIntervalSince(started)))
+            }
+        }
         let (bytes, sha256) = try writer.finish()
         logger.info(
             "table done",
@@ -148,10 +180,11 @@ public struct BackupEngine {
                 "table": "\(table.name)", "rows": "\(rows)", "raw_bytes": "\(writer.rawBytes)", "bytes": "\(bytes)",
                 "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
             ])
-        return Manifest.Table(
+        let entry = Manifest.Table(
             schema: table.name.schema, name: table.name.name, kind: table.partitioned ? "partitioned" : "table",
             file: fileName, columns: table.columns, primaryKey: table.primaryKey, foreignKeys: table.foreignKeys,
             rows: rows, bytes: bytes, sha256: sha256)
+        return (entry, writer.rawBytes)
     }
 }
 

@@ -1,0 +1,88 @@
+import Foundation
+import SupabackupKit
+import Testing
+import TestSupport
+
+/// The scheduling assets in scripts/schedule, checked as far as this machine allows.
+@Suite("Scheduling")
+struct SchedulingTests {
+    static let folder = URL(fileURLWithPath: Repository.sqlDirectory).deletingLastPathComponent()
+        .appendingPathComponent("scripts/schedule").path
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    @Test("the systemd service and timer pass systemd-analyze verify")
+    func systemdUnits() throws {
+        let directory = try TemporaryDirectory()
+        // Point ExecStart at the built binary: verify checks that it exists.
+        let service = try String(contentsOfFile: Self.folder + "/supabackup.service", encoding: .utf8)
+            .replacingOccurrences(of: "/usr/local/bin/supabackup", with: CLI.binary)
+        try service.write(toFile: directory.file("supabackup.service"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: Self.folder + "/supabackup.timer", toPath: directory.file("supabackup.timer"))
+        let (status, output) = try Self.run(
+            ["systemd-analyze", "verify", directory.file("supabackup.service"), directory.file("supabackup.timer")])
+        #expect(status == 0, "\(output)")
+        #expect(service.contains("--prune") && service.contains("EnvironmentFile=/etc/supabackup/env"))
+    }
+
+    @Test("the GitHub Actions workflow parses and has a daily schedule, the secrets and a 30-day artifact")
+    func workflow() throws {
+        let script = """
+            import sys, yaml
+            d = yaml.safe_load(open(sys.argv[1]))
+            on = d.get("on", d.get(True))
+            assert on["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"], "daily"
+            assert "workflow_dispatch" in on
+            steps = d["jobs"]["backup"]["steps"]
+            env = [s.get("env", {}) for s in steps if "env" in s][0]
+            for key in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "DATABASE_URL"):
+                assert env[key] == "${{ secrets.%s }}" % key, key
+            upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact")][0]
+            assert upload["with"]["retention-days"] == 30
+            assert any("supabackup backup" in s.get("run", "") for s in steps)
+            assert any("supabackup verify" in s.get("run", "") for s in steps)
+            print("ok")
+            """
+        let (status, output) = try Self.run(["python3", "-c", script, Self.folder + "/github-actions-backup.yml"])
+        #expect(status == 0 && output.contains("ok"), "\(output)")
+    }
+
+    @Test("the cron line's command, run once as the README says, makes a backup and prunes")
+    func cronLine() throws {
+        let database = try TestDatabase("cron")
+        try database.execute("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t VALUES (1), (2)")
+        let directory = try TemporaryDirectory()
+        let cron = try String(contentsOfFile: Self.folder + "/supabackup.cron", encoding: .utf8)
+        let line = try #require(cron.split(separator: "\n").first { !$0.hasPrefix("#") && $0.contains("supabackup backup") })
+        // Fields: minute hour day month weekday user command...
+        let fields = line.split(separator: " ", maxSplits: 6)
+        #expect(fields.count == 7 && fields[5] == "supabackup")
+        let envFile = directory.file("env")
+        try "DATABASE_URL=\(database.url)\n".write(toFile: envFile, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: directory.file("backups"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory.file("log"), withIntermediateDirectories: true)
+        let command = String(fields[6])
+            .replacingOccurrences(of: "/etc/supabackup/env", with: envFile)
+            .replacingOccurrences(of: "/usr/local/bin/supabackup", with: CLI.binary)
+            .replacingOccurrences(of: "/var/backups/supabackup", with: directory.file("backups"))
+            .replacingOccurrences(of: "/var/log/supabackup", with: directory.file("log"))
+        let (status, output) = try Self.run(["bash", "-c", command], environment: ["DATABASE_URL": ""])
+        #expect(status == 0, "\(output) \((try? String(contentsOfFile: directory.file("log/backup.log"), encoding: .utf8)) ?? "")")
+        let backups = try BackupListing.list(in: directory.file("backups"))
+        #expect(backups.count == 1 && backups[0].rows == 2)
+    }
+}
