@@ -15,6 +15,10 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         try Terminal.run {
             let backups = try BackupListing.list(in: directory)
+            for backup in backups where backup.readableByOthers {
+                Terminal.stderr(
+                    "supabackup: warning: \(backup.name) can be read by other users (chmod -R go-rwx \(directory)/\(backup.name))")
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.keyEncodingStrategy = .convertToSnakeCase

@@ -165,8 +165,29 @@ enum Terminal {
         FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
     }
 
+    /// SIGINT/SIGTERM remove the partial folder of a running backup, then exit 130/143.
+    /// SIGXFSZ is ignored so a file-size limit shows as a write error, not a crash.
+    nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
+
+    static func installSignalHandlers() {
+        signal(SIGXFSZ, SIG_IGN)
+        for (number, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let removed = ActiveBackups.shared.removeAll()
+                let name = number == SIGINT ? "SIGINT" : "SIGTERM"
+                stderr("supabackup: error: interrupted by \(name)" + (removed.isEmpty ? "" : "; removed the unfinished backup"))
+                exit(code)
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+    }
+
     /// Runs a command body, turning library errors into one line on stderr and an exit code.
     static func run(_ body: () throws -> Void) throws {
+        installSignalHandlers()
         do {
             try body()
         } catch let error as ExitCode {

@@ -4,6 +4,7 @@ import SupabackupKit
 /// The test server is missing or unreachable. Tests fail with this; they never skip.
 public struct TestEnvironmentError: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 
 /// The throwaway PostgreSQL that scripts/test.sh starts (`SUPABACKUP_TEST_DATABASE_URL`).

@@ -12,6 +12,8 @@ public struct BackupSummary: Sendable, Encodable {
     public var bytes: Int64?
     /// Why the manifest could not be read, when it could not.
     public var problem: String?
+    /// The folder or its manifest can be read by users other than the owner.
+    public var readableByOthers = false
 }
 
 /// Finds backups in a folder: directories with a backup name and a manifest.
@@ -38,6 +40,11 @@ public enum BackupListing {
                 FileSystem.isRegularFile((path as NSString).appendingPathComponent(BackupArchive.manifestFile))
             else { continue }
             var summary = BackupSummary(name: entry, time: time)
+            for item in [path, (path as NSString).appendingPathComponent(BackupArchive.manifestFile)] {
+                if let mode = (try? FileManager.default.attributesOfItem(atPath: item)[.posixPermissions]) as? Int, mode & 0o077 != 0 {
+                    summary.readableByOthers = true
+                }
+            }
             do {
                 let archive = try BackupArchive.open(name: entry, in: directory)
                 summary.mode = archive.manifest.mode

@@ -10,9 +10,11 @@ import Glibc
 final class BackupLock {
     private var fd: Int32
 
-    /// Takes the lock, creating the file; throws if another process holds it.
+    /// Takes the lock, creating the file (or locking the directory itself when `path` is one);
+    /// throws if another process holds it.
     init(path: String) throws {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        fd = FileSystem.isRealDirectory(path)
+            ? open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ArchiveError(.io, "cannot create lock file \(path): \(errnoText())") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)

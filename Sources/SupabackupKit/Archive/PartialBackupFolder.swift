@@ -32,6 +32,7 @@ final class PartialBackupFolder {
                 self.startedAt = time
                 self.partialPath = partial
                 lock = try BackupLock(path: (partial as NSString).appendingPathComponent(Self.lockFile))
+                ActiveBackups.shared.add(partial)
                 try FileSystem.makeNewPrivateDirectory((partial as NSString).appendingPathComponent(BackupArchive.dataDirectory))
                 return
             }
@@ -67,6 +68,7 @@ final class PartialBackupFolder {
         try FileSystem.renameNoReplace(partialPath, final)
         FileSystem.syncDirectory(directory)
         published = true
+        ActiveBackups.shared.remove(partialPath)
         lock?.release()
         try? FileManager.default.removeItem(atPath: (final as NSString).appendingPathComponent(Self.lockFile))
         return final
@@ -76,6 +78,33 @@ final class PartialBackupFolder {
     func discard() {
         guard !published else { return }
         FileSystem.removeTree(partialPath)
+        ActiveBackups.shared.remove(partialPath)
         lock?.release()
+    }
+}
+
+/// The partial folders of backups in progress in this process, so a signal handler can remove
+/// them before the process exits (SIGINT/SIGTERM); SIGKILL leaves them for `prune`.
+public final class ActiveBackups: @unchecked Sendable {
+    // @unchecked: `paths` is only touched under `lock`.
+    public static let shared = ActiveBackups()
+    private let lock = NSLock()
+    private var paths: Set<String> = []
+
+    func add(_ path: String) { lock.withLock { _ = paths.insert(path) } }
+    func remove(_ path: String) { lock.withLock { _ = paths.remove(path) } }
+
+    /// Removes every partial folder still being written. Safe to call from a signal handler's
+    /// dispatch source (not from an async-signal context).
+    /// - Returns: the folders removed.
+    @discardableResult
+    public func removeAll() -> [String] {
+        let current = lock.withLock { () -> [String] in
+            let all = Array(paths)
+            paths.removeAll()
+            return all
+        }
+        for path in current { FileSystem.removeTree(path) }
+        return current
     }
 }

@@ -22,15 +22,14 @@ public struct PruneResult: Sendable, Encodable {
 /// policy does not keep (never the newest) and partial folders no process holds that are older
 /// than `staleAfter`; anything else in the folder is left alone.
 public enum Pruner {
-    static let lockFile = ".supabackup-prune.lock"
-
     public static func prune(
         in directory: String, policy: RetentionPolicy, dryRun: Bool, now: Date = Date(), staleAfter: TimeInterval = 3600
     ) throws -> PruneResult {
         guard FileSystem.isRealDirectory(directory) else {
             throw ArchiveError(.notFound, "\(directory) is not a backups folder")
         }
-        let lock = dryRun ? nil : try BackupLock(path: (directory as NSString).appendingPathComponent(lockFile))
+        // Two prunes never run at once on one folder (the lock is on the folder itself: no file left behind).
+        let lock = dryRun ? nil : try BackupLock(path: directory)
         defer { lock?.release() }
         let backups = try BackupListing.list(in: directory)
         let decisions = policy.apply(to: backups.map { ($0.name, $0.time) }, now: now)

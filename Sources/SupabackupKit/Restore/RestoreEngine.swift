@@ -152,6 +152,7 @@ public struct RestoreEngine {
         let plan = try RestorePlan(
             manifest: archive.manifest, tables: selected, target: target, disableTriggers: options.disableTriggers,
             compareTypes: true)
+        try checkPrivileges(plan, on: connection)
         if options.dryRun {
             try connection.execute("ROLLBACK")
             var result = RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
@@ -219,6 +220,24 @@ public struct RestoreEngine {
         let sequences = try SequenceReset.apply(
             archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), on: connection)
         return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
+    }
+
+    /// A role without the rights to restore gets one error listing what it lacks, before any write.
+    private func checkPrivileges(_ plan: RestorePlan, on connection: PostgresConnection) throws {
+        var missing: [String] = []
+        for step in plan.steps {
+            var needed = ["INSERT"]
+            if !step.conflictKey.isEmpty { needed.append("UPDATE") }
+            for privilege in needed {
+                let granted = try connection.query(
+                    "SELECT has_table_privilege($1, $2)", [step.table.quoted, privilege]).scalar
+                if granted != "t" { missing.append("\(privilege) on \(step.table)") }
+            }
+        }
+        if !missing.isEmpty {
+            let role = try connection.query("SELECT current_user").scalar ?? "?"
+            throw RestoreValidationError(problems: ["role \(role) lacks " + missing.joined(separator: ", ")])
+        }
     }
 
     private func commit(_ connection: PostgresConnection, plan: RestorePlan) throws {
