@@ -166,3 +166,31 @@ struct RestoreTests {
         } throws: { "\($0)".contains("nope") }
     }
 }
+
+@Suite("Restore into a different schema")
+struct RestoreTypeTests {
+    @Test("an incompatible column type is reported table by table before any write; a compatible one converts")
+    func types() throws {
+        let source = try TestDatabase("types_diff_src")
+        try source.execute(
+            "CREATE TABLE public.a (id int PRIMARY KEY, code text, n int); INSERT INTO public.a VALUES (1, 'x1', 5), (2, 'x2', 6)")
+        let directory = try TemporaryDirectory()
+        let name = try backup(source, into: directory).name
+
+        let incompatible = try TestDatabase("types_diff_bad")
+        try incompatible.execute("CREATE TABLE public.a (id int PRIMARY KEY, code integer, n bigint)")
+        #expect {
+            try restore(name, from: directory, into: incompatible)
+        } throws: { error in
+            guard let error = error as? RestoreValidationError else { return false }
+            return error.problems.count == 1 && error.problems[0].contains("public.a") && error.problems[0].contains("code")
+        }
+        #expect(try incompatible.scalar("SELECT count(*) FROM public.a") == "0")
+
+        let compatible = try TestDatabase("types_diff_ok")
+        try compatible.execute("CREATE TABLE public.a (id bigint PRIMARY KEY, code varchar(10), n numeric)")
+        let result = try restore(name, from: directory, into: compatible)
+        #expect(result.plan.warnings.contains { $0.contains("converted") })
+        #expect(try compatible.scalar("SELECT string_agg(code || ':' || n, ',' ORDER BY id) FROM public.a") == "x1:5,x2:6")
+    }
+}

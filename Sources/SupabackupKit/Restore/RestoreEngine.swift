@@ -153,6 +153,7 @@ public struct RestoreEngine {
             manifest: archive.manifest, tables: selected, target: target, disableTriggers: options.disableTriggers,
             compareTypes: true)
         try checkPrivileges(plan, on: connection)
+        try checkConversions(plan, archive: archive, on: connection)
         if options.dryRun {
             try connection.execute("ROLLBACK")
             var result = RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
@@ -185,19 +186,13 @@ public struct RestoreEngine {
         if options.disableTriggers {
             try connection.execute("SET LOCAL session_replication_role = replica")
         }
-        try connection.execute(
-            "CREATE TEMP TABLE supabackup_stage (line json NOT NULL) ON COMMIT DROP")
+        try createStage(connection)
         var outcomes: [RestoreResult.TableOutcome] = []
         for step in plan.steps {
             guard let table = archive.manifest.table(step.table) else { continue }
             let started = Date()
             do {
-                try connection.execute("TRUNCATE \(UpsertStatement.stageTable)")
-                try connection.copyIn("COPY \(UpsertStatement.stageTable) (line) FROM STDIN WITH \(RowQuery.copyOptions)") { writer in
-                    try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
-                        try writer.write(chunk)
-                    }
-                }
+                try stage(table, archive: archive, on: connection)
                 let counts = try connection.query(
                     UpsertStatement.make(table: step.table, step: step, partitioned: step.partitioned))
                 let written = Int64(counts.rows.first?[0] ?? "0") ?? 0
@@ -220,6 +215,44 @@ public struct RestoreEngine {
         let sequences = try SequenceReset.apply(
             archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), on: connection)
         return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
+    }
+
+    private func createStage(_ connection: PostgresConnection) throws {
+        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS supabackup_stage (line json NOT NULL) ON COMMIT DROP")
+    }
+
+    /// Loads a table's lines into the temporary stage (checking them against the manifest).
+    private func stage(_ table: Manifest.Table, archive: BackupArchive, on connection: PostgresConnection) throws {
+        try connection.execute("TRUNCATE \(UpsertStatement.stageTable)")
+        try connection.copyIn("COPY \(UpsertStatement.stageTable) (line) FROM STDIN WITH \(RowQuery.copyOptions)") { writer in
+            try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
+                try writer.write(chunk)
+            }
+        }
+    }
+
+    /// Where the target's column types differ from the backup's, converts the staged values
+    /// without writing them, so an incompatible type is reported table by table before any write.
+    private func checkConversions(_ plan: RestorePlan, archive: BackupArchive, on connection: PostgresConnection) throws {
+        let steps = plan.steps.filter { $0.columns.contains(where: \.typeDiffers) }
+        guard !steps.isEmpty else { return }
+        try createStage(connection)
+        var problems: [String] = []
+        for step in steps {
+            guard let table = archive.manifest.table(step.table) else { continue }
+            let columns = step.columns.filter(\.typeDiffers)
+            try connection.execute("SAVEPOINT supabackup_check")
+            do {
+                try stage(table, archive: archive, on: connection)
+                _ = try connection.query(UpsertStatement.conversionCheck(columns))
+                try connection.execute("RELEASE SAVEPOINT supabackup_check")
+            } catch let error as PostgresError where !error.isConnectionFailure {
+                try connection.execute("ROLLBACK TO SAVEPOINT supabackup_check")
+                let names = columns.map { "\(SQL.displayIdentifier($0.name)) (\($0.targetType) in the target)" }
+                problems.append("\(step.table): the backup's values do not fit \(names.joined(separator: ", ")): \(error.message)")
+            }
+        }
+        if !problems.isEmpty { throw RestoreValidationError(problems: problems) }
     }
 
     /// A role without the rights to restore gets one error listing what it lacks, before any write.

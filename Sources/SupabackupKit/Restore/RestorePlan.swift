@@ -31,6 +31,9 @@ public struct RestorePlan: Sendable {
         public var encoding: ValueEncoding
         /// Written on insert but never updated (GENERATED ALWAYS identity).
         public var insertOnly: Bool
+        /// The target's type differs from the backup's: the values are converted (and checked
+        /// before any write).
+        public var typeDiffers = false
     }
 
     public var steps: [Step]
@@ -70,7 +73,7 @@ public struct RestorePlan: Sendable {
                 }
                 columns.append(ColumnPlan(
                     name: column.name, targetType: targetColumn.type, encoding: column.encoding,
-                    insertOnly: targetColumn.identity == "a"))
+                    insertOnly: targetColumn.identity == "a", typeDiffers: compareTypes && targetColumn.type != column.type))
             }
             let written = Set(columns.map(\.name))
             var targetOnly: [String] = []

@@ -11,29 +11,10 @@ enum UpsertStatement {
     static func make(table: TableName, step: RestorePlan.Step, partitioned: Bool) -> String {
         let columns = step.columns
         let target = "supabackup_target"
-        let recordColumns = columns.map { column -> String in
-            let type = column.encoding == .text ? "text" : column.targetType
-            return SQL.quoteIdentifier(column.name) + " " + type
-        }
-        let values = columns.map { column -> String in
-            let name = SQL.quoteIdentifier(column.name)
-            switch column.encoding {
-            case .json: return "r.\(name)"
-            case .text: return "r.\(name)::\(column.targetType)"
-            case .jsonOmitNull:
-                // json_to_record turns JSON null into SQL NULL; only then look again, where an
-                // absent key (SQL NULL) and a present null (JSON null) differ.
-                return "coalesce(r.\(name), (s.line -> \(SQL.quoteLiteral(column.name)))::\(column.targetType))"
-            }
-        }
         var sql = "WITH written AS (INSERT INTO \(table.quoted) AS \(target) ("
         sql += columns.map { SQL.quoteIdentifier($0.name) }.joined(separator: ", ") + ")"
         if step.overridingSystemValue { sql += " OVERRIDING SYSTEM VALUE" }
-        sql += " SELECT " + (values.isEmpty ? "" : values.joined(separator: ", "))
-        sql += " FROM \(stageTable) s"
-        if !recordColumns.isEmpty {
-            sql += " CROSS JOIN LATERAL json_to_record(s.line) AS r(" + recordColumns.joined(separator: ", ") + ")"
-        }
+        sql += " " + select(columns)
         if !step.conflictKey.isEmpty {
             sql += " ON CONFLICT (" + step.conflictKey.map(SQL.quoteIdentifier).joined(separator: ", ") + ")"
             let keys = Set(step.conflictKey)
@@ -50,6 +31,36 @@ enum UpsertStatement {
         }
         sql += partitioned ? " RETURNING NULL::boolean AS inserted)" : " RETURNING (xmax = 0) AS inserted)"
         sql += " SELECT count(*), CASE WHEN bool_or(inserted IS NULL) THEN NULL ELSE count(*) FILTER (WHERE inserted) END FROM written"
+        return sql
+    }
+
+    /// Counts the staged rows converted to `columns`' target types: fails, without writing,
+    /// when a value does not fit.
+    static func conversionCheck(_ columns: [RestorePlan.ColumnPlan]) -> String {
+        "SELECT count(*) FROM (\(select(columns))) converted"
+    }
+
+    /// `SELECT <values typed for the target> FROM stage CROSS JOIN LATERAL json_to_record(...)`.
+    static func select(_ columns: [RestorePlan.ColumnPlan]) -> String {
+        let recordColumns = columns.map { column -> String in
+            let type = column.encoding == .text ? "text" : column.targetType
+            return SQL.quoteIdentifier(column.name) + " " + type
+        }
+        let values = columns.map { column -> String in
+            let name = SQL.quoteIdentifier(column.name)
+            switch column.encoding {
+            case .json: return "r.\(name)"
+            case .text: return "r.\(name)::\(column.targetType)"
+            case .jsonOmitNull:
+                // json_to_record turns JSON null into SQL NULL; only then look again, where an
+                // absent key (SQL NULL) and a present null (JSON null) differ.
+                return "coalesce(r.\(name), (s.line -> \(SQL.quoteLiteral(column.name)))::\(column.targetType))"
+            }
+        }
+        var sql = "SELECT " + values.joined(separator: ", ") + " FROM \(stageTable) s"
+        if !recordColumns.isEmpty {
+            sql += " CROSS JOIN LATERAL json_to_record(s.line) AS r(" + recordColumns.joined(separator: ", ") + ")"
+        }
         return sql
     }
 }
