@@ -97,8 +97,14 @@ struct CommandLineTests {
         #expect(conninfo.status == 1)
         let malformed = try CLI.run(["backup", "--db-url", "postgresql://u:\(password)@host:notaport/db", "--out", directory.path])
         #expect(malformed.status == 1)
+        // No database in the URL: libpq takes the user's name, which does not exist here.
+        let noDatabase = try CLI.run(
+            ["backup", "--db-url", url.replacingOccurrences(of: "/\(source.name)", with: ""), "--out", directory.path],
+            environment: ["PGDATABASE": ""])
+        #expect(noDatabase.status == 1 && noDatabase.stderr.contains("supabackup_pw"))
+        #expect(noDatabase.stderr.split(separator: "\n").count == 1, "\(noDatabase.stderr)")
 
-        for result in [backup, verify, restore, wrong, conninfo, malformed] {
+        for result in [backup, verify, restore, wrong, conninfo, malformed, noDatabase] {
             #expect(!result.stdout.contains(password) && !result.stderr.contains(password))
         }
         let archive = directory.path + "/" + backup.lastLine

@@ -334,3 +334,47 @@ final class StopFlag: @unchecked Sendable {
     func set() { lock.withLock { value = true } }
     var isSet: Bool { lock.withLock { value } }
 }
+
+@Suite("Reliability: server stopping")
+struct ServerStopTests {
+    @Test("the server stopping mid-backup fails the backup with the cause and leaves no folder")
+    func serverStops() throws {
+        // A server of its own (the shared one serves the other tests), started by scripts/lib/pg.sh.
+        let repository = URL(fileURLWithPath: Repository.sqlDirectory).deletingLastPathComponent().path
+        let directory = try TemporaryDirectory()
+        let script = """
+            set -u
+            source "$REPO/scripts/lib/pg.sh"
+            pg_start || exit 90
+            psql -q -c "CREATE TABLE big AS SELECT i, repeat(md5(i::text), 8) AS pad FROM generate_series(1, 600000) i" || exit 91
+            "$BIN" backup --db-url "postgresql://postgres@127.0.0.1:$PGPORT/postgres" --out "$OUT" 2> "$OUT.err" &
+            pid=$!
+            for _ in $(seq 3000); do
+              ls "$OUT"/.*.partial/data/*.zst >/dev/null 2>&1 && [ "$(du -sk "$OUT" | cut -f1)" -gt 200 ] && break
+              sleep 0.01
+            done
+            pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_TMP/data" -m fast -w stop >/dev/null
+            wait $pid
+            echo "status=$?"
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", script]
+        var env = ProcessInfo.processInfo.environment
+        env["REPO"] = repository
+        env["BIN"] = CLI.binary
+        env["OUT"] = directory.file("backups")
+        for key in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PG_TMP", "PG_BINDIR"] { env.removeValue(forKey: key) }
+        process.environment = env
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let stderr = (try? String(contentsOfFile: directory.file("backups.err"), encoding: .utf8)) ?? ""
+        #expect(output.contains("status=1"), "\(output) \(stderr)")
+        #expect(stderr.contains("error:") && (stderr.contains("terminat") || stderr.contains("closed") || stderr.contains("shut")), "\(stderr)")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: directory.file("backups"))) ?? []
+        #expect(left.isEmpty, "\(left)")
+    }
+}
