@@ -93,3 +93,40 @@ func decompress(_ path: String) throws -> String {
     #expect(process.terminationStatus == 0)
     return String(decoding: data, as: UTF8.self)
 }
+
+@Suite("Type fidelity through client-side COPY text")
+struct CopyTextFidelityTests {
+    @Test("every type but composites goes through COPY text, into empty and into full tables, exactly")
+    func copyText() throws {
+        let source = try TestDatabase("copytext_src")
+        try source.run(sqlFile: "fixtures/types.sql")
+        try source.execute("ALTER TABLE public.types DROP COLUMN comp")
+        let target = try TestDatabase("copytext_dst")
+        try target.run(sqlFile: "fixtures/types.sql")
+        try target.execute("ALTER TABLE public.types DROP COLUMN comp; TRUNCATE public.types")
+        let directory = try TemporaryDirectory()
+        let name = try backup(source, into: directory).name
+
+        let first = try restore(name, from: directory, into: target)
+        #expect(first.tables.map(\.path) == ["copy"])
+        #expect(try rowTexts(target, "public.types") == rowTexts(source, "public.types"))
+
+        // Into a full table: changed rows come back through the typed stage and the upsert.
+        try target.execute("UPDATE public.types SET t = 'changed', jb = '{\"x\": 2}', ia = '{9}' WHERE id IN (1, 4)")
+        let second = try restore(name, from: directory, into: target)
+        #expect(second.tables.map(\.path) == ["upsert"])
+        #expect(second.tables[0].written == 2)
+        #expect(try rowTexts(target, "public.types") == rowTexts(source, "public.types"))
+
+        // With a composite column the table takes the server-side JSON path, still exact.
+        let composite = try TestDatabase("copytext_comp")
+        try composite.run(sqlFile: "fixtures/types.sql")
+        try composite.execute("TRUNCATE public.types")
+        let withComposite = try TestDatabase("copytext_comp_src")
+        try withComposite.run(sqlFile: "fixtures/types.sql")
+        let compositeName = try backup(withComposite, into: directory).name
+        let third = try restore(compositeName, from: directory, into: composite)
+        #expect(third.tables.map(\.path) == ["upsert-json"])
+        #expect(try rowTexts(composite, "public.types") == rowTexts(withComposite, "public.types"))
+    }
+}

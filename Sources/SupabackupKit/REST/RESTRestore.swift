@@ -70,7 +70,7 @@ struct RESTRestore {
                     if withheld[step.table] != nil {
                         reloads.append(step)
                     } else {
-                        outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil))
+                        outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil, path: "rest"))
                     }
                 } catch let error as RESTError where error.code == "23503" {
                     logger.info("foreign key not satisfied yet, will retry", metadata: ["table": "\(step.table)"])
@@ -103,7 +103,7 @@ struct RESTRestore {
         for step in reloads {
             guard let table = archive.manifest.table(step.table) else { continue }
             let rows = try load(step, without: [], table: table, archive: archive, client: client)
-            outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil))
+            outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil, path: "rest"))
         }
         let sequences = try resetSequences(archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), client: client)
         var result = RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)

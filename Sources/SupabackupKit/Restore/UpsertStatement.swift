@@ -5,16 +5,29 @@
 /// when a value differs, so a second restore of the same backup changes nothing.
 enum UpsertStatement {
     static let stageTable = "pg_temp.supabackup_stage"
+    static let typedTable = "pg_temp.supabackup_typed"
+
+    /// A temporary table with the target's column types, for rows COPY'd as text.
+    static func createTyped(_ columns: [RestorePlan.ColumnPlan]) -> String {
+        "DROP TABLE IF EXISTS \(typedTable); CREATE TEMP TABLE supabackup_typed ("
+            + columns.map { "\(SQL.quoteIdentifier($0.name)) \($0.targetType)" }.joined(separator: ", ") + ") ON COMMIT DROP"
+    }
+
+    static func selectTyped(_ columns: [RestorePlan.ColumnPlan]) -> String {
+        "SELECT " + columns.map { SQL.quoteIdentifier($0.name) }.joined(separator: ", ") + " FROM \(typedTable)"
+    }
 
     /// A statement returning one row: rows written and, where the server can tell (not for
     /// partitioned tables, which have no `xmax` to read), how many of them were inserted.
-    static func make(table: TableName, step: RestorePlan.Step, partitioned: Bool) -> String {
+    /// - Parameter rows: the SELECT producing the target-typed rows, in `step.columns` order
+    ///   (default: decoded from the JSON stage).
+    static func make(table: TableName, step: RestorePlan.Step, partitioned: Bool, rows: String? = nil) -> String {
         let columns = step.columns
         let target = "supabackup_target"
         var sql = "WITH written AS (INSERT INTO \(table.quoted) AS \(target) ("
         sql += columns.map { SQL.quoteIdentifier($0.name) }.joined(separator: ", ") + ")"
         if step.overridingSystemValue { sql += " OVERRIDING SYSTEM VALUE" }
-        sql += " " + select(columns)
+        sql += " " + (rows ?? select(columns))
         if !step.conflictKey.isEmpty {
             sql += " ON CONFLICT (" + step.conflictKey.map(SQL.quoteIdentifier).joined(separator: ", ") + ")"
             let keys = Set(step.conflictKey)

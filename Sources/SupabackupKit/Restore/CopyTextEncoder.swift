@@ -1,0 +1,142 @@
+/// Turns archive lines into rows of COPY's text format, on the client, so the server loads rows
+/// with its plain input functions instead of parsing JSON.
+///
+/// Each column's JSON value becomes PostgreSQL's text input: strings unescaped, numbers and
+/// booleans as written, JSON arrays as array literals, jsonb as its JSON text, NULL and absent
+/// keys as `\N`; then COPY's escaping is applied. A value this cannot express exactly (a
+/// composite value, an object inside an array) throws `Unsupported`, and the caller uses the
+/// server-side JSON path for that table instead.
+struct CopyTextEncoder {
+    struct Unsupported: Error {
+        var column: String
+    }
+
+    private let columns: [RestorePlan.ColumnPlan]
+    /// Column name bytes -> position in `columns`.
+    private let positions: [[UInt8]: Int]
+    private var fields: [Range<Int>?]
+    private var field: [UInt8] = []
+
+    init(columns: [RestorePlan.ColumnPlan]) {
+        self.columns = columns
+        var positions: [[UInt8]: Int] = [:]
+        for (index, column) in columns.enumerated() { positions[Array(column.name.utf8)] = index }
+        self.positions = positions
+        fields = Array(repeating: nil, count: columns.count)
+    }
+
+    /// Appends one COPY text row (ending in `\n`) for `line` to `out`.
+    mutating func append(_ line: UnsafeRawBufferPointer, to out: inout [UInt8]) throws {
+        for i in fields.indices { fields[i] = nil }
+        guard let members = JSONScanner.members(line, in: 0..<line.count) else {
+            throw Unsupported(column: "")
+        }
+        for member in members {
+            let key = UnsafeRawBufferPointer(rebasing: line[member.key])
+            // Keys are written by PostgreSQL; plain ones need no unescaping.
+            let name: [UInt8]
+            if key.contains(UInt8(ascii: "\\")) {
+                name = Array((JSONScanner.decodeString(key) ?? "").utf8)
+            } else {
+                name = Array(key[1..<(key.count - 1)])
+            }
+            if let index = positions[name] { fields[index] = member.value }
+        }
+        for (index, column) in columns.enumerated() {
+            if index > 0 { out.append(0x09) }
+            guard let range = fields[index] else {
+                out.append(contentsOf: [0x5C, 0x4E])  // \N
+                continue
+            }
+            let value = UnsafeRawBufferPointer(rebasing: line[range])
+            if value.count == 4 && value[0] == UInt8(ascii: "n") {
+                // jsonb keeps a JSON null as the value null; everything else null is SQL NULL.
+                if column.encoding == .jsonOmitNull {
+                    out.append(contentsOf: Array("null".utf8))
+                } else {
+                    out.append(contentsOf: [0x5C, 0x4E])
+                }
+                continue
+            }
+            field.removeAll(keepingCapacity: true)
+            if column.encoding == .jsonOmitNull {
+                field.append(contentsOf: value)
+            } else {
+                try Self.text(value, column: column.name, into: &field)
+            }
+            Self.escape(field, into: &out)
+        }
+        out.append(0x0A)
+    }
+
+    /// PostgreSQL's text input for a `to_json` value.
+    private static func text(_ value: UnsafeRawBufferPointer, column: String, into out: inout [UInt8]) throws {
+        switch value.first {
+        case UInt8(ascii: "\""):
+            guard let decoded = decode(value) else { throw Unsupported(column: column) }
+            out.append(contentsOf: decoded)
+        case UInt8(ascii: "["):
+            try arrayLiteral(value, column: column, into: &out)
+        case UInt8(ascii: "{"):
+            throw Unsupported(column: column)
+        default:
+            out.append(contentsOf: value)  // number, true, false
+        }
+    }
+
+    /// `[1,null,"a\"b",[2]]` -> `{1,NULL,"a\"b",{2}}`.
+    private static func arrayLiteral(_ value: UnsafeRawBufferPointer, column: String, into out: inout [UInt8]) throws {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        var failed = false
+        let ok = JSONScanner.forEachArrayElement(value) { range in
+            guard !failed else { return }
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            let element = UnsafeRawBufferPointer(rebasing: value[range])
+            switch element.first {
+            case UInt8(ascii: "["):
+                do { try arrayLiteral(element, column: column, into: &out) } catch { failed = true }
+            case UInt8(ascii: "{"):
+                failed = true
+            case UInt8(ascii: "\""):
+                guard let decoded = decode(element) else {
+                    failed = true
+                    return
+                }
+                out.append(UInt8(ascii: "\""))
+                for byte in decoded {
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { out.append(UInt8(ascii: "\\")) }
+                    out.append(byte)
+                }
+                out.append(UInt8(ascii: "\""))
+            case UInt8(ascii: "n"):
+                out.append(contentsOf: Array("NULL".utf8))
+            default:
+                out.append(contentsOf: element)
+            }
+        }
+        guard ok && !failed else { throw Unsupported(column: column) }
+        out.append(UInt8(ascii: "}"))
+    }
+
+    /// A JSON string token's bytes, unescaped (fast path for strings without escapes).
+    private static func decode(_ token: UnsafeRawBufferPointer) -> [UInt8]? {
+        let inner = UnsafeRawBufferPointer(rebasing: token[1..<(token.count - 1)])
+        if !inner.contains(UInt8(ascii: "\\")) { return Array(inner) }
+        return JSONScanner.decodeString(token).map { Array($0.utf8) }
+    }
+
+    /// COPY text escaping: backslash, tab, newline, carriage return.
+    private static func escape(_ field: [UInt8], into out: inout [UInt8]) {
+        for byte in field {
+            switch byte {
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            default: out.append(byte)
+            }
+        }
+    }
+}
