@@ -26,16 +26,20 @@ SERVER_PID=
 trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; pg_stop; rm -rf "$WORK"' EXIT
 
 SCHEMA="CREATE TABLE public.bench (id uuid PRIMARY KEY, doc jsonb, amount numeric, tags text[], created_at timestamptz);"
+# generate DB N: fills public.bench in DB with N rows.
+generate() {
+  psql -q -d "$1" -c "
+    INSERT INTO public.bench
+    SELECT md5(i::text)::uuid,
+           jsonb_build_object('i', i, 'name', 'item ' || i, 'flags', jsonb_build_array(i % 2 = 0, i % 3 = 0), 'score', i * 0.001),
+           (i * 1.2345)::numeric(14, 4), ARRAY['tag' || (i % 10), 'group' || (i % 7)],
+           timestamptz '2025-01-01' + i * interval '1 second'
+    FROM generate_series(1, $2) AS i"
+  psql -q -d "$1" -c "VACUUM ANALYZE public.bench"
+}
 for db in source target_sb target_pg; do createdb "$db"; psql -q -d "$db" -c "$SCHEMA"; done
 echo "generating $ROWS rows..." >&2
-psql -q -d source -c "
-  INSERT INTO public.bench
-  SELECT md5(i::text)::uuid,
-         jsonb_build_object('i', i, 'name', 'item ' || i, 'flags', jsonb_build_array(i % 2 = 0, i % 3 = 0), 'score', i * 0.001),
-         (i * 1.2345)::numeric(14, 4), ARRAY['tag' || (i % 10), 'group' || (i % 7)],
-         timestamptz '2025-01-01' + i * interval '1 second'
-  FROM generate_series(1, $ROWS) AS i;"
-psql -q -d source -c "VACUUM ANALYZE public.bench"
+generate source "$ROWS"
 echo "table size: $(psql -d source -Atc "SELECT pg_size_pretty(pg_total_relation_size('public.bench'))")" >&2
 
 # timed LABEL CMD...: appends "seconds kilobytes" to $WORK/LABEL
@@ -86,14 +90,7 @@ printf '\nREST mode (test server, 1000-row pages)\n'
 printf '%-12s %10s %12s %10s\n' rows seconds rows/s "peak MB"
 for n in $REST_ROWS; do
   psql -q -d rest -c "SET client_min_messages = warning; DROP TABLE IF EXISTS public.bench; $SCHEMA"
-  psql -q -d rest -c "
-    INSERT INTO public.bench
-    SELECT md5(i::text)::uuid,
-           jsonb_build_object('i', i, 'name', 'item ' || i, 'flags', jsonb_build_array(i % 2 = 0, i % 3 = 0), 'score', i * 0.001),
-           (i * 1.2345)::numeric(14, 4), ARRAY['tag' || (i % 10), 'group' || (i % 7)],
-           timestamptz '2025-01-01' + i * interval '1 second'
-    FROM generate_series(1, $n) AS i"
-  psql -q -d rest -c "VACUUM ANALYZE public.bench"
+  generate rest "$n"
   rm -rf "$WORK/rest-backups" "$WORK/rest_backup"
   timed rest_backup "$BIN" backup --mode rest --out "$WORK/rest-backups" --quiet
   read -r seconds kb < <(tail -n 1 "$WORK/rest_backup")

@@ -34,11 +34,16 @@ final class RESTBackupSource: BackupSource {
         [(write ? "Content-Profile" : "Accept-Profile", schema)]
     }
 
-    /// The OpenAPI document of one schema.
+    /// The OpenAPI document of one schema; an unexposed schema is an error that names it.
     static func discover(_ schema: String, client: PostgRESTClient) throws -> OpenAPISchema {
-        let response = try client.get(
-            "", headers: [("Accept", "application/openapi+json")] + schemaHeaders(schema))
-        return try OpenAPISchema(document: response.body)
+        do {
+            let response = try client.get(
+                "", headers: [("Accept", "application/openapi+json")] + schemaHeaders(schema))
+            return try OpenAPISchema(document: response.body)
+        } catch var error as RESTError where error.code == "PGRST106" {
+            error.message = "schema \(SQL.displayIdentifier(schema)) is not exposed by the REST API (\(error.message))"
+            throw error
+        }
     }
 
     func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable] {
@@ -49,13 +54,7 @@ final class RESTBackupSource: BackupSource {
                 result += Self.authTables
                 continue
             }
-            let document: OpenAPISchema
-            do {
-                document = try Self.discover(schema, client: client)
-            } catch var error as RESTError where error.code == "PGRST106" {
-                error.message = "schema \(SQL.displayIdentifier(schema)) is not exposed by the REST API (\(error.message))"
-                throw error
-            }
+            let document = try Self.discover(schema, client: client)
             for table in document.tables where table.insertable {
                 let columns = table.columns.map { column in
                     Manifest.Column(

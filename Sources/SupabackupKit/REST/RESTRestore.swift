@@ -28,13 +28,7 @@ struct RESTRestore {
         defer { client.shutdown() }
         var target: [CatalogTable] = []
         for schema in Array(Set(selected.map(\.schema))).sorted() {
-            let document: OpenAPISchema
-            do {
-                document = try RESTBackupSource.discover(schema, client: client)
-            } catch var error as RESTError where error.code == "PGRST106" {
-                error.message = "schema \(SQL.displayIdentifier(schema)) is not exposed by the REST API (\(error.message))"
-                throw error
-            }
+            let document = try RESTBackupSource.discover(schema, client: client)
             target += document.tables.filter(\.insertable).map { Self.catalogTable($0, schema: schema) }
         }
         var plan = try RestorePlan(
