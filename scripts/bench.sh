@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): supabackup against pg_dump/pg_restore, side by side in one run, on a
 # generated table (uuid, jsonb, numeric, text[], timestamptz). Prints medians, ratios and
-# supabackup's peak resident memory.
-#   ROWS=2000000 RUNS=3 scripts/bench.sh
+# supabackup's peak resident memory, for each size, then seconds per million rows (linearity),
+# then REST-mode throughput against the PostgREST-compatible test server.
+#   SIZES="500000 1000000 2000000 4000000" RUNS=3 REST_ROWS="100000 1000000" scripts/bench.sh
+#   ROWS=2000000 RUNS=3 scripts/bench.sh          (one size)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
@@ -11,7 +13,7 @@ deps_install
 if [ ! -x /usr/bin/time ]; then
   [ "$(id -u)" = 0 ] && { apt-get update -qq >/dev/null; apt-get install -y -qq time >/dev/null; }
 fi
-ROWS=${ROWS:-2000000}
+SIZES=${ROWS:-${SIZES:-"500000 1000000 2000000 4000000"}}
 RUNS=${RUNS:-3}
 
 swift build -c release --product supabackup 2>&1 | tail -n 1 >&2
@@ -37,10 +39,7 @@ generate() {
     FROM generate_series(1, $2) AS i"
   psql -q -d "$1" -c "VACUUM ANALYZE public.bench"
 }
-for db in source target_sb target_pg; do createdb "$db"; psql -q -d "$db" -c "$SCHEMA"; done
-echo "generating $ROWS rows..." >&2
-generate source "$ROWS"
-echo "table size: $(psql -d source -Atc "SELECT pg_size_pretty(pg_total_relation_size('public.bench'))")" >&2
+for db in source target_sb target_pg; do createdb "$db"; done
 
 # timed LABEL CMD...: appends "seconds kilobytes" to $WORK/LABEL
 timed() {
@@ -51,33 +50,55 @@ timed() {
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 peak() { awk '{ print $2 }' "$WORK/$1" | sort -n | tail -n 1; }
-
-for run in $(seq "$RUNS"); do
-  echo "run $run/$RUNS" >&2
-  rm -rf "$WORK/backups" "$WORK/dump"
-  timed sb_backup "$BIN" backup --db-url "postgresql://postgres@127.0.0.1:$PGPORT/source" --out "$WORK/backups" --quiet
-  timed pg_dump "$PG_BINDIR/pg_dump" --data-only -Fd -f "$WORK/dump" -t public.bench source
-  NAME=$(ls "$WORK/backups")
-
-  psql -q -d target_sb -c "TRUNCATE public.bench"
-  timed sb_restore_empty "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "postgresql://postgres@127.0.0.1:$PGPORT/target_sb" --quiet
-  timed sb_restore_conflict "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "postgresql://postgres@127.0.0.1:$PGPORT/target_sb" --quiet
-  psql -q -d target_pg -c "TRUNCATE public.bench"
-  timed pg_restore "$PG_BINDIR/pg_restore" --data-only -d target_pg "$WORK/dump"
-done
-
 t() { awk '{ print $1 }' "$WORK/$1" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-sb_size=$(du -sk "$WORK/backups" | awk '{ print $1 }')
-pg_size=$(du -sk "$WORK/dump" | awk '{ print $1 }')
-printf '\n%s rows, median of %s runs (seconds)\n' "$ROWS" "$RUNS"
-printf '%-34s %10s %10s %8s\n' "" supabackup pg_dump ratio
-printf '%-34s %10s %10s %8s\n' "backup" "$(t sb_backup)" "$(t pg_dump)" "$(ratio "$(t sb_backup)" "$(t pg_dump)")"
-printf '%-34s %10s %10s %8s\n' "restore into empty table" "$(t sb_restore_empty)" "$(t pg_restore)" "$(ratio "$(t sb_restore_empty)" "$(t pg_restore)")"
-printf '%-34s %10s %10s %8s\n' "restore, every row conflicts" "$(t sb_restore_conflict)" "$(t pg_restore)" "$(ratio "$(t sb_restore_conflict)" "$(t pg_restore)")"
-printf '%-34s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
-printf 'supabackup peak RSS: backup %s MB, restore %s MB (limit 100 MB)\n' \
-  "$(( $(peak sb_backup) / 1024 ))" "$(( $(peak sb_restore_empty) > $(peak sb_restore_conflict) ? $(peak sb_restore_empty) / 1024 : $(peak sb_restore_conflict) / 1024 ))"
+
+# compare N: supabackup against pg_dump/pg_restore on N rows.
+compare() {
+  local n=$1
+  for db in source target_sb target_pg; do
+    psql -q -d "$db" -c "SET client_min_messages = warning; DROP TABLE IF EXISTS public.bench; $SCHEMA"
+  done
+  echo "generating $n rows..." >&2
+  generate source "$n"
+  echo "table size: $(psql -d source -Atc "SELECT pg_size_pretty(pg_total_relation_size('public.bench'))")" >&2
+  for run in $(seq "$RUNS"); do
+    echo "$n rows: run $run/$RUNS" >&2
+    rm -rf "$WORK/backups" "$WORK/dump"
+    timed "sb_backup_$n" "$BIN" backup --db-url "postgresql://postgres@127.0.0.1:$PGPORT/source" --out "$WORK/backups" --quiet
+    timed "pg_dump_$n" "$PG_BINDIR/pg_dump" --data-only -Fd -f "$WORK/dump" -t public.bench source
+    NAME=$(ls "$WORK/backups")
+    psql -q -d target_sb -c "TRUNCATE public.bench"
+    timed "sb_restore_empty_$n" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "postgresql://postgres@127.0.0.1:$PGPORT/target_sb" --quiet
+    timed "sb_restore_conflict_$n" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "postgresql://postgres@127.0.0.1:$PGPORT/target_sb" --quiet
+    psql -q -d target_pg -c "TRUNCATE public.bench"
+    timed "pg_restore_$n" "$PG_BINDIR/pg_restore" --data-only -d target_pg "$WORK/dump"
+  done
+  local sb_size pg_size
+  sb_size=$(du -sk "$WORK/backups" | awk '{ print $1 }')
+  pg_size=$(du -sk "$WORK/dump" | awk '{ print $1 }')
+  {
+    printf '\n%s rows, median of %s runs (seconds)\n' "$n" "$RUNS"
+    printf '%-34s %10s %10s %8s\n' "" supabackup pg_dump ratio
+    printf '%-34s %10s %10s %8s\n' "backup" "$(t sb_backup_$n)" "$(t pg_dump_$n)" "$(ratio "$(t sb_backup_$n)" "$(t pg_dump_$n)")"
+    printf '%-34s %10s %10s %8s\n' "restore into empty table" "$(t sb_restore_empty_$n)" "$(t pg_restore_$n)" "$(ratio "$(t sb_restore_empty_$n)" "$(t pg_restore_$n)")"
+    printf '%-34s %10s %10s %8s\n' "restore, every row conflicts" "$(t sb_restore_conflict_$n)" "$(t pg_restore_$n)" "$(ratio "$(t sb_restore_conflict_$n)" "$(t pg_restore_$n)")"
+    printf '%-34s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
+    printf 'supabackup peak RSS: backup %s MB, restore %s MB (limit 100 MB)\n' \
+      "$(( $(peak sb_backup_$n) / 1024 ))" \
+      "$(( $(peak sb_restore_empty_$n) > $(peak sb_restore_conflict_$n) ? $(peak sb_restore_empty_$n) / 1024 : $(peak sb_restore_conflict_$n) / 1024 ))"
+  } | tee -a "$WORK/report"
+}
+
+for n in $SIZES; do compare "$n" >/dev/null; done
+cat "$WORK/report"
+printf '\nseconds per million rows (flat = linear)\n%-12s %10s %10s %10s\n' rows backup restore conflicts
+for n in $SIZES; do
+  printf '%-12s %10s %10s %10s\n' "$n" \
+    "$(awk -v s="$(t sb_backup_$n)" -v n="$n" 'BEGIN { printf "%.2f", s * 1e6 / n }')" \
+    "$(awk -v s="$(t sb_restore_empty_$n)" -v n="$n" 'BEGIN { printf "%.2f", s * 1e6 / n }')" \
+    "$(awk -v s="$(t sb_restore_conflict_$n)" -v n="$n" 'BEGIN { printf "%.2f", s * 1e6 / n }')"
+done
 
 # REST mode against the PostgREST-compatible test server (1000-row pages, db-max-rows 1000).
 createdb rest
