@@ -17,7 +17,9 @@ public enum CLI {
         return root.appendingPathComponent(".build/debug/supabackup").path
     }
 
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    /// Starts the executable without waiting: stdout and stderr are the returned pipes.
+    /// `DATABASE_URL` is removed from the inherited environment unless `environment` sets it.
+    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, out: Pipe, err: Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -31,6 +33,11 @@ public enum CLI {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        return (process, out, err)
+    }
+
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let (process, out, err) = try start(arguments, environment: environment)
         // Read both pipes concurrently so neither fills up and blocks the child.
         nonisolated(unsafe) var errData = Data()
         let group = DispatchGroup()
