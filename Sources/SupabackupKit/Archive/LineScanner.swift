@@ -25,9 +25,6 @@ struct LineScanner {
         }
     }
 
-    /// True when the stream ended right after a newline (or was empty).
-    var endsCleanly: Bool { partial.isEmpty }
-
     /// Counts newlines only, for callers that need no lines.
     static func countNewlines(_ chunk: UnsafeRawBufferPointer) -> Int64 {
         var total: Int64 = 0

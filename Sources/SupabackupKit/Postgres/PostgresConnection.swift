@@ -46,8 +46,6 @@ public final class PostgresConnection {
     public var port: String { handle.flatMap { PQport($0) }.map { String(cString: $0) } ?? "" }
     public var database: String { handle.flatMap { PQdb($0) }.map { String(cString: $0) } ?? "" }
     public var user: String { handle.flatMap { PQuser($0) }.map { String(cString: $0) } ?? "" }
-    /// The server version as a number, e.g. 150018 for 15.18.
-    public var serverVersionNumber: Int { handle.map { Int(PQserverVersion($0)) } ?? 0 }
 
     /// Runs one or more statements that return no rows.
     public func execute(_ sql: String) throws {

@@ -355,7 +355,6 @@ enum SchemaCapture {
         {
             add(.postData, "comment", row[0]!, "COMMENT ON COLUMN \(row[0]!) IS \(SQL.quoteLiteral(row[1]!));")
         }
-        _ = try connection.query("SELECT set_config('search_path', 'pg_catalog', true)")
         return SchemaScript(statements: pre + post)
     }
 }

@@ -12,8 +12,6 @@ public struct RestorePlan: Sendable {
         public var columns: [ColumnPlan]
         /// True when the target has `GENERATED ALWAYS` identity columns that we write.
         public var overridingSystemValue: Bool
-        /// Columns of the target that the backup does not have (they get their defaults).
-        public var targetOnlyColumns: [String]
         /// The target table is partitioned (it may not be in the backup's source).
         public var partitioned: Bool
 
@@ -76,9 +74,9 @@ public struct RestorePlan: Sendable {
                     insertOnly: targetColumn.identity == "a", typeDiffers: compareTypes && targetColumn.type != column.type))
             }
             let written = Set(columns.map(\.name))
-            var targetOnly: [String] = []
-            for column in live.columns where !written.contains(column.name) && table.columns.first(where: { $0.name == column.name }) == nil {
-                targetOnly.append(column.name)
+            // Columns only the target has get their defaults; NOT NULL ones need one.
+            let backedUp = Set(table.columns.map(\.name))
+            for column in live.columns where !backedUp.contains(column.name) {
                 if !column.nullable && !column.hasDefault && !column.isGenerated && column.identity.isEmpty {
                     tableProblems.append("column \(SQL.displayIdentifier(column.name)) is NOT NULL without a default in the target and not in the backup")
                 }
@@ -93,7 +91,7 @@ public struct RestorePlan: Sendable {
             }
             steps[name] = Step(
                 table: name, rows: table.rows, file: table.file, conflictKey: key, columns: columns,
-                overridingSystemValue: columns.contains { $0.insertOnly }, targetOnlyColumns: targetOnly,
+                overridingSystemValue: columns.contains { $0.insertOnly },
                 partitioned: live.kind == "p")
         }
         if !problems.isEmpty { throw RestoreValidationError(problems: problems) }
