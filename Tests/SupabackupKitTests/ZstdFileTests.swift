@@ -44,4 +44,17 @@ struct ZstdFileTests {
         #expect(throws: ArchiveError.self) { try ZstdFileWriter(path: path, level: 3) }
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "keep")
     }
+
+    @Test("a writer dropped without finish (a backup failing mid-table) stops its thread cleanly")
+    func abandoned() throws {
+        let directory = NSTemporaryDirectory() + "zstd-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for i in 0..<200 {
+            let writer = try ZstdFileWriter(path: "\(directory)/\(i).zst", level: 3)
+            if i % 2 == 0 { try writer.write(Data(repeating: 0x41, count: (1 << 20) + i)) }
+        }
+        // Reaching here is the test: the old writer crashed when freed before its thread ran.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory).count == 200)
+    }
 }
