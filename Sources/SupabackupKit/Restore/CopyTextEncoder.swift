@@ -16,6 +16,11 @@ struct CopyTextEncoder {
     private let positions: [[UInt8]: Int]
     private var fields: [Range<Int>?]
     private var field: [UInt8] = []
+    /// The key token seen at each member position of the last lines, and its column: lines
+    /// repeat their keys in the same order, so a byte comparison replaces a lookup that would
+    /// allocate for every value of every row.
+    private var seenKeys: [[UInt8]] = []
+    private var seenPositions: [Int?] = []
 
     init(columns: [RestorePlan.ColumnPlan]) {
         self.columns = columns
@@ -31,16 +36,29 @@ struct CopyTextEncoder {
         guard let members = JSONScanner.members(line, in: 0..<line.count) else {
             throw Unsupported(column: "")
         }
-        for member in members {
+        for (slot, member) in members.enumerated() {
             let key = UnsafeRawBufferPointer(rebasing: line[member.key])
-            // Keys are written by PostgreSQL; plain ones need no unescaping.
-            let name: [UInt8]
-            if key.contains(UInt8(ascii: "\\")) {
-                name = Array((JSONScanner.decodeString(key) ?? "").utf8)
+            let position: Int?
+            if slot < seenKeys.count && key.elementsEqual(seenKeys[slot]) {
+                position = seenPositions[slot]
             } else {
-                name = Array(key[1..<(key.count - 1)])
+                // Keys are written by PostgreSQL; plain ones need no unescaping.
+                let name: [UInt8]
+                if key.contains(UInt8(ascii: "\\")) {
+                    name = Array((JSONScanner.decodeString(key) ?? "").utf8)
+                } else {
+                    name = Array(key[1..<(key.count - 1)])
+                }
+                position = positions[name]
+                if slot < seenKeys.count {
+                    seenKeys[slot] = Array(key)
+                    seenPositions[slot] = position
+                } else {
+                    seenKeys.append(Array(key))
+                    seenPositions.append(position)
+                }
             }
-            if let index = positions[name] { fields[index] = member.value }
+            if let position { fields[position] = member.value }
         }
         for (index, column) in columns.enumerated() {
             if index > 0 { out.append(0x09) }
