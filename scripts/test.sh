@@ -16,4 +16,10 @@ pg_start
 export SUPABACKUP_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
 export SUPABACKUP_BIN="$(swift build --show-bin-path)/supabackup"
 export SUPABACKUP_SQL_DIR="$PWD/sql"
+# Backups in the suites read with --jobs 4 (tables split into block ranges); the integration
+# suites run again with --jobs 1 so both paths keep every correctness and reliability test.
 swift test --skip-build "$@"
+if [ $# -eq 0 ]; then
+  echo "integration suites again with --jobs 1" >&2
+  SUPABACKUP_TEST_JOBS=1 swift test --skip-build --filter IntegrationTests
+fi

@@ -31,6 +31,18 @@ struct BackupCommand: ParsableCommand {
     @Option(name: .customLong("compression-level"), help: "zstd level, 1 (fast) to 19 (small).")
     var compressionLevel: Int32 = 3
 
+    @Option(
+        name: .customLong("jobs"),
+        help: ArgumentHelp(
+            "Connections reading at once in one snapshot (direct mode): tables in parallel, large tables in block ranges.",
+            valueName: "n"))
+    var jobs = 4
+
+    @Option(
+        name: .customLong("split-tables-larger-than"),
+        help: ArgumentHelp("With --jobs > 1, read tables larger than this on disk in block ranges (kB, MB, GB).", valueName: "size"))
+    var splitSize = "64MB"
+
     @Flag(help: "After a successful backup, prune DIR with the --keep-* rules (default: keep 30 days).")
     var prune = false
 
@@ -48,6 +60,10 @@ struct BackupCommand: ParsableCommand {
         ).isEmpty {
             throw ValidationError("--keep-* options apply with --prune")
         }
+        guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }
+        guard let split = ByteSize.parse(splitSize), split > 0 else {
+            throw ValidationError("--split-tables-larger-than: \(splitSize) is not a size like 64MB, 512kB or 1GB")
+        }
         guard (1...22).contains(compressionLevel) else {
             throw ValidationError("--compression-level must be between 1 and 22")
         }
@@ -61,6 +77,8 @@ struct BackupCommand: ParsableCommand {
                 excludeTables: try parseTables(excludeTables), compressionLevel: compressionLevel, withAuth: withAuth)
             let logger = output.makeLogger("supabackup.backup")
             var engineOptions = options
+            engineOptions.jobs = jobs
+            engineOptions.splitBytes = ByteSize.parse(splitSize) ?? BackupOptions.defaultSplitBytes
             if !output.quiet && isatty(STDERR_FILENO) == 1 { engineOptions.progress = Terminal.showProgress }
             let result = try BackupEngine(options: engineOptions, logger: logger).run()
             let manifest = result.manifest

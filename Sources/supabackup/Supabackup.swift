@@ -168,6 +168,9 @@ enum Terminal {
     /// SIGINT/SIGTERM remove the partial folder of a running backup, then exit 130/143.
     /// SIGXFSZ is ignored so a file-size limit shows as a write error, not a crash.
     nonisolated(unsafe) static var signalSources: [DispatchSourceSignal] = []
+    /// Set once a signal handler runs: errors that follow (readers losing their files) are its
+    /// doing, and the handler is about to exit with the signal's code.
+    static let interrupted = LockedValue(false)
 
     static func installSignalHandlers() {
         signal(SIGXFSZ, SIG_IGN)
@@ -175,6 +178,7 @@ enum Terminal {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
+                interrupted.withLock { $0 = true }
                 let removed = ActiveBackups.shared.removeAll()
                 let name = number == SIGINT ? "SIGINT" : "SIGTERM"
                 stderr("supabackup: error: interrupted by \(name)" + (removed.isEmpty ? "" : "; removed the unfinished backup"))
@@ -193,6 +197,7 @@ enum Terminal {
         } catch let error as ExitCode {
             throw error
         } catch {
+            while interrupted.withLock({ $0 }) { Thread.sleep(forTimeInterval: 1) }
             let (message, code) = describe(error)
             stderr("supabackup: error: " + message.replacingOccurrences(of: "\n", with: " "))
             throw ExitCode(code)
@@ -235,4 +240,19 @@ func formatBytes(_ bytes: Int64) -> String {
 
 func parseTables(_ values: [String]) throws -> [TableFilter] {
     try values.map { try TableFilter(parsing: $0) }
+}
+
+/// A value guarded by a lock, shared with signal handlers' dispatch queues.
+final class LockedValue<Value>: @unchecked Sendable {
+    // @unchecked: `value` is only touched under `lock`.
+    private let lock = NSLock()
+    private var value: Value
+
+    init(_ value: Value) { self.value = value }
+
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
 }

@@ -72,7 +72,7 @@ struct BackupTests {
             .replacingOccurrences(of: "postgres@", with: "supabackup_limited:limited-pw@")
         let options = BackupOptions(connection: try ConnectionString(limited), outputDirectory: directory.path)
         #expect {
-            try BackupEngine(options: options, logger: silentLogger).run()
+            try BackupEngine(options: options.forTests, logger: silentLogger).run()
         } throws: { error in
             let text = "\(error)"
             return text.contains("z_secret") && text.contains("row") && !text.contains("limited-pw")
@@ -90,8 +90,8 @@ struct BackupTests {
         let directory = try TemporaryDirectory()
         let now = Date()
         let options = BackupOptions(connection: try ConnectionString(source.url), outputDirectory: directory.path)
-        let one = try BackupEngine(options: options, logger: silentLogger).run(now: now)
-        let two = try BackupEngine(options: options, logger: silentLogger).run(now: now)
+        let one = try BackupEngine(options: options.forTests, logger: silentLogger).run(now: now)
+        let two = try BackupEngine(options: options.forTests, logger: silentLogger).run(now: now)
         #expect(one.name != two.name)
         #expect(one.name == BackupName.make(now))
     }

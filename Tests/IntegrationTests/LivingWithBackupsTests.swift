@@ -27,7 +27,7 @@ struct LivingWithBackupsTests {
         let now = Date()
         var names: [String] = []
         for days in [0.0, 1, 29.9, 31, 45] {
-            names.append(try BackupEngine(options: options, logger: silentLogger).run(now: now.addingTimeInterval(-days * 86_400)).name)
+            names.append(try BackupEngine(options: options.forTests, logger: silentLogger).run(now: now.addingTimeInterval(-days * 86_400)).name)
         }
         // Things prune must leave alone: a user's file, a folder that only looks like a backup.
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: directory.file("notes.txt")))
@@ -68,7 +68,7 @@ struct LivingWithBackupsTests {
         let database = try Self.smallDatabase("bprune")
         let directory = try TemporaryDirectory()
         let options = BackupOptions(connection: try ConnectionString(database.url), outputDirectory: directory.path)
-        let old = try BackupEngine(options: options, logger: silentLogger).run(now: Date().addingTimeInterval(-40 * 86_400)).name
+        let old = try BackupEngine(options: options.forTests, logger: silentLogger).run(now: Date().addingTimeInterval(-40 * 86_400)).name
 
         let failed = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--table", "nope", "--prune"])
         #expect(failed.status == 64)
@@ -177,7 +177,7 @@ struct LivingWithBackupsTests {
         let events = ProgressLog()
         var options = BackupOptions(connection: try ConnectionString(database.url), outputDirectory: directory.path, tables: [try TableFilter(parsing: "big")])
         options.progress = { events.append($0) }
-        _ = try BackupEngine(options: options, logger: silentLogger).run()
+        _ = try BackupEngine(options: options.forTests, logger: silentLogger).run()
         let seen = events.all
         #expect(!seen.isEmpty)
         #expect(seen.allSatisfy { $0.table.name == "big" && $0.estimatedRows == 300_000 })

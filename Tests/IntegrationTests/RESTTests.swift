@@ -18,7 +18,7 @@ func restBackup(
     let options = BackupOptions(
         transport: .rest(try restSettings(server, pageSize: pageSize)), outputDirectory: directory.path, schemas: schemas,
         tables: try tables.map { try TableFilter(parsing: $0) })
-    return try BackupEngine(options: options, logger: silentLogger).run()
+    return try BackupEngine(options: options.forTests, logger: silentLogger).run()
 }
 
 @discardableResult

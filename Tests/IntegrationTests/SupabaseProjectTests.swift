@@ -17,7 +17,7 @@ struct SupabaseProjectTests {
     static func backupWithAuth(_ database: TestDatabase, into directory: TemporaryDirectory) throws -> BackupResult {
         var options = BackupOptions(connection: try ConnectionString(database.url), outputDirectory: directory.path)
         options.withAuth = true
-        return try BackupEngine(options: options, logger: silentLogger).run()
+        return try BackupEngine(options: options.forTests, logger: silentLogger).run()
     }
 
     static func restoreProject(
@@ -157,7 +157,7 @@ struct SupabaseRESTTests {
         let directory = try TemporaryDirectory()
         var options = BackupOptions(transport: .rest(try restSettings(sourceServer)), outputDirectory: directory.path)
         options.withAuth = true
-        let archive = try BackupEngine(options: options, logger: silentLogger).run()
+        let archive = try BackupEngine(options: options.forTests, logger: silentLogger).run()
         #expect(archive.manifest.authPasswordHashes == false)
         #expect(archive.manifest.tables.first { $0.name == "users" }?.rows == 40)
         #expect(archive.manifest.tables.first { $0.name == "identities" }?.rows == 40)

@@ -26,4 +26,33 @@ struct RowQueryTests {
         let groups = sql.components(separatedBy: "nullif(concat_ws(").count - 1
         #expect(groups == 2)
     }
+
+    @Test("a block range becomes a ctid condition inside the row query")
+    func blockRange() {
+        let sql = RowQuery.copyStatement(
+            table: table, partitioned: false, columns: [.init(name: "id", encoding: .json)],
+            range: BlockRange(start: 10, end: 20))
+        #expect(sql.contains("FROM ONLY \"public\".\"t\"\"x\" WHERE ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid) r"))
+        let jsonb = RowQuery.copyStatement(
+            table: table, partitioned: false, columns: [.init(name: "doc", encoding: .jsonOmitNull)],
+            range: BlockRange(start: 0, end: 5))
+        #expect(jsonb.hasSuffix("WHERE ctid < '(5,0)'::tid) TO STDOUT WITH \(RowQuery.copyOptions)"))
+    }
+
+    @Test("block ranges cover every block once, the last open-ended", arguments: [(1, 4), (10, 3), (100, 7), (7, 100), (64, 64)])
+    func split(blocks: Int64, parts: Int) {
+        let ranges = BlockRange.split(blocks: blocks, into: parts)
+        #expect(ranges.count <= max(1, min(parts, Int(blocks))))
+        #expect(ranges.first?.start == 0 && ranges.last?.end == nil)
+        for (a, b) in zip(ranges, ranges.dropFirst()) { #expect(a.end == b.start && a.start < b.start) }
+    }
+
+    @Test("sizes take PostgreSQL's units")
+    func sizes() {
+        #expect(ByteSize.parse("64MB") == 64 << 20)
+        #expect(ByteSize.parse("8kB") == 8192)
+        #expect(ByteSize.parse("1 gb") == 1 << 30)
+        #expect(ByteSize.parse("500") == 500)
+        for bad in ["", "MB", "-1MB", "1.5GB", "12 parsecs", "99999999999TB"] { #expect(ByteSize.parse(bad) == nil) }
+    }
 }

@@ -22,7 +22,7 @@ public enum CLI {
     public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, out: Pipe, err: Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = arguments
+        process.arguments = TestJobs.arguments(arguments)
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "DATABASE_URL")
         for (key, value) in environment { env[key] = value }

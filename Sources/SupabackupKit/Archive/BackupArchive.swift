@@ -131,6 +131,12 @@ extension Manifest {
             guard table.rows >= 0, table.bytes >= 0 else { throw damaged("table \(label) has a negative size") }
             guard table.sha256.utf8.count == 64, table.sha256.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
             else { throw damaged("table \(label) has no valid sha256") }
+            if let parts = table.parts,
+                parts.reduce(0, { $0 + $1.rows }) != table.rows || parts.reduce(0, { $0 + $1.bytes }) != table.bytes
+                    || parts.contains(where: { $0.rows < 0 || $0.bytes <= 0 })
+            {
+                throw damaged("table \(label) has parts that do not add up to its rows and bytes")
+            }
             var columnNames = Set<String>()
             for column in table.columns {
                 guard columnNames.insert(column.name).inserted else {

@@ -64,8 +64,17 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var bytes: Int64
         /// SHA-256 of the compressed file, lowercase hex.
         public var sha256: String
+        /// When the table was read in block ranges by several connections: the file is these
+        /// zstd frames back to back, in order. Absent when the file is one frame.
+        public var parts: [Part]? = nil
 
         public var tableName: TableName { TableName(schema: schema, name: name) }
+    }
+
+    /// One zstd frame of a data file: `rows` lines in `bytes` compressed bytes.
+    public struct Part: Codable, Sendable, Equatable {
+        public var rows: Int64
+        public var bytes: Int64
     }
 
     public struct Column: Codable, Sendable, Equatable {

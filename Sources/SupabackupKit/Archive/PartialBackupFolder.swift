@@ -104,7 +104,16 @@ public final class ActiveBackups: @unchecked Sendable {
             paths.removeAll()
             return all
         }
-        for path in current { FileSystem.removeTree(path) }
+        for path in current {
+            // Renamed first: reader threads may still be creating files by their old paths,
+            // which then fail instead of landing in a folder being removed.
+            let removing = String(path.dropLast(".partial".count)) + ".removing"
+            if path.hasSuffix(".partial") && rename(path, removing) == 0 {
+                FileSystem.removeTree(removing)
+            } else {
+                FileSystem.removeTree(path)
+            }
+        }
         return current
     }
 }

@@ -5,13 +5,13 @@ import Foundation
 /// Compresses a byte stream with zstd into a new file, hashing what lands on disk.
 ///
 /// Compression runs on a thread of its own, pipelined with the caller (which is reading rows
-/// from the network): input is gathered into 1 MiB blocks handed over through a queue of at most
-/// four blocks, so memory stays bounded. The file is created exclusively with mode 0600;
+/// from the network): input is gathered into 512 KiB blocks handed over through a queue of at most
+/// two blocks, so memory stays bounded (a few MiB per writer; a parallel backup has one per job). The file is created exclusively with mode 0600;
 /// `finish()` waits for the compressor, fsyncs, and returns size and SHA-256.
 final class ZstdFileWriter {
     private let pipeline: Pipeline
     private var block: [UInt8] = []
-    private let blockSize = 1 << 20
+    private let blockSize = 1 << 19
     private(set) var rawBytes: Int64 = 0
     private var finished = false
 
@@ -67,7 +67,7 @@ final class ZstdFileWriter {
         /// True from init until the worker has drained the queue and returned.
         private var running = true
         private var failure: Error?
-        private static let maxQueued = 4
+        private static let maxQueued = 2
 
         init(path: String, level: Int32) throws {
             guard let cctx = ZSTD_createCCtx() else {

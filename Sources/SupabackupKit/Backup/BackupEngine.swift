@@ -21,6 +21,13 @@ public struct BackupOptions: Sendable {
     public var withAuth = false
     /// Called a few times a second while a table is read (for a terminal progress line).
     public var progress: (@Sendable (BackupProgress) -> Void)?
+    /// Connections reading at once (direct mode): tables in parallel, and tables larger than
+    /// `splitBytes` in block ranges, all in one snapshot.
+    public var jobs = 1
+    public static let defaultSplitBytes: Int64 = 64 << 20
+    public var splitBytes = BackupOptions.defaultSplitBytes
+    /// At most this many block ranges per table.
+    static let maxParts = 256
 
     public init(
         transport: BackupTransport, outputDirectory: String = "backups", schemas: [String] = ["public"],
@@ -87,14 +94,7 @@ public struct BackupEngine {
 
         let folder = try PartialBackupFolder(in: options.outputDirectory, startingAt: now)
         do {
-            var entries: [Manifest.Table] = []
-            var fileNames = DataFileName()
-            var rawBytes: Int64 = 0
-            for table in selected {
-                let (entry, raw) = try write(table, from: source, to: folder, fileName: fileNames.next(for: table.name))
-                entries.append(entry)
-                rawBytes += raw
-            }
+            let (entries, rawBytes) = try readTables(selected, from: source, into: folder)
             let schemaFile = try source.schemaScript(for: selected).map { script in
                 try folder.writeFile(BackupArchive.schemaFile, contents: Data(script.render().utf8))
             }
@@ -154,37 +154,30 @@ public struct BackupEngine {
         return candidates.filter { wanted.contains($0.name) }
     }
 
-    private func write(
-        _ table: SourceTable, from source: any BackupSource, to folder: PartialBackupFolder, fileName: String
-    ) throws -> (Manifest.Table, Int64) {
-        let started = Date()
-        let writer = try ZstdFileWriter(path: folder.path(of: fileName), level: options.compressionLevel)
-        var seen: Int64 = 0
-        var lastReport = started
-        let rows = try source.readRows(of: table) { chunk in
-            try writer.write(chunk)
-            guard let progress = options.progress else { return }
-            seen += LineScanner.countNewlines(chunk)
-            let now = Date()
-            if now.timeIntervalSince(lastReport) >= 0.25 {
-                lastReport = now
-                progress(BackupProgress(
-                    table: table.name, rows: seen, rawBytes: writer.rawBytes, estimatedRows: table.estimatedRows,
-                    seconds: now.timeIntervalSince(started)))
+    private func readTables(
+        _ tables: [SourceTable], from source: any BackupSource, into folder: PartialBackupFolder
+    ) throws -> (entries: [Manifest.Table], rawBytes: Int64) {
+        var fileNames = DataFileName()
+        let files = tables.map { fileNames.next(for: $0.name) }
+        var ranges: [[BlockRange?]] = tables.map { _ in [nil] }
+        var order = Array(tables.indices)
+        let layout = options.jobs > 1 && tables.count > 0 ? try source.parallelLayout(of: tables) : nil
+        if let layout {
+            // Largest first, so the last items to finish are small ones.
+            order.sort { (layout[$0].bytes, $1) > (layout[$1].bytes, $0) }
+            for index in tables.indices {
+                guard let blocks = layout[index].splittableBlocks, layout[index].bytes > options.splitBytes else { continue }
+                let count = Int(min((layout[index].bytes + options.splitBytes - 1) / options.splitBytes, Int64(BackupOptions.maxParts)))
+                let split = BlockRange.split(blocks: blocks, into: count)
+                if split.count > 1 { ranges[index] = split }
             }
         }
-        let (bytes, sha256) = try writer.finish()
-        logger.info(
-            "table done",
-            metadata: [
-                "table": "\(table.name)", "rows": "\(rows)", "raw_bytes": "\(writer.rawBytes)", "bytes": "\(bytes)",
-                "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
-            ])
-        let entry = Manifest.Table(
-            schema: table.name.schema, name: table.name.name, kind: table.partitioned ? "partitioned" : "table",
-            file: fileName, columns: table.columns, primaryKey: table.primaryKey, foreignKeys: table.foreignKeys,
-            rows: rows, bytes: bytes, sha256: sha256)
-        return (entry, writer.rawBytes)
+        let scheduler = TableReadScheduler(
+            tables: tables, files: files, ranges: ranges, order: order, folder: folder,
+            level: options.compressionLevel, progress: options.progress, logger: logger)
+        let workers = layout == nil ? 0 : min(options.jobs - 1, ranges.reduce(0) { $0 + $1.count } - 1)
+        let reader = SendableBox(source)
+        return try scheduler.run(leader: source, workers: max(workers, 0)) { try reader.value.makeReader() }
     }
 }
 
@@ -199,4 +192,11 @@ public struct BackupError: Error, CustomStringConvertible, Sendable {
         }
         return "table \(table): \(underlying)"
     }
+}
+
+/// Hands the source to worker threads, which only call `makeReader()`: it reads state that is
+/// fixed before they start.
+private struct SendableBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

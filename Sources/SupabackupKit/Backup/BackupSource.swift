@@ -2,7 +2,7 @@
 ///
 /// The engine asks a source for its tables, then for each table's rows as NDJSON lines in the
 /// archive's encoding, and writes the archive; the archive never knows which transport made it.
-protocol BackupSource {
+protocol BackupSource: RowReader {
     /// `direct` or `rest`, recorded in the manifest.
     var mode: String { get }
     var consistentSnapshot: Bool { get }
@@ -17,9 +17,12 @@ protocol BackupSource {
     /// Holds the tables still (locks, where the transport has them) while they are read.
     func prepare(_ tables: [SourceTable]) throws
 
-    /// Streams the table's rows; each chunk holds whole lines, each ending in `\n`.
-    /// - Returns: the number of rows.
-    func readRows(of table: SourceTable, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64
+    /// Each table's size and whether it can be read in block ranges, for spreading the reads
+    /// over several connections; nil when the transport reads one table at a time.
+    func parallelLayout(of tables: [SourceTable]) throws -> [TableLayout]?
+
+    /// Another reader seeing exactly this source's snapshot, for a worker thread.
+    func makeReader() throws -> any RowReader
 
     /// The DDL of the tables and what they need, or nil when the transport cannot see it.
     func schemaScript(for tables: [SourceTable]) throws -> SchemaScript?
@@ -34,6 +37,25 @@ protocol BackupSource {
 
     /// Ends the read (commits the snapshot) after every table was read.
     func finish() throws
+}
+
+/// Reads rows for the backup engine: the source itself, or a worker sharing its snapshot.
+protocol RowReader: AnyObject {
+    /// Streams the rows of `range` (nil: the whole table); each chunk holds whole lines, each
+    /// ending in `\n`.
+    /// - Returns: the number of rows.
+    func readRows(of table: SourceTable, range: BlockRange?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64
+
+    /// Ends a worker's transaction and connection (the source ends with `finish()`).
+    func close()
+}
+
+/// What parallel reading needs to know of a table.
+struct TableLayout {
+    /// Bytes on disk, to read the largest tables first.
+    var bytes: Int64
+    /// Heap blocks when the table can be read in block ranges, nil otherwise.
+    var splittableBlocks: Int64?
 }
 
 /// A table as a source describes it, already in the manifest's terms.

@@ -18,8 +18,12 @@ public enum RowQuery {
         }
     }
 
-    public static func copyStatement(table: TableName, partitioned: Bool, columns: [Column]) -> String {
-        let from = partitioned ? table.quoted : "ONLY " + table.quoted
+    /// - Parameter range: only the rows in these heap blocks (a TID range scan, PostgreSQL 14+).
+    public static func copyStatement(
+        table: TableName, partitioned: Bool, columns: [Column], range: BlockRange? = nil
+    ) -> String {
+        var from = partitioned ? table.quoted : "ONLY " + table.quoted
+        if let range { from += " WHERE " + range.condition }
         let select: String
         if columns.contains(where: { $0.encoding == .jsonOmitNull }) {
             select = "SELECT " + concatenatedObject(columns) + " FROM " + from
@@ -59,5 +63,41 @@ public enum RowQuery {
         }
         let body = groups.count == 1 ? groups[0] : "concat_ws(',', \(groups.joined(separator: ", ")))"
         return "'{' || coalesce(\(body), '') || '}'"
+    }
+}
+
+/// A range of a table's heap blocks, `start..<end` (`end` nil: to the end of the table), so
+/// several connections can each read a slice of one large table.
+public struct BlockRange: Sendable, Equatable {
+    public var start: Int64
+    public var end: Int64?
+
+    public init(start: Int64, end: Int64?) {
+        self.start = start
+        self.end = end
+    }
+
+    /// `ctid >= '(start,0)' AND ctid < '(end,0)'`, which PostgreSQL 14+ runs as a TID range scan.
+    var condition: String {
+        var parts: [String] = []
+        if start > 0 { parts.append("ctid >= '(\(start),0)'::tid") }
+        if let end { parts.append("ctid < '(\(end),0)'::tid") }
+        return parts.isEmpty ? "true" : parts.joined(separator: " AND ")
+    }
+
+    /// Splits `blocks` heap blocks into `parts` ranges of nearly equal size; the last range is
+    /// open-ended so rows in blocks added after the size was read are never missed.
+    public static func split(blocks: Int64, into parts: Int) -> [BlockRange] {
+        guard parts > 1, blocks > 1 else { return [BlockRange(start: 0, end: nil)] }
+        let count = Int64(min(Int64(parts), blocks))
+        let step = (blocks + count - 1) / count
+        var ranges: [BlockRange] = []
+        var start: Int64 = 0
+        while start + step < blocks {
+            ranges.append(BlockRange(start: start, end: start + step))
+            start += step
+        }
+        ranges.append(BlockRange(start: start, end: nil))
+        return ranges
     }
 }

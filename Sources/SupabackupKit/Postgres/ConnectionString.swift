@@ -85,3 +85,15 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
         return found
     }
 }
+
+extension PostgresConnection {
+    /// Connects; a failure's message never repeats the password the string may hold.
+    static func open(_ connection: ConnectionString) throws -> PostgresConnection {
+        do {
+            return try PostgresConnection(conninfo: connection.raw)
+        } catch var error as PostgresError {
+            error.message = connection.redact(error.message)
+            throw error
+        }
+    }
+}

@@ -102,7 +102,16 @@ final class RESTBackupSource: BackupSource {
         }
     }
 
-    func readRows(of table: SourceTable, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+    /// Pages are read one after another; REST has no shared snapshot to spread reads over.
+    func parallelLayout(of tables: [SourceTable]) throws -> [TableLayout]? { nil }
+
+    func makeReader() throws -> any RowReader {
+        throw UsageError("REST mode reads one table at a time")
+    }
+
+    func close() {}
+
+    func readRows(of table: SourceTable, range: BlockRange?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
         if table.name.schema == "auth" {
             let admin = try AuthAdminClient(settings: settings, logger: logger)
             defer { admin.shutdown() }

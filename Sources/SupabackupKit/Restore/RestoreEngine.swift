@@ -135,13 +135,7 @@ public struct RestoreEngine {
     private func runDirect(
         archive: BackupArchive, selected: [Manifest.Table], connectionString: ConnectionString, schema: SchemaScript?
     ) throws -> RestoreResult {
-        let connection: PostgresConnection
-        do {
-            connection = try PostgresConnection(conninfo: connectionString.raw)
-        } catch var error as PostgresError {
-            error.message = connectionString.redact(error.message)
-            throw error
-        }
+        let connection = try PostgresConnection.open(connectionString)
         defer { connection.close() }
         try Session.configure(connection, applicationName: "supabackup restore", pinSearchPath: false)
         try connection.execute("BEGIN")

@@ -1,0 +1,244 @@
+import Crypto
+import Foundation
+import Logging
+
+/// Reads a backup's tables into their data files with one or more readers.
+///
+/// Work items are whole tables or block ranges of large tables, largest tables first. The
+/// leader (the source's own connection) and up to `jobs - 1` worker connections, each on its own
+/// thread and sharing the leader's snapshot, take items until none are left. A range is written
+/// as a part file of its own (one zstd frame); when a table's last range is done its parts are
+/// concatenated in block order into the table's data file, so the file holds the same lines in
+/// the same order as a single scan, as consecutive zstd frames.
+final class TableReadScheduler: @unchecked Sendable {
+    // @unchecked: the queues, `failure`, `active`, `parts`, `entries` and the progress counters
+    // are guarded by `condition`; the rest is immutable after init.
+    struct Item {
+        var table: Int
+        var part: Int
+        var range: BlockRange?
+    }
+
+    private let tables: [SourceTable]
+    private let files: [String]
+    private let folder: PartialBackupFolder
+    private let level: Int32
+    private let progress: (@Sendable (BackupProgress) -> Void)?
+    private let logger: Logger
+
+    private let condition = NSCondition()
+    private var queue: [Item]
+    /// Items a worker could not lock without waiting; only the leader takes them.
+    private var leaderQueue: [Item] = []
+    private var failure: Error?
+    /// Worker threads still running (they may hand items back to the leader).
+    private var active = 0
+    private var parts: [[PartResult?]]
+    private var entries: [Manifest.Table?]
+    private var rawBytes: Int64 = 0
+    private var rowsSeen: [Int64]
+    private var started: [Date?]
+    private var lastReport = Date.distantPast
+
+    private struct PartResult {
+        var rows: Int64
+        var bytes: Int64
+        var rawBytes: Int64
+    }
+
+    /// - Parameters:
+    ///   - ranges: per table, the block ranges to read it in (`[nil]`: the whole table at once);
+    ///   - order: the tables' indices in the order to start them.
+    init(
+        tables: [SourceTable], files: [String], ranges: [[BlockRange?]], order: [Int], folder: PartialBackupFolder,
+        level: Int32, progress: (@Sendable (BackupProgress) -> Void)?, logger: Logger
+    ) {
+        self.tables = tables
+        self.files = files
+        self.folder = folder
+        self.level = level
+        self.progress = progress
+        self.logger = logger
+        queue = order.flatMap { table in ranges[table].enumerated().map { Item(table: table, part: $0, range: $1) } }
+        parts = ranges.map { Array(repeating: nil, count: $0.count) }
+        entries = Array(repeating: nil, count: tables.count)
+        rowsSeen = Array(repeating: 0, count: tables.count)
+        started = Array(repeating: nil, count: tables.count)
+    }
+
+    /// Reads every item with `leader` on this thread and `workers` more readers, each opened
+    /// by `openReader` on a thread of its own. A worker that cannot connect is logged and left
+    /// out; the leader alone can read everything.
+    /// - Returns: the manifest entries in table order and the uncompressed bytes written.
+    func run(
+        leader: any RowReader, workers: Int, openReader: @escaping @Sendable () throws -> any RowReader
+    ) throws -> (entries: [Manifest.Table], rawBytes: Int64) {
+        let done = DispatchGroup()
+        condition.withLock { active = workers }
+        for index in 0..<workers {
+            done.enter()
+            let thread = Thread { [self] in
+                defer { done.leave() }
+                work(index: index + 1, openReader: openReader)
+            }
+            thread.name = "supabackup-reader-\(index + 1)"
+            thread.start()
+        }
+        drain(with: leader, isLeader: true)
+        done.wait()
+        if let failure { throw failure }
+        return (entries.map { $0! }, rawBytes)
+    }
+
+    private func work(index: Int, openReader: () throws -> any RowReader) {
+        defer {
+            condition.withLock {
+                active -= 1
+                condition.broadcast()
+            }
+        }
+        let reader: any RowReader
+        do {
+            reader = try openReader()
+        } catch {
+            logger.warning("worker connection failed; reading with fewer connections", metadata: ["worker": "\(index)", "reason": "\(error)"])
+            return
+        }
+        defer { reader.close() }
+        drain(with: reader, isLeader: false)
+    }
+
+    private func drain(with reader: any RowReader, isLeader: Bool) {
+        while let item = next(isLeader: isLeader) {
+            do {
+                try read(item, with: reader)
+            } catch is SnapshotReader.LockBusy {
+                condition.withLock {
+                    leaderQueue.append(item)
+                    condition.broadcast()
+                }
+            } catch {
+                condition.withLock {
+                    if failure == nil { failure = error }
+                    condition.broadcast()
+                }
+                return
+            }
+        }
+    }
+
+    /// The next item, or nil when there is none left (or the backup failed). The leader waits
+    /// while workers run, since they may hand it items they cannot lock.
+    private func next(isLeader: Bool) -> Item? {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if failure != nil { return nil }
+            if isLeader, !leaderQueue.isEmpty { return leaderQueue.removeFirst() }
+            if !queue.isEmpty { return queue.removeFirst() }
+            if !isLeader || active == 0 { return nil }
+            condition.wait()
+        }
+    }
+
+    private var failed: Bool { condition.withLock { failure != nil } }
+
+    private func read(_ item: Item, with reader: any RowReader) throws {
+        let table = tables[item.table]
+        let whole = parts[item.table].count == 1
+        let file = whole ? files[item.table] : files[item.table] + ".part\(item.part)"
+        condition.withLock { if started[item.table] == nil { started[item.table] = Date() } }
+        let writer = try ZstdFileWriter(path: folder.path(of: file), level: level)
+        var pending: Int64 = 0
+        var chunks = 0
+        let rows = try reader.readRows(of: table, range: item.range) { chunk in
+            try writer.write(chunk)
+            chunks += 1
+            if progress != nil { pending += LineScanner.countNewlines(chunk) }
+            // Often enough for a live progress line and a prompt stop after another item failed.
+            if chunks & 1023 == 0 {
+                if failed { throw CancellationError() }
+                if progress != nil {
+                    report(item.table, rows: pending, rawBytes: writer.rawBytes)
+                    pending = 0
+                }
+            }
+        }
+        let (bytes, sha256) = try writer.finish()
+        let result = PartResult(rows: rows, bytes: bytes, rawBytes: writer.rawBytes)
+        let complete = condition.withLock { () -> [PartResult]? in
+            parts[item.table][item.part] = result
+            rawBytes += result.rawBytes
+            let all = parts[item.table].compactMap { $0 }
+            return all.count == parts[item.table].count ? all : nil
+        }
+        guard let complete else { return }
+        let entry: Manifest.Table
+        if whole {
+            entry = makeEntry(item.table, rows: rows, bytes: bytes, sha256: sha256, parts: nil)
+        } else {
+            let (total, digest) = try concatenate(item.table, count: complete.count)
+            entry = makeEntry(
+                item.table, rows: complete.reduce(0) { $0 + $1.rows }, bytes: total, sha256: digest,
+                parts: complete.map { Manifest.Part(rows: $0.rows, bytes: $0.bytes) })
+        }
+        let seconds = condition.withLock { () -> Double in
+            entries[item.table] = entry
+            return Date().timeIntervalSince(started[item.table] ?? Date())
+        }
+        logger.info(
+            "table done",
+            metadata: [
+                "table": "\(table.name)", "rows": "\(entry.rows)", "raw_bytes": "\(complete.reduce(0) { $0 + $1.rawBytes })",
+                "bytes": "\(entry.bytes)", "seconds": "\(String(format: "%.2f", seconds))",
+            ])
+    }
+
+    private func report(_ table: Int, rows: Int64, rawBytes partBytes: Int64) {
+        guard let progress else { return }
+        let now = Date()
+        let snapshot = condition.withLock { () -> BackupProgress? in
+            rowsSeen[table] += rows
+            guard now.timeIntervalSince(lastReport) >= 0.25 else { return nil }
+            lastReport = now
+            let done = parts[table].compactMap { $0 }.reduce(0) { $0 + $1.rawBytes }
+            return BackupProgress(
+                table: tables[table].name, rows: rowsSeen[table], rawBytes: done + partBytes,
+                estimatedRows: tables[table].estimatedRows, seconds: now.timeIntervalSince(started[table] ?? now))
+        }
+        if let snapshot { progress(snapshot) }
+    }
+
+    /// Joins a table's part files, in order, into its data file, hashing what it writes.
+    private func concatenate(_ table: Int, count: Int) throws -> (bytes: Int64, sha256: String) {
+        let output = try OutputFile(creating: folder.path(of: files[table]))
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        var hasher = SHA256()
+        var total: Int64 = 0
+        for part in 0..<count {
+            let path = folder.path(of: files[table] + ".part\(part)")
+            let input = try InputFile(opening: path)
+            while true {
+                let n = try input.read(into: buffer)
+                if n == 0 { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                hasher.update(bufferPointer: chunk)
+                try output.write(chunk)
+                total += Int64(n)
+            }
+            input.close()
+            unlink(path)
+        }
+        try output.syncAndClose()
+        return (total, hasher.finalize().hex)
+    }
+
+    private func makeEntry(_ index: Int, rows: Int64, bytes: Int64, sha256: String, parts: [Manifest.Part]?) -> Manifest.Table {
+        let table = tables[index]
+        return Manifest.Table(
+            schema: table.name.schema, name: table.name.name, kind: table.partitioned ? "partitioned" : "table",
+            file: files[index], columns: table.columns, primaryKey: table.primaryKey, foreignKeys: table.foreignKeys,
+            rows: rows, bytes: bytes, sha256: sha256, parts: parts)
+    }
+}
