@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): supabackup against pg_dump/pg_restore, side by side in one run, on a
-# generated table (uuid, jsonb, numeric, text[], timestamptz). Prints medians, ratios and
-# supabackup's peak resident memory, for each size, then seconds per million rows (linearity),
-# then REST-mode throughput against the PostgREST-compatible test server.
-#   SIZES="500000 1000000 2000000 4000000" RUNS=3 REST_ROWS="100000 1000000" scripts/bench.sh
-#   ROWS=2000000 RUNS=3 scripts/bench.sh          (one size)
+# generated table (uuid, jsonb, numeric, text[], timestamptz) and on the sample app schema.
+# Prints medians, ratios and supabackup's peak resident memory for each data set, then seconds
+# per million rows (linearity), then REST-mode throughput against the PostgREST-compatible test
+# server. Backups run with --jobs $JOBS (and once more with --jobs 1); pg_dump with its defaults.
+#   SIZES="500000 1000000 2000000 4000000" RUNS=3 SAMPLE_SCALE=100 REST_ROWS="100000 1000000" scripts/bench.sh
+#   ROWS=2000000 RUNS=3 SAMPLE_SCALE=0 scripts/bench.sh        (one size, no sample schema)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
@@ -15,6 +16,8 @@ if [ ! -x /usr/bin/time ]; then
 fi
 SIZES=${ROWS:-${SIZES:-"500000 1000000 2000000 4000000"}}
 RUNS=${RUNS:-3}
+JOBS=${JOBS:-4}
+SAMPLE_SCALE=${SAMPLE_SCALE:-100}
 
 swift build -c release --product supabackup 2>&1 | tail -n 1 >&2
 swift build -c release --product postgrest-test-server 2>&1 | tail -n 1 >&2
@@ -53,44 +56,75 @@ peak() { awk '{ print $2 }' "$WORK/$1" | sort -n | tail -n 1; }
 t() { awk '{ print $1 }' "$WORK/$1" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-# compare N: supabackup against pg_dump/pg_restore on N rows.
-compare() {
-  local n=$1
-  for db in source target_sb target_pg; do
-    psql -q -d "$db" -c "SET client_min_messages = warning; DROP TABLE IF EXISTS public.bench; $SCHEMA"
-  done
-  echo "generating $n rows..." >&2
-  generate source "$n"
-  echo "table size: $(psql -d source -Atc "SELECT pg_size_pretty(pg_total_relation_size('public.bench'))")" >&2
+# truncate_public DB: empties every table of schema public (restore into empty tables).
+truncate_public() {
+  psql -q -d "$1" -c "DO \$\$ BEGIN EXECUTE (SELECT 'TRUNCATE ' || string_agg(format('%I.%I', schemaname, tablename), ', ') || ' CASCADE'
+    FROM pg_tables WHERE schemaname = 'public'); END \$\$"
+}
+
+# measure LABEL ROWS: supabackup against pg_dump/pg_restore on schema public of DB source, with
+# target_sb and target_pg holding the same empty tables. pg_restore gets --disable-triggers
+# where the data has foreign-key cycles (it cannot order them otherwise); supabackup never does.
+measure() {
+  local label=$1 rows=$2 url="postgresql://postgres@127.0.0.1:$PGPORT"
   for run in $(seq "$RUNS"); do
-    echo "$n rows: run $run/$RUNS" >&2
-    rm -rf "$WORK/backups" "$WORK/dump"
-    timed "sb_backup_$n" "$BIN" backup --db-url "postgresql://postgres@127.0.0.1:$PGPORT/source" --out "$WORK/backups" --quiet
-    timed "pg_dump_$n" "$PG_BINDIR/pg_dump" --data-only -Fd -f "$WORK/dump" -t public.bench source
+    echo "$label: run $run/$RUNS" >&2
+    rm -rf "$WORK/backups" "$WORK/backups1" "$WORK/dump"
+    timed "sb_backup_$label" "$BIN" backup --db-url "$url/source" --out "$WORK/backups" --jobs "$JOBS" --quiet
+    timed "sb_backup1_$label" "$BIN" backup --db-url "$url/source" --out "$WORK/backups1" --jobs 1 --quiet
+    timed "pg_dump_$label" "$PG_BINDIR/pg_dump" --data-only -Fd -f "$WORK/dump" -n public source
     NAME=$(ls "$WORK/backups")
-    psql -q -d target_sb -c "TRUNCATE public.bench"
-    timed "sb_restore_empty_$n" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "postgresql://postgres@127.0.0.1:$PGPORT/target_sb" --quiet
-    timed "sb_restore_conflict_$n" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "postgresql://postgres@127.0.0.1:$PGPORT/target_sb" --quiet
-    psql -q -d target_pg -c "TRUNCATE public.bench"
-    timed "pg_restore_$n" "$PG_BINDIR/pg_restore" --data-only -d target_pg "$WORK/dump"
+    truncate_public target_sb
+    timed "sb_restore_empty_$label" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$url/target_sb" --quiet
+    timed "sb_restore_conflict_$label" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$url/target_sb" --quiet
+    truncate_public target_pg
+    timed "pg_restore_$label" "$PG_BINDIR/pg_restore" --data-only $PG_RESTORE_FLAGS -d target_pg "$WORK/dump"
   done
   local sb_size pg_size
   sb_size=$(du -sk "$WORK/backups" | awk '{ print $1 }')
   pg_size=$(du -sk "$WORK/dump" | awk '{ print $1 }')
   {
-    printf '\n%s rows, median of %s runs (seconds)\n' "$n" "$RUNS"
+    printf '\n%s (%s rows), median of %s runs (seconds)\n' "$label" "$rows" "$RUNS"
     printf '%-34s %10s %10s %8s\n' "" supabackup pg_dump ratio
-    printf '%-34s %10s %10s %8s\n' "backup" "$(t sb_backup_$n)" "$(t pg_dump_$n)" "$(ratio "$(t sb_backup_$n)" "$(t pg_dump_$n)")"
-    printf '%-34s %10s %10s %8s\n' "restore into empty table" "$(t sb_restore_empty_$n)" "$(t pg_restore_$n)" "$(ratio "$(t sb_restore_empty_$n)" "$(t pg_restore_$n)")"
-    printf '%-34s %10s %10s %8s\n' "restore, every row conflicts" "$(t sb_restore_conflict_$n)" "$(t pg_restore_$n)" "$(ratio "$(t sb_restore_conflict_$n)" "$(t pg_restore_$n)")"
+    printf '%-34s %10s %10s %8s\n' "backup (--jobs $JOBS)" "$(t sb_backup_$label)" "$(t pg_dump_$label)" "$(ratio "$(t sb_backup_$label)" "$(t pg_dump_$label)")"
+    printf '%-34s %10s %10s %8s\n' "backup (--jobs 1)" "$(t sb_backup1_$label)" "$(t pg_dump_$label)" "$(ratio "$(t sb_backup1_$label)" "$(t pg_dump_$label)")"
+    printf '%-34s %10s %10s %8s\n' "restore into empty tables" "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)" "$(ratio "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)")"
+    printf '%-34s %10s %10s %8s\n' "restore, every row conflicts" "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)" "$(ratio "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)")"
     printf '%-34s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
-    printf 'supabackup peak RSS: backup %s MB, restore %s MB (limit 100 MB)\n' \
-      "$(( $(peak sb_backup_$n) / 1024 ))" \
-      "$(( $(peak sb_restore_empty_$n) > $(peak sb_restore_conflict_$n) ? $(peak sb_restore_empty_$n) / 1024 : $(peak sb_restore_conflict_$n) / 1024 ))"
+    printf 'supabackup peak RSS: backup %s MB (--jobs 1: %s MB), restore %s MB (limit 100 MB)\n' \
+      "$(( $(peak sb_backup_$label) / 1024 ))" "$(( $(peak sb_backup1_$label) / 1024 ))" \
+      "$(( $(peak sb_restore_empty_$label) > $(peak sb_restore_conflict_$label) ? $(peak sb_restore_empty_$label) / 1024 : $(peak sb_restore_conflict_$label) / 1024 ))"
   } | tee -a "$WORK/report"
 }
 
+# compare N: the generated table with N rows.
+compare() {
+  local n=$1
+  for db in source target_sb target_pg; do
+    psql -q -d "$db" -c "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public; $SCHEMA"
+  done
+  echo "generating $n rows..." >&2
+  generate source "$n"
+  echo "table size: $(psql -d source -Atc "SELECT pg_size_pretty(pg_total_relation_size('public.bench'))")" >&2
+  PG_RESTORE_FLAGS= measure "$n" "$n"
+}
+
+# compare_sample: the sample app schema (12 tables, partitions, FK cycle) at SAMPLE_SCALE.
+compare_sample() {
+  for db in source target_sb target_pg; do
+    psql -q -d "$db" -c "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+    psql -q -d "$db" -f sql/sample/schema.sql
+  done
+  echo "loading the sample schema at scale $SAMPLE_SCALE..." >&2
+  PGOPTIONS="-c sample.scale=$SAMPLE_SCALE" psql -q -d source -f sql/sample/data.sql
+  psql -q -d source -c "VACUUM ANALYZE"
+  local rows
+  rows=$(psql -d source -Atc "SELECT sum(n_live_tup) FROM pg_stat_user_tables WHERE schemaname = 'public'")
+  PG_RESTORE_FLAGS=--disable-triggers measure "sample-x$SAMPLE_SCALE" "$rows"
+}
+
 for n in $SIZES; do compare "$n" >/dev/null; done
+[ "$SAMPLE_SCALE" != 0 ] && compare_sample >/dev/null
 cat "$WORK/report"
 printf '\nseconds per million rows (flat = linear)\n%-12s %10s %10s %10s\n' rows backup restore conflicts
 for n in $SIZES; do

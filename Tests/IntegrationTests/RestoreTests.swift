@@ -24,7 +24,7 @@ struct RestoreTests {
         }
     }
 
-    @Test("a cycle without deferrable keys fails with advice, and restores with --disable-triggers")
+    @Test("a cycle without deferrable keys: into empty tables it loads (keys checked set-based); into rows it fails with advice, and restores with --disable-triggers")
     func blockedCycle() throws {
         let (source, target) = try sourceAndTarget("cycle", schema: "fixtures/graph.sql")
         for database in [source, target] {
@@ -38,6 +38,22 @@ struct RestoreTests {
         let directory = try TemporaryDirectory()
         let result = try backup(source, into: directory)
 
+        // Empty tables take COPY without per-row triggers; the keys are checked once at the end.
+        let empty = try TestDatabase("cycle_empty")
+        try empty.run(sqlFile: "fixtures/graph.sql")
+        try empty.execute(
+            """
+            TRUNCATE public.authors, public.posts, public.teams, public.players;
+            ALTER TABLE public.teams DROP CONSTRAINT teams_captain_fk;
+            ALTER TABLE public.teams ADD CONSTRAINT teams_captain_fk FOREIGN KEY (captain_id) REFERENCES public.players(id);
+            """)
+        let loaded = try restore(result.name, from: directory, into: empty)
+        #expect(loaded.tables.filter { ["teams", "players"].contains($0.table.name) }.allSatisfy { $0.path == "copy" })
+        #expect(try empty.digest("public.teams") == source.digest("public.teams"))
+        #expect(try empty.digest("public.players") == source.digest("public.players"))
+
+        // Tables holding rows go through the upsert, whose row-by-row checks the cycle blocks.
+        try target.execute("INSERT INTO public.teams VALUES (99, NULL); INSERT INTO public.players VALUES (99, 99, 'local')")
         let plan = try restore(result.name, from: directory, into: target, dryRun: true).plan
         #expect(plan.blockedCycles.map { $0.map(\.name) } == [["players", "teams"]])
 
@@ -51,6 +67,7 @@ struct RestoreTests {
         #expect(try target.scalar("SELECT count(*) FROM public.authors") == "0")
 
         try restore(result.name, from: directory, into: target, disableTriggers: true)
+        try target.execute("DELETE FROM public.players WHERE id = 99; DELETE FROM public.teams WHERE id = 99")
         #expect(try target.digest("public.teams") == source.digest("public.teams"))
         #expect(try target.digest("public.players") == source.digest("public.players"))
     }
@@ -106,6 +123,26 @@ struct RestoreTests {
         #expect(Int(newComment ?? "0")! > 1000)
         // Generated columns are computed by the target, identity ALWAYS values were kept.
         #expect(try target.digest("public.slides") == source.digest("public.slides"))
+    }
+
+    @Test("rows loaded into an empty table still have their foreign keys checked: a missing parent fails the restore")
+    func missingParent() throws {
+        let (source, target) = try sourceAndTarget("orphan", schema: "fixtures/graph.sql")
+        try target.execute("TRUNCATE public.authors, public.posts, public.teams, public.players")
+        let directory = try TemporaryDirectory()
+        let result = try backup(source, into: directory)
+        // Only posts: their authors are neither in the (empty) target nor in this restore.
+        #expect {
+            try restore(result.name, from: directory, into: target, tables: ["posts"])
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("public.posts") && text.contains("posts_author_id_fkey") && text.contains("authors")
+                && text.contains("rolled back")
+        }
+        #expect(try target.scalar("SELECT count(*) FROM public.posts") == "0")
+        // With the parents, the same rows restore.
+        try restore(result.name, from: directory, into: target, tables: ["authors", "posts"])
+        #expect(try target.digest("public.posts") == source.digest("public.posts"))
     }
 
     @Test("a restore failing midway leaves the target exactly as it was")

@@ -46,7 +46,7 @@ SELECT i, 1 + (i - 1) / 5, 'Module ' || i, 1 + (i - 1) % 5 FROM generate_series(
 UPDATE public.nr_courses SET first_module_id = (id - 1) * 5 + 1;
 
 INSERT INTO public.analytics_events (occurred_at, user_id, event, properties)
-SELECT timestamptz '2025-06-01' + (i * 13 || ' minutes')::interval, md5('user' || (1 + i % (200 * (SELECT n FROM sample_scale))))::uuid,
+SELECT timestamptz '2025-06-01' + (i * 780 / (SELECT n FROM sample_scale) || ' seconds')::interval, md5('user' || (1 + i % (200 * (SELECT n FROM sample_scale))))::uuid,
        (ARRAY['view', 'play', 'pause', 'share'])[1 + i % 4],
        CASE WHEN i % 10 = 0 THEN 'null'::jsonb WHEN i % 3 = 0 THEN NULL ELSE jsonb_build_object('slide', i % 6, 'ms', i) END
 FROM generate_series(1, 5000 * (SELECT n FROM sample_scale)) AS i;

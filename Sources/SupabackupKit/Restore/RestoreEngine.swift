@@ -184,12 +184,21 @@ public struct RestoreEngine {
             try connection.execute("SET LOCAL session_replication_role = replica")
         }
         try createStage(connection)
+        // Tables loaded into empty targets with triggers off get their foreign keys checked
+        // set-based before commit (ForeignKeyCheck), not row by row.
+        var triggerFree: Set<TableName> = []
+        if !options.disableTriggers, try ForeignKeyCheck.canSkipTriggers(on: connection) {
+            triggerFree = try ForeignKeyCheck.triggerFree(plan.steps.map(\.table), on: connection)
+        }
+        var unchecked: [TableName] = []
         var outcomes: [RestoreResult.TableOutcome] = []
         for step in plan.steps {
             guard let table = archive.manifest.table(step.table) else { continue }
             let started = Date()
             do {
-                if let rows = try loadAsText(step, table: table, archive: archive, on: connection) {
+                let skipTriggers = triggerFree.contains(step.table)
+                if let rows = try loadAsText(step, table: table, archive: archive, on: connection, skipTriggers: skipTriggers) {
+                    if skipTriggers && rows.path == "copy" { unchecked.append(step.table) }
                     outcomes.append(.init(
                         table: step.table, rows: table.rows, written: rows.written, inserted: rows.inserted, path: rows.path))
                     logger.info(
@@ -220,17 +229,20 @@ public struct RestoreEngine {
             }
         }
         try afterRows()
+        try ForeignKeyCheck.validate(unchecked, on: connection)
         let sequences = try SequenceReset.apply(
             archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), on: connection)
         return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
     }
 
     /// The fast path: rows converted to COPY text on the client. Into an empty table they are
-    /// COPY'd straight in (under a lock that keeps other writers out until commit); otherwise
+    /// COPY'd straight in (under a lock that keeps other writers out until commit; with
+    /// `skipTriggers`, without per-row foreign-key triggers, checked later); otherwise
     /// into a typed temporary table, then upserted. Returns nil, having changed nothing, when a
     /// value needs the server-side JSON path (composite values).
     private func loadAsText(
-        _ step: RestorePlan.Step, table: Manifest.Table, archive: BackupArchive, on connection: PostgresConnection
+        _ step: RestorePlan.Step, table: Manifest.Table, archive: BackupArchive, on connection: PostgresConnection,
+        skipTriggers: Bool
     ) throws -> (written: Int64, inserted: Int64?, path: String)? {
         let columns = step.columns
         guard !columns.isEmpty else { return nil }
@@ -244,7 +256,9 @@ public struct RestoreEngine {
                     try connection.execute("ROLLBACK TO SAVEPOINT supabackup_text")
                     return nil
                 }
+                if skipTriggers { try connection.execute("SET LOCAL session_replication_role = replica") }
                 try copyText(columns, into: "\(step.table.quoted) (\(list))", table: table, archive: archive, on: connection)
+                if skipTriggers { try connection.execute("SET LOCAL session_replication_role = origin") }
                 try connection.execute("RELEASE SAVEPOINT supabackup_text")
                 return (table.rows, table.rows, "copy")
             }

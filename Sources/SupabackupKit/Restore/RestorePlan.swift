@@ -137,7 +137,8 @@ public struct RestorePlan: Sendable {
     static func cycleAdvice(_ cycle: [TableName]) -> String {
         let names = cycle.map(\.description).joined(separator: ", ")
         return "foreign keys form a cycle between \(names) and none of them is DEFERRABLE in the target: "
-            + "if rows reference each other the restore fails; make one of these foreign keys DEFERRABLE "
+            + "if rows reference each other the restore fails (unless these tables are empty in the target and the role may set "
+            + "session_replication_role: then the keys are checked once after loading); make one of these foreign keys DEFERRABLE "
             + "(ALTER TABLE ... ALTER CONSTRAINT ... DEFERRABLE) or rerun with --disable-triggers"
     }
 }
