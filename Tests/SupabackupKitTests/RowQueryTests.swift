@@ -27,16 +27,16 @@ struct RowQueryTests {
         #expect(groups == 2)
     }
 
-    @Test("a block range becomes a ctid condition inside the row query")
+    @Test("a slice reads one partition and/or a block range: ONLY leaf, ctid condition")
     func blockRange() {
         let sql = RowQuery.copyStatement(
             table: table, partitioned: false, columns: [.init(name: "id", encoding: .json)],
-            range: BlockRange(start: 10, end: 20))
+            slice: TableSlice(blocks: BlockRange(start: 10, end: 20)))
         #expect(sql.contains("FROM ONLY \"public\".\"t\"\"x\" WHERE ctid >= '(10,0)'::tid AND ctid < '(20,0)'::tid) r"))
         let jsonb = RowQuery.copyStatement(
             table: table, partitioned: false, columns: [.init(name: "doc", encoding: .jsonOmitNull)],
-            range: BlockRange(start: 0, end: 5))
-        #expect(jsonb.hasSuffix("WHERE ctid < '(5,0)'::tid) TO STDOUT WITH \(RowQuery.copyOptions)"))
+            slice: TableSlice(leaf: TableName(schema: "public", name: "t_2025"), blocks: BlockRange(start: 0, end: 5)))
+        #expect(jsonb.hasSuffix("FROM ONLY \"public\".\"t_2025\" WHERE ctid < '(5,0)'::tid) TO STDOUT WITH \(RowQuery.copyOptions)"))
     }
 
     @Test("block ranges cover every block once, the last open-ended", arguments: [(1, 4), (10, 3), (100, 7), (7, 100), (64, 64)])

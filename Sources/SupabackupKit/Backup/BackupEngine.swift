@@ -123,12 +123,12 @@ public struct BackupEngine {
     private func makeSource() throws -> any BackupSource {
         switch options.transport {
         case .direct(let connection):
-            return try DirectBackupSource(connection: connection)
+            return try DirectBackupSource(connection: connection, exportSnapshot: options.jobs > 1)
         case .rest(let settings):
             return try RESTBackupSource(settings: settings, logger: logger)
         case .directThenREST(let connection, let settings):
             do {
-                return try DirectBackupSource(connection: connection)
+                return try DirectBackupSource(connection: connection, exportSnapshot: options.jobs > 1)
             } catch let error as PostgresError where error.isConnectionFailure {
                 logger.warning("direct connection failed, using REST", metadata: ["reason": "\(error)"])
                 return try RESTBackupSource(settings: settings, logger: logger)
@@ -159,25 +159,39 @@ public struct BackupEngine {
     ) throws -> (entries: [Manifest.Table], rawBytes: Int64) {
         var fileNames = DataFileName()
         let files = tables.map { fileNames.next(for: $0.name) }
-        var ranges: [[BlockRange?]] = tables.map { _ in [nil] }
+        var slices: [[TableSlice?]] = tables.map { _ in [nil] }
         var order = Array(tables.indices)
         let layout = options.jobs > 1 && tables.count > 0 ? try source.parallelLayout(of: tables) : nil
+        if let reason = (source as? DirectBackupSource)?.exportFailure {
+            logger.warning("cannot share the snapshot with more connections; reading with one", metadata: ["reason": "\(reason)"])
+        }
         if let layout {
             // Largest first, so the last items to finish are small ones.
             order.sort { (layout[$0].bytes, $1) > (layout[$1].bytes, $0) }
-            for index in tables.indices {
-                guard let blocks = layout[index].splittableBlocks, layout[index].bytes > options.splitBytes else { continue }
-                let count = Int(min((layout[index].bytes + options.splitBytes - 1) / options.splitBytes, Int64(BackupOptions.maxParts)))
-                let split = BlockRange.split(blocks: blocks, into: count)
-                if split.count > 1 { ranges[index] = split }
+            for index in tables.indices where layout[index].bytes > options.splitBytes {
+                let split = layout[index].leaves.map { leaves in
+                    leaves.flatMap { leaf in slice(bytes: leaf.bytes, blocks: leaf.blocks).map { TableSlice(leaf: leaf.name, blocks: $0) } }
+                } ?? slice(bytes: layout[index].bytes, blocks: layout[index].splittableBlocks).map { TableSlice(blocks: $0) }
+                if split.count > 1 && split.count <= BackupOptions.maxParts { slices[index] = split }
             }
         }
         let scheduler = TableReadScheduler(
-            tables: tables, files: files, ranges: ranges, order: order, folder: folder,
+            tables: tables, files: files, slices: slices, order: order, folder: folder,
             level: options.compressionLevel, progress: options.progress, logger: logger)
-        let workers = layout == nil ? 0 : min(options.jobs - 1, ranges.reduce(0) { $0 + $1.count } - 1)
+        let workers = layout == nil ? 0 : min(options.jobs - 1, slices.reduce(0) { $0 + $1.count } - 1)
         let reader = SendableBox(source)
         return try scheduler.run(leader: source, workers: max(workers, 0)) { try reader.value.makeReader() }
+    }
+}
+
+extension BackupEngine {
+    /// Block ranges of about `splitBytes` each, or one whole read (nil) for a table that is
+    /// small or cannot be read by blocks.
+    fileprivate func slice(bytes: Int64, blocks: Int64?) -> [BlockRange?] {
+        guard let blocks, bytes > options.splitBytes else { return [nil] }
+        let count = Int(min((bytes + options.splitBytes - 1) / options.splitBytes, Int64(BackupOptions.maxParts)))
+        let ranges = BlockRange.split(blocks: blocks, into: count)
+        return ranges.count > 1 ? ranges : [nil]
     }
 }
 

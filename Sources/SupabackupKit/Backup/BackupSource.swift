@@ -41,10 +41,10 @@ protocol BackupSource: RowReader {
 
 /// Reads rows for the backup engine: the source itself, or a worker sharing its snapshot.
 protocol RowReader: AnyObject {
-    /// Streams the rows of `range` (nil: the whole table); each chunk holds whole lines, each
+    /// Streams the rows of `slice` (nil: the whole table); each chunk holds whole lines, each
     /// ending in `\n`.
     /// - Returns: the number of rows.
-    func readRows(of table: SourceTable, range: BlockRange?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64
+    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64
 
     /// Ends a worker's transaction and connection (the source ends with `finish()`).
     func close()
@@ -56,6 +56,14 @@ struct TableLayout {
     var bytes: Int64
     /// Heap blocks when the table can be read in block ranges, nil otherwise.
     var splittableBlocks: Int64?
+    /// A partitioned table's leaf partitions, when each can be read on its own.
+    var leaves: [Leaf]? = nil
+
+    struct Leaf {
+        var name: TableName
+        var bytes: Int64
+        var blocks: Int64?
+    }
 }
 
 /// A table as a source describes it, already in the manifest's terms.

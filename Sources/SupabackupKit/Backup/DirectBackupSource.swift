@@ -7,13 +7,28 @@ final class DirectBackupSource: BackupSource {
     let warnings: [String] = []
     private let connection: PostgresConnection
     private let connectionString: ConnectionString
-    /// The snapshot exported for worker connections, once `parallelLayout` has run.
+    /// The snapshot exported for worker connections.
     private var snapshot: String?
+    /// Why the snapshot could not be exported (the backup then reads with one connection).
+    private(set) var exportFailure: String?
 
-    init(connection: ConnectionString) throws {
+    /// - Parameter exportSnapshot: export the transaction's snapshot for worker connections
+    ///   (`--jobs`). It must happen before any query and cannot be retried inside the
+    ///   transaction, so a server that refuses (some poolers) gets a fresh transaction and one
+    ///   connection.
+    init(connection: ConnectionString, exportSnapshot: Bool = false) throws {
         self.connection = try DirectBackupSource.connect(connection)
         connectionString = connection
         try self.connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        if exportSnapshot {
+            do {
+                snapshot = try self.connection.query("SELECT pg_catalog.pg_export_snapshot()").scalar
+            } catch let error as PostgresError where !error.isConnectionFailure {
+                exportFailure = error.message
+                try self.connection.execute("ROLLBACK")
+                try self.connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            }
+        }
         // row_security = off makes RLS an error instead of a silently partial backup.
         try self.connection.execute("SET LOCAL row_security = off")
     }
@@ -55,17 +70,17 @@ final class DirectBackupSource: BackupSource {
             "LOCK TABLE " + tables.map(\.name.quoted).joined(separator: ", ") + " IN ACCESS SHARE MODE")
     }
 
-    func readRows(of table: SourceTable, range: BlockRange?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
-        try Self.copyRows(of: table, range: range, on: connection, body)
+    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+        try Self.copyRows(of: table, slice: slice, on: connection, body)
     }
 
     static func copyRows(
-        of table: SourceTable, range: BlockRange?, on connection: PostgresConnection,
+        of table: SourceTable, slice: TableSlice?, on connection: PostgresConnection,
         _ body: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> Int64 {
         let statement = RowQuery.copyStatement(
             table: table.name, partitioned: table.partitioned,
-            columns: table.columns.map { RowQuery.Column(name: $0.name, encoding: $0.encoding) }, range: range)
+            columns: table.columns.map { RowQuery.Column(name: $0.name, encoding: $0.encoding) }, slice: slice)
         do {
             return Int64(try connection.copyOut(statement, body))
         } catch let error as PostgresError {
@@ -73,28 +88,44 @@ final class DirectBackupSource: BackupSource {
         }
     }
 
-    /// Exports this transaction's snapshot for the workers and reads each table's size.
-    /// Block ranges need TID range scans (PostgreSQL 14+); partitioned tables are never split.
+    /// Each table's size, for reading with several connections; nil without an exported
+    /// snapshot. Block ranges need TID range scans (PostgreSQL 14+).
     func parallelLayout(of tables: [SourceTable]) throws -> [TableLayout]? {
-        snapshot = try connection.query("SELECT pg_catalog.pg_export_snapshot()").scalar
+        guard snapshot != nil else { return nil }
         let version = Int(try connection.query("SHOW server_version_num").scalar ?? "") ?? 0
+        guard version >= 120000 else { return nil }  // pg_partition_tree
+        let blockSize = Int64(try connection.query("SELECT current_setting('block_size')").scalar ?? "") ?? 8192
+        // Every table with its size; partitioned tables by leaf, with whether the leaf can be
+        // read on its own (an ordinary table the role may select from, as pg_dump reads them).
         let sizes = try connection.query(
             """
-            SELECT c.oid, CASE WHEN c.relkind = 'p' THEN coalesce((
-                       SELECT sum(pg_catalog.pg_relation_size(p.relid)) FROM pg_catalog.pg_partition_tree(c.oid) p), 0)
-                     ELSE pg_catalog.pg_relation_size(c.oid) END,
-                   current_setting('block_size')
-            FROM pg_catalog.pg_class c WHERE c.oid = ANY($1::oid[])
+            SELECT c.oid, c.relkind, l.relid, ln.nspname, lc.relname, lc.relkind,
+                   pg_catalog.pg_relation_size(l.relid), pg_catalog.has_table_privilege(l.relid, 'SELECT')
+            FROM pg_catalog.pg_class c
+            CROSS JOIN LATERAL (SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t WHERE c.relkind = 'p' AND t.isleaf
+                                UNION ALL SELECT c.oid WHERE c.relkind <> 'p') l
+            JOIN pg_catalog.pg_class lc ON lc.oid = l.relid
+            JOIN pg_catalog.pg_namespace ln ON ln.oid = lc.relnamespace
+            WHERE c.oid = ANY($1::oid[])
+            ORDER BY c.oid, l.relid
             """, ["{" + tables.map { String($0.oid) }.joined(separator: ",") + "}"])
-        var byOid: [Int64: (bytes: Int64, blockSize: Int64)] = [:]
+        var byOid: [Int64: [(leaf: TableLayout.Leaf, readable: Bool)]] = [:]
         for row in sizes.rows {
             guard let oid = row[0].flatMap({ Int64($0) }) else { continue }
-            byOid[oid] = (row[1].flatMap { Int64($0) } ?? 0, row[2].flatMap { Int64($0) } ?? 8192)
+            let bytes = row[6].flatMap { Int64($0) } ?? 0
+            let leaf = TableLayout.Leaf(
+                name: TableName(schema: row[3] ?? "", name: row[4] ?? ""), bytes: bytes,
+                blocks: version >= 140000 && row[5] == "r" ? bytes / max(blockSize, 1) : nil)
+            byOid[oid, default: []].append((leaf, row[5] == "r" && row[7] == "t"))
         }
         return tables.map { table in
-            let size = byOid[table.oid] ?? (0, 8192)
-            let splittable = version >= 140000 && !table.partitioned
-            return TableLayout(bytes: size.bytes, splittableBlocks: splittable ? size.bytes / max(size.blockSize, 1) : nil)
+            let leaves = byOid[table.oid] ?? []
+            let bytes = leaves.reduce(0) { $0 + $1.leaf.bytes }
+            guard table.partitioned else {
+                return TableLayout(bytes: bytes, splittableBlocks: leaves.first?.leaf.blocks)
+            }
+            let readable = !leaves.isEmpty && leaves.allSatisfy(\.readable)
+            return TableLayout(bytes: bytes, splittableBlocks: nil, leaves: readable ? leaves.map(\.leaf) : nil)
         }
     }
 
@@ -151,7 +182,7 @@ final class SnapshotReader: RowReader {
 
     /// Takes the table's lock with NOWAIT first, like pg_dump's workers: the leader holds it
     /// already, and waiting behind another session's queued exclusive lock would deadlock.
-    func readRows(of table: SourceTable, range: BlockRange?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
         if !locked.contains(table.oid) {
             do {
                 try connection.execute("LOCK TABLE \(table.name.quoted) IN ACCESS SHARE MODE NOWAIT")
@@ -164,7 +195,7 @@ final class SnapshotReader: RowReader {
             }
             locked.insert(table.oid)
         }
-        return try DirectBackupSource.copyRows(of: table, range: range, on: connection, body)
+        return try DirectBackupSource.copyRows(of: table, slice: slice, on: connection, body)
     }
 
     func close() {

@@ -18,12 +18,14 @@ public enum RowQuery {
         }
     }
 
-    /// - Parameter range: only the rows in these heap blocks (a TID range scan, PostgreSQL 14+).
+    /// - Parameter slice: only one partition of a partitioned table, and/or only the rows in a
+    ///   range of heap blocks (a TID range scan, PostgreSQL 14+).
     public static func copyStatement(
-        table: TableName, partitioned: Bool, columns: [Column], range: BlockRange? = nil
+        table: TableName, partitioned: Bool, columns: [Column], slice: TableSlice? = nil
     ) -> String {
         var from = partitioned ? table.quoted : "ONLY " + table.quoted
-        if let range { from += " WHERE " + range.condition }
+        if let leaf = slice?.leaf { from = "ONLY " + leaf.quoted }
+        if let blocks = slice?.blocks { from += " WHERE " + blocks.condition }
         let select: String
         if columns.contains(where: { $0.encoding == .jsonOmitNull }) {
             select = "SELECT " + concatenatedObject(columns) + " FROM " + from
@@ -63,6 +65,18 @@ public enum RowQuery {
         }
         let body = groups.count == 1 ? groups[0] : "concat_ws(',', \(groups.joined(separator: ", ")))"
         return "'{' || coalesce(\(body), '') || '}'"
+    }
+}
+
+/// Part of a table read on its own: one leaf partition of a partitioned table, and/or a range of
+/// heap blocks.
+public struct TableSlice: Sendable, Equatable {
+    public var leaf: TableName?
+    public var blocks: BlockRange?
+
+    public init(leaf: TableName? = nil, blocks: BlockRange? = nil) {
+        self.leaf = leaf
+        self.blocks = blocks
     }
 }
 

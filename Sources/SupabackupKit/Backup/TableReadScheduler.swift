@@ -4,19 +4,19 @@ import Logging
 
 /// Reads a backup's tables into their data files with one or more readers.
 ///
-/// Work items are whole tables or block ranges of large tables, largest tables first. The
-/// leader (the source's own connection) and up to `jobs - 1` worker connections, each on its own
-/// thread and sharing the leader's snapshot, take items until none are left. A range is written
-/// as a part file of its own (one zstd frame); when a table's last range is done its parts are
-/// concatenated in block order into the table's data file, so the file holds the same lines in
-/// the same order as a single scan, as consecutive zstd frames.
+/// Work items are whole tables or slices of large ones (block ranges, leaf partitions), largest
+/// tables first. The leader (the source's own connection) and up to `jobs - 1` worker
+/// connections, each on its own thread and sharing the leader's snapshot, take items until none
+/// are left. A slice is written as a part file of its own (one zstd frame); when a table's last
+/// slice is done its parts are concatenated in order into the table's data file: for block
+/// ranges, the same lines in the same order as a single scan, as consecutive zstd frames.
 final class TableReadScheduler: @unchecked Sendable {
     // @unchecked: the queues, `failure`, `active`, `parts`, `entries` and the progress counters
     // are guarded by `condition`; the rest is immutable after init.
     struct Item {
         var table: Int
         var part: Int
-        var range: BlockRange?
+        var slice: TableSlice?
     }
 
     private let tables: [SourceTable]
@@ -47,10 +47,10 @@ final class TableReadScheduler: @unchecked Sendable {
     }
 
     /// - Parameters:
-    ///   - ranges: per table, the block ranges to read it in (`[nil]`: the whole table at once);
+    ///   - slices: per table, the slices to read it in (`[nil]`: the whole table at once);
     ///   - order: the tables' indices in the order to start them.
     init(
-        tables: [SourceTable], files: [String], ranges: [[BlockRange?]], order: [Int], folder: PartialBackupFolder,
+        tables: [SourceTable], files: [String], slices: [[TableSlice?]], order: [Int], folder: PartialBackupFolder,
         level: Int32, progress: (@Sendable (BackupProgress) -> Void)?, logger: Logger
     ) {
         self.tables = tables
@@ -59,8 +59,8 @@ final class TableReadScheduler: @unchecked Sendable {
         self.level = level
         self.progress = progress
         self.logger = logger
-        queue = order.flatMap { table in ranges[table].enumerated().map { Item(table: table, part: $0, range: $1) } }
-        parts = ranges.map { Array(repeating: nil, count: $0.count) }
+        queue = order.flatMap { table in slices[table].enumerated().map { Item(table: table, part: $0, slice: $1) } }
+        parts = slices.map { Array(repeating: nil, count: $0.count) }
         entries = Array(repeating: nil, count: tables.count)
         rowsSeen = Array(repeating: 0, count: tables.count)
         started = Array(repeating: nil, count: tables.count)
@@ -151,7 +151,7 @@ final class TableReadScheduler: @unchecked Sendable {
         let writer = try ZstdFileWriter(path: folder.path(of: file), level: level)
         var pending: Int64 = 0
         var chunks = 0
-        let rows = try reader.readRows(of: table, range: item.range) { chunk in
+        let rows = try reader.readRows(of: table, slice: item.slice) { chunk in
             try writer.write(chunk)
             chunks += 1
             if progress != nil { pending += LineScanner.countNewlines(chunk) }

@@ -111,7 +111,7 @@ final class RESTBackupSource: BackupSource {
 
     func close() {}
 
-    func readRows(of table: SourceTable, range: BlockRange?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
         if table.name.schema == "auth" {
             let admin = try AuthAdminClient(settings: settings, logger: logger)
             defer { admin.shutdown() }
