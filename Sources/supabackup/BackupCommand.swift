@@ -41,7 +41,7 @@ struct BackupCommand: ParsableCommand {
     @Option(
         name: .customLong("split-tables-larger-than"),
         help: ArgumentHelp("With --jobs > 1, read tables larger than this on disk in block ranges (kB, MB, GB).", valueName: "size"))
-    var splitSize = "64MB"
+    var splitSize = "16MB"
 
     @Flag(help: "After a successful backup, prune DIR with the --keep-* rules (default: keep 30 days).")
     var prune = false

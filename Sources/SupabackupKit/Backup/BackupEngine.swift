@@ -24,7 +24,7 @@ public struct BackupOptions: Sendable {
     /// Connections reading at once (direct mode): tables in parallel, and tables larger than
     /// `splitBytes` in block ranges, all in one snapshot.
     public var jobs = 1
-    public static let defaultSplitBytes: Int64 = 64 << 20
+    public static let defaultSplitBytes: Int64 = 16 << 20
     public var splitBytes = BackupOptions.defaultSplitBytes
     /// At most this many block ranges per table.
     static let maxParts = 256
