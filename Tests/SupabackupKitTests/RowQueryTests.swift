@@ -1,4 +1,4 @@
-import SupabackupKit
+@testable import SupabackupKit
 import Testing
 
 @Suite("Row queries")
@@ -10,21 +10,40 @@ struct RowQueryTests {
         let sql = RowQuery.copyStatement(
             table: table, partitioned: false,
             columns: [.init(name: "id", encoding: .json), .init(name: "doc", encoding: .text)])
-        #expect(sql.contains("row_to_json(r)"))
+        #expect(sql.contains("row_to_json(r.*)"))
         #expect(sql.contains("FROM ONLY \"public\".\"t\"\"x\""))
         #expect(sql.contains("\"doc\"::text AS \"doc\""))
     }
 
-    @Test("jsonb columns leave SQL NULL keys out; more than 100 columns are grouped")
-    func concatenated() {
+    @Test("nullable jsonb columns get a null mask; NOT NULL ones and other columns do not")
+    func nullMask() {
         var columns = (0..<150).map { RowQuery.Column(name: "c\($0)", encoding: .json) }
         columns.append(.init(name: "it's", encoding: .jsonOmitNull))
+        columns.append(.init(name: "always", encoding: .jsonOmitNull, nullable: false))
         let sql = RowQuery.copyStatement(table: table, partitioned: true, columns: columns)
         #expect(!sql.contains("ONLY"))
-        #expect(sql.contains("'\"it''s\":' || \"it's\"::text"))
-        // No concat_ws call may take more than 100 arguments.
-        let groups = sql.components(separatedBy: "nullif(concat_ws(").count - 1
-        #expect(groups == 2)
+        #expect(sql.hasPrefix("COPY (SELECT row_to_json(r.*), concat((r.\"it's\" IS NULL)::int) FROM (SELECT "))
+        #expect(RowQuery.maskedColumns(columns) == [150])
+        let plain = RowQuery.copyStatement(table: table, partitioned: false, columns: [columns[151]])
+        #expect(plain.hasPrefix("COPY (SELECT row_to_json(r.*) FROM (SELECT \"always\" FROM ONLY"))
+    }
+
+    @Test("the null mask drops exactly the members it marks, whatever their values hold")
+    func maskedLines() throws {
+        var mask = NullMask(columns: [1, 3])
+        func run(_ row: String) throws -> String {
+            var out = ""
+            try Array(row.utf8).withUnsafeBytes { bytes in
+                try mask.line(bytes) { out = String(decoding: $0, as: UTF8.self) }
+            }
+            return out
+        }
+        let row = #"{"a":"x\",\"b\":null","b":null,"c":{"b":null},"d":null}"#
+        #expect(try run(row + "\u{02}00\n") == row + "\n")
+        #expect(try run(row + "\u{02}10\n") == #"{"a":"x\",\"b\":null","c":{"b":null},"d":null}"# + "\n")
+        #expect(try run(row + "\u{02}11\n") == #"{"a":"x\",\"b\":null","c":{"b":null}}"# + "\n")
+        #expect(try run(#"{"a":1,"b":null}"# + "\u{02}10\n") == #"{"a":1}"# + "\n")
+        #expect(throws: PostgresError.self) { try run(row + "\n") }
     }
 
     @Test("a slice reads one partition and/or a block range: ONLY leaf, ctid condition")
@@ -36,7 +55,7 @@ struct RowQueryTests {
         let jsonb = RowQuery.copyStatement(
             table: table, partitioned: false, columns: [.init(name: "doc", encoding: .jsonOmitNull)],
             slice: TableSlice(leaf: TableName(schema: "public", name: "t_2025"), blocks: BlockRange(start: 0, end: 5)))
-        #expect(jsonb.hasSuffix("FROM ONLY \"public\".\"t_2025\" WHERE ctid < '(5,0)'::tid) TO STDOUT WITH \(RowQuery.copyOptions)"))
+        #expect(jsonb.hasSuffix("FROM ONLY \"public\".\"t_2025\" WHERE ctid < '(5,0)'::tid) r) TO STDOUT WITH \(RowQuery.copyOptions)"))
     }
 
     @Test("block ranges cover every block once, the last open-ended", arguments: [(1, 4), (10, 3), (100, 7), (7, 100), (64, 64)])

@@ -78,11 +78,14 @@ final class DirectBackupSource: BackupSource {
         of table: SourceTable, slice: TableSlice?, on connection: PostgresConnection,
         _ body: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> Int64 {
+        let columns = table.columns.map { RowQuery.Column(name: $0.name, encoding: $0.encoding, nullable: $0.nullable) }
         let statement = RowQuery.copyStatement(
-            table: table.name, partitioned: table.partitioned,
-            columns: table.columns.map { RowQuery.Column(name: $0.name, encoding: $0.encoding) }, slice: slice)
+            table: table.name, partitioned: table.partitioned, columns: columns, slice: slice)
+        let masked = RowQuery.maskedColumns(columns)
         do {
-            return Int64(try connection.copyOut(statement, body))
+            if masked.isEmpty { return Int64(try connection.copyOut(statement, body)) }
+            var mask = NullMask(columns: masked)
+            return Int64(try connection.copyOut(statement) { row in try mask.line(row, body) })
         } catch let error as PostgresError {
             throw BackupError(table: table.name, underlying: error)
         }

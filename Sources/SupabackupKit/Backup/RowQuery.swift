@@ -1,10 +1,12 @@
 /// Builds the `COPY ... TO STDOUT` statement that renders a table's rows as NDJSON lines.
 ///
-/// The server renders each row: `row_to_json` when no column leaves its key out, otherwise a
-/// concatenation of per-column `"key":value` pieces in column order (the same bytes
-/// `row_to_json` would give, minus the keys of SQL-NULL jsonb values). COPY runs in CSV mode
-/// with control characters as quote and delimiter, which never occur in a JSON line, so each
-/// row arrives as its JSON text plus a newline, with nothing to unescape.
+/// The server renders each row with `row_to_json`. A nullable jsonb column must leave its key
+/// out when the value is SQL NULL (`row_to_json` writes `null`, which would read back as JSON
+/// null), so such tables get a second output column, a null mask: one `0`/`1` per nullable
+/// jsonb column. `NullMask` then drops the members the mask marks, on the client; rows without
+/// SQL-NULL jsonb pass through untouched. COPY runs in CSV mode with control characters as quote
+/// and delimiter, which never occur in a JSON line, so each row arrives as its JSON text (then
+/// `\x02` and the mask) plus a newline, with nothing to unescape.
 public enum RowQuery {
     /// COPY options shared by backup (TO STDOUT) and restore (FROM STDIN).
     public static let copyOptions = "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"
@@ -12,9 +14,11 @@ public enum RowQuery {
     public struct Column: Sendable {
         public var name: String
         public var encoding: ValueEncoding
-        public init(name: String, encoding: ValueEncoding) {
+        public var nullable: Bool
+        public init(name: String, encoding: ValueEncoding, nullable: Bool = true) {
             self.name = name
             self.encoding = encoding
+            self.nullable = nullable
         }
     }
 
@@ -26,14 +30,20 @@ public enum RowQuery {
         var from = partitioned ? table.quoted : "ONLY " + table.quoted
         if let leaf = slice?.leaf { from = "ONLY " + leaf.quoted }
         if let blocks = slice?.blocks { from += " WHERE " + blocks.condition }
-        let select: String
-        if columns.contains(where: { $0.encoding == .jsonOmitNull }) {
-            select = "SELECT " + concatenatedObject(columns) + " FROM " + from
-        } else {
-            let list = columns.isEmpty ? "" : columns.map(selectItem).joined(separator: ", ")
-            select = "SELECT row_to_json(r) FROM (SELECT \(list) FROM \(from)) r"
+        let list = columns.isEmpty ? "" : columns.map(selectItem).joined(separator: ", ")
+        // `r.*`: the whole row even when a column is named r.
+        var select = "SELECT row_to_json(r.*)"
+        let masked = maskedColumns(columns)
+        if !masked.isEmpty {
+            let tests = masked.map { "(r.\(SQL.quoteIdentifier(columns[$0].name)) IS NULL)::int" }
+            select += ", concat(\(tests.joined(separator: ", ")))"
         }
-        return "COPY (\(select)) TO STDOUT WITH \(copyOptions)"
+        return "COPY (\(select) FROM (SELECT \(list) FROM \(from)) r) TO STDOUT WITH \(copyOptions)"
+    }
+
+    /// Positions of the columns the null mask covers: jsonb columns that may hold SQL NULL.
+    public static func maskedColumns(_ columns: [Column]) -> [Int] {
+        columns.indices.filter { columns[$0].encoding == .jsonOmitNull && columns[$0].nullable }
     }
 
     private static func selectItem(_ column: Column) -> String {
@@ -43,28 +53,49 @@ public enum RowQuery {
         case .json, .jsonOmitNull: return name
         }
     }
+}
 
-    /// `'{' || pieces joined by ',' || '}'`; `concat_ws` skips the NULL pieces of omitted keys.
-    /// Pieces are grouped because a function takes at most 100 arguments.
-    private static func concatenatedObject(_ columns: [Column]) -> String {
-        let pieces = columns.map { column -> String in
-            let key = SQL.quoteLiteral(SQL.jsonString(column.name) + ":")
-            let name = SQL.quoteIdentifier(column.name)
-            switch column.encoding {
-            case .json: return "\(key) || coalesce(to_json(\(name))::text, 'null')"
-            case .text: return "\(key) || coalesce(to_json(\(name)::text)::text, 'null')"
-            case .jsonOmitNull: return "\(key) || \(name)::text"
+/// Turns `json \x02 mask` rows of a masked row query into NDJSON lines, leaving out the members
+/// of jsonb columns that are SQL NULL.
+struct NullMask {
+    /// Member positions (column order) the mask's characters stand for.
+    let columns: [Int]
+    private var line: [UInt8] = []
+
+    init(columns: [Int]) {
+        self.columns = columns
+        line.reserveCapacity(1 << 16)
+    }
+
+    /// - Parameter row: one CopyData message: the JSON object, `\x02`, the mask, `\n`.
+    mutating func line(_ row: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let separator = row.lastIndex(of: 0x02) else {
+            throw PostgresError(code: .protocolViolation, message: "a row arrived without its null mask")
+        }
+        let json = 0..<separator
+        let mask = UnsafeRawBufferPointer(rebasing: row[(separator + 1)...])
+        line.removeAll(keepingCapacity: true)
+        if !mask.contains(UInt8(ascii: "1")) {
+            line.append(contentsOf: UnsafeRawBufferPointer(rebasing: row[json]))
+        } else {
+            guard let members = JSONScanner.members(row, in: json) else {
+                throw PostgresError(code: .protocolViolation, message: "a row is not a JSON object")
             }
+            var omit = Set<Int>()
+            for (position, column) in columns.enumerated() where position < mask.count && mask[position] == UInt8(ascii: "1") {
+                omit.insert(column)
+            }
+            line.append(UInt8(ascii: "{"))
+            var first = true
+            for (index, member) in members.enumerated() where !omit.contains(index) {
+                if !first { line.append(UInt8(ascii: ",")) }
+                first = false
+                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: row[member.key.lowerBound..<member.value.upperBound]))
+            }
+            line.append(UInt8(ascii: "}"))
         }
-        var groups: [String] = []
-        var index = 0
-        while index < pieces.count {
-            let group = pieces[index..<min(index + 90, pieces.count)]
-            groups.append("nullif(concat_ws(',', \(group.joined(separator: ", "))), '')")
-            index += 90
-        }
-        let body = groups.count == 1 ? groups[0] : "concat_ws(',', \(groups.joined(separator: ", ")))"
-        return "'{' || coalesce(\(body), '') || '}'"
+        line.append(0x0A)
+        try line.withUnsafeBytes { try body($0) }
     }
 }
 
