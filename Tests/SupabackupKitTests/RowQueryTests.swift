@@ -22,8 +22,11 @@ struct RowQueryTests {
         columns.append(.init(name: "always", encoding: .jsonOmitNull, nullable: false))
         let sql = RowQuery.copyStatement(table: table, partitioned: true, columns: columns)
         #expect(!sql.contains("ONLY"))
-        #expect(sql.hasPrefix("COPY (SELECT row_to_json(r.*), concat((r.\"it's\" IS NULL)::int) FROM (SELECT "))
+        #expect(sql.hasPrefix("COPY (SELECT row_to_json(r.*), r.\"it's\" IS NULL FROM (SELECT "))
         #expect(RowQuery.maskedColumns(columns) == [150])
+        columns.append(.init(name: "b", encoding: .jsonOmitNull))
+        let two = RowQuery.copyStatement(table: table, partitioned: false, columns: columns)
+        #expect(two.hasPrefix("COPY (SELECT row_to_json(r.*), concat((r.\"it's\" IS NULL)::int, (r.\"b\" IS NULL)::int) FROM (SELECT "))
         let plain = RowQuery.copyStatement(table: table, partitioned: false, columns: [columns[151]])
         #expect(plain.hasPrefix("COPY (SELECT row_to_json(r.*) FROM (SELECT \"always\" FROM ONLY"))
     }
@@ -43,6 +46,10 @@ struct RowQueryTests {
         #expect(try run(row + "\u{02}10\n") == #"{"a":"x\",\"b\":null","c":{"b":null},"d":null}"# + "\n")
         #expect(try run(row + "\u{02}11\n") == #"{"a":"x\",\"b\":null","c":{"b":null}}"# + "\n")
         #expect(try run(#"{"a":1,"b":null}"# + "\u{02}10\n") == #"{"a":1}"# + "\n")
+        var single = NullMask(columns: [0])
+        try Array((#"{"a":null}"# + "\u{02}t\n").utf8).withUnsafeBytes { bytes in
+            try single.line(bytes) { #expect(String(decoding: $0, as: UTF8.self) == "{}\n") }
+        }
         #expect(throws: PostgresError.self) { try run(row + "\n") }
     }
 

@@ -3,7 +3,7 @@
 /// The server renders each row with `row_to_json`. A nullable jsonb column must leave its key
 /// out when the value is SQL NULL (`row_to_json` writes `null`, which would read back as JSON
 /// null), so such tables get a second output column, a null mask: one `0`/`1` per nullable
-/// jsonb column. `NullMask` then drops the members the mask marks, on the client; rows without
+/// jsonb column (`t`/`f` when there is one). `NullMask` then drops the members the mask marks, on the client; rows without
 /// SQL-NULL jsonb pass through untouched. COPY runs in CSV mode with control characters as quote
 /// and delimiter, which never occur in a JSON line, so each row arrives as its JSON text (then
 /// `\x02` and the mask) plus a newline, with nothing to unescape.
@@ -34,7 +34,10 @@ public enum RowQuery {
         // `r.*`: the whole row even when a column is named r.
         var select = "SELECT row_to_json(r.*)"
         let masked = maskedColumns(columns)
-        if !masked.isEmpty {
+        if masked.count == 1 {
+            // One boolean, `t` or `f`: cheaper for the server than building a string.
+            select += ", r.\(SQL.quoteIdentifier(columns[masked[0]].name)) IS NULL"
+        } else if !masked.isEmpty {
             let tests = masked.map { "(r.\(SQL.quoteIdentifier(columns[$0].name)) IS NULL)::int" }
             select += ", concat(\(tests.joined(separator: ", ")))"
         }
@@ -75,14 +78,14 @@ struct NullMask {
         let json = 0..<separator
         let mask = UnsafeRawBufferPointer(rebasing: row[(separator + 1)...])
         line.removeAll(keepingCapacity: true)
-        if !mask.contains(UInt8(ascii: "1")) {
+        if !mask.contains(where: { $0 == UInt8(ascii: "1") || $0 == UInt8(ascii: "t") }) {
             line.append(contentsOf: UnsafeRawBufferPointer(rebasing: row[json]))
         } else {
             guard let members = JSONScanner.members(row, in: json) else {
                 throw PostgresError(code: .protocolViolation, message: "a row is not a JSON object")
             }
             var omit = Set<Int>()
-            for (position, column) in columns.enumerated() where position < mask.count && mask[position] == UInt8(ascii: "1") {
+            for (position, column) in columns.enumerated() where position < mask.count && (mask[position] == UInt8(ascii: "1") || mask[position] == UInt8(ascii: "t")) {
                 omit.insert(column)
             }
             line.append(UInt8(ascii: "{"))
