@@ -145,6 +145,45 @@ struct RestoreTests {
         #expect(try target.digest("public.posts") == source.digest("public.posts"))
     }
 
+    @Test("set-based key checks use each key's own operators: cross-type and composite keys, MATCH SIMPLE and FULL")
+    func keyShapes() throws {
+        let ddl = """
+            CREATE TABLE public.pk (a bigint, b text, PRIMARY KEY (a, b));
+            CREATE TABLE public.fk_simple (id int PRIMARY KEY, a int, b varchar(10), FOREIGN KEY (a, b) REFERENCES public.pk (a, b));
+            CREATE TABLE public.fk_full (id int PRIMARY KEY, a int, b text);
+            """
+        let source = try TestDatabase("keys_src")
+        try source.execute(ddl)
+        try source.execute(
+            """
+            INSERT INTO public.pk VALUES (1, 'x'), (2, 'y');
+            INSERT INTO public.fk_simple VALUES (1, 1, 'x'), (2, NULL, 'zz'), (3, 2, 'y');
+            INSERT INTO public.fk_full VALUES (1, 1, 'x'), (2, NULL, NULL);
+            """)
+        let directory = try TemporaryDirectory()
+        let result = try backup(source, into: directory)
+        let full = ddl + "ALTER TABLE public.fk_full ADD FOREIGN KEY (a, b) REFERENCES public.pk (a, b) MATCH FULL;"
+        let target = try TestDatabase("keys_dst")
+        try target.execute(full)
+        let restored = try restore(result.name, from: directory, into: target)
+        #expect(restored.tables.allSatisfy { $0.path == "copy" })
+        for table in ["public.pk", "public.fk_simple", "public.fk_full"] {
+            #expect(try target.digest(table) == source.digest(table))
+        }
+
+        // A partly NULL key passes MATCH SIMPLE but not MATCH FULL.
+        try source.execute("INSERT INTO public.fk_full VALUES (3, 1, NULL)")
+        let partial = try backup(source, into: directory)
+        let strict = try TestDatabase("keys_full")
+        try strict.execute(full)
+        #expect {
+            try restore(partial.name, from: directory, into: strict)
+        } throws: { error in
+            "\(error)".contains("fk_full_a_b_fkey") && "\(error)".contains("rolled back")
+        }
+        #expect(try strict.scalar("SELECT count(*) FROM public.pk") == "0")
+    }
+
     @Test("a restore failing midway leaves the target exactly as it was")
     func allOrNothing() throws {
         let (source, target) = try sourceAndTarget("atomic", schema: "sample/schema.sql", data: "sample/data.sql")

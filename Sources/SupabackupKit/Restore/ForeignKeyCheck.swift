@@ -40,37 +40,56 @@ enum ForeignKeyCheck {
         return Set(result.rows.map { TableName(schema: $0[0] ?? "", name: $0[1] ?? "") })
     }
 
-    /// Checks every foreign key of `tables` (the referencing side) against the referenced rows.
-    /// - Throws: `RestoreError` with SQLSTATE 23503 naming the first violation.
-    static func validate(_ tables: [TableName], on connection: PostgresConnection) throws {
-        guard !tables.isEmpty else { return }
+    /// The checks for the foreign keys of `table` (the referencing side), planned now so that a
+    /// key the anti-join cannot express (it fails to plan) is known before any row is loaded:
+    /// nil then, and the table keeps PostgreSQL's own per-row checks.
+    static func prepare(_ table: TableName, on connection: PostgresConnection) throws -> [Key]? {
         let rows = try connection.query(
             """
             SELECT con.conname, con.conrelid::regclass::text, cn.nspname, c.relname, c.relkind,
                    con.confrelid::regclass::text, p.relname, p.relkind, con.confmatchtype,
-                   ca.attname, pa.attname
+                   ca.attname, pa.attname, pg_catalog.format_type(o.oprleft, NULL),
+                   pg_catalog.format_type(o.oprright, NULL), pg_catalog.quote_ident(onsp.nspname) || '.' || o.oprname
             FROM pg_catalog.pg_constraint con
             JOIN pg_catalog.pg_class c ON c.oid = con.conrelid
             JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
             JOIN pg_catalog.pg_class p ON p.oid = con.confrelid
-            CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(child, parent, position)
+            CROSS JOIN LATERAL unnest(con.conkey, con.confkey, con.conpfeqop) WITH ORDINALITY AS k(child, parent, op, position)
             JOIN pg_catalog.pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.child
             JOIN pg_catalog.pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.parent
-            WHERE con.contype = 'f' AND con.conparentid = 0 AND con.conrelid = ANY($1::regclass[])
-            ORDER BY con.conrelid, con.conname, k.position
-            """, [SQL.textArrayLiteral(tables.map(\.quoted))])
+            JOIN pg_catalog.pg_operator o ON o.oid = k.op
+            JOIN pg_catalog.pg_namespace onsp ON onsp.oid = o.oprnamespace
+            WHERE con.contype = 'f' AND con.conparentid = 0 AND con.conrelid = $1::regclass
+            ORDER BY con.conname, k.position
+            """, [table.quoted])
         var keys: [Key] = []
         for row in rows.rows {
             let values = row.map { $0 ?? "" }
-            if keys.last?.name != values[0] || keys.last?.child != values[1] {
+            if keys.last?.name != values[0] {
                 keys.append(Key(
                     name: values[0], child: values[1], table: TableName(schema: values[2], name: values[3]),
                     childOnly: values[4] == "r", parent: values[5], parentName: values[6], parentOnly: values[7] == "r",
                     matchFull: values[8] == "f"))
             }
             keys[keys.count - 1].childColumns.append(values[9])
-            keys[keys.count - 1].parentColumns.append(values[10])
+            // RI compares `pk OPERATOR(pfeqop) fk` with each side cast to the operator's input type.
+            keys[keys.count - 1].comparisons.append(
+                "p.\(SQL.quoteIdentifier(values[10]))::\(values[11]) OPERATOR(\(values[13])) c.\(SQL.quoteIdentifier(values[9]))::\(values[12])")
         }
+        try connection.execute("SAVEPOINT supabackup_fk")
+        do {
+            for key in keys { _ = try connection.query("EXPLAIN " + key.violationQuery) }
+            try connection.execute("RELEASE SAVEPOINT supabackup_fk")
+            return keys
+        } catch let error as PostgresError where !error.isConnectionFailure {
+            try connection.execute("ROLLBACK TO SAVEPOINT supabackup_fk")
+            return nil
+        }
+    }
+
+    /// Runs prepared checks against the referenced rows.
+    /// - Throws: `RestoreError` with SQLSTATE 23503 naming the first violation.
+    static func validate(_ keys: [Key], on connection: PostgresConnection) throws {
         guard !keys.isEmpty else { return }
         let parents = Set(keys.map(\.parent)).sorted()
         try connection.execute("LOCK TABLE " + parents.joined(separator: ", ") + " IN SHARE MODE")
@@ -89,7 +108,7 @@ enum ForeignKeyCheck {
         }
     }
 
-    private struct Key {
+    struct Key {
         var name: String
         /// `regclass` text: a valid, quoted table reference in this session.
         var child: String
@@ -100,15 +119,15 @@ enum ForeignKeyCheck {
         var parentOnly: Bool
         var matchFull: Bool
         var childColumns: [String] = []
-        var parentColumns: [String] = []
+        /// One `p.col OPERATOR(...) c.col` per column pair.
+        var comparisons: [String] = []
 
         /// The first referencing row whose key has no referenced row (MATCH SIMPLE skips keys
         /// with a NULL; MATCH FULL also rejects keys that are partly NULL).
         var violationQuery: String {
             let child = childColumns.map { "c." + SQL.quoteIdentifier($0) }
-            let parent = parentColumns.map { "p." + SQL.quoteIdentifier($0) }
             let present = child.map { "\($0) IS NOT NULL" }.joined(separator: " AND ")
-            let join = zip(parent, child).map { "\($0) = \($1)" }.joined(separator: " AND ")
+            let join = comparisons.joined(separator: " AND ")
             var condition = "(\(present) AND NOT EXISTS (SELECT 1 FROM \(parentOnly ? "ONLY " : "")\(self.parent) p WHERE \(join)))"
             if matchFull && child.count > 1 {
                 condition += " OR num_nulls(\(child.joined(separator: ", "))) BETWEEN 1 AND \(child.count - 1)"

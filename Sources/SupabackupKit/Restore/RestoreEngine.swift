@@ -190,15 +190,15 @@ public struct RestoreEngine {
         if !options.disableTriggers, try ForeignKeyCheck.canSkipTriggers(on: connection) {
             triggerFree = try ForeignKeyCheck.triggerFree(plan.steps.map(\.table), on: connection)
         }
-        var unchecked: [TableName] = []
+        var pendingChecks: [ForeignKeyCheck.Key] = []
         var outcomes: [RestoreResult.TableOutcome] = []
         for step in plan.steps {
             guard let table = archive.manifest.table(step.table) else { continue }
             let started = Date()
             do {
-                let skipTriggers = triggerFree.contains(step.table)
-                if let rows = try loadAsText(step, table: table, archive: archive, on: connection, skipTriggers: skipTriggers) {
-                    if skipTriggers && rows.path == "copy" { unchecked.append(step.table) }
+                let checks = triggerFree.contains(step.table) ? try ForeignKeyCheck.prepare(step.table, on: connection) : nil
+                if let rows = try loadAsText(step, table: table, archive: archive, on: connection, skipTriggers: checks != nil) {
+                    if let checks, rows.path == "copy" { pendingChecks += checks }
                     outcomes.append(.init(
                         table: step.table, rows: table.rows, written: rows.written, inserted: rows.inserted, path: rows.path))
                     logger.info(
@@ -229,7 +229,7 @@ public struct RestoreEngine {
             }
         }
         try afterRows()
-        try ForeignKeyCheck.validate(unchecked, on: connection)
+        try ForeignKeyCheck.validate(pendingChecks, on: connection)
         let sequences = try SequenceReset.apply(
             archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), on: connection)
         return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
