@@ -95,19 +95,7 @@ struct ParallelBackupTests {
         let reader = try source.makeReader()
 
         // Another session asks for ACCESS EXCLUSIVE on a: it waits behind the leader's lock.
-        let blocker = try TestServer.connect(database: database.name)
-        defer { blocker.close() }
-        let url = database.url
-        let waiting = Thread {
-            guard let connection = try? PostgresConnection(conninfo: url) else { return }
-            try? connection.execute("SET lock_timeout = '5s'; LOCK TABLE public.a IN ACCESS EXCLUSIVE MODE")
-            connection.close()
-        }
-        waiting.start()
-        for _ in 0..<100 {
-            if try blocker.query("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'public.a'::regclass").scalar == "1" { break }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
+        try queueExclusiveLock(on: "public.a", in: database)
         #expect(throws: SnapshotReader.LockBusy.self) {
             _ = try reader.readRows(of: tables[0], slice: nil) { _ in }
         }
@@ -140,10 +128,63 @@ struct ParallelBackupTests {
             ["backup", "--db-url", url, "--out", directory.path, "--jobs", "4", "--split-tables-larger-than", "8kB"],
             environment: ["PGPASSWORD": ""])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.contains("worker connection failed") && result.stderr.contains("too many connections"))
+        #expect(result.stderr.contains("could not open 3 of 3 worker connections; read with 1"), "\(result.stderr)")
+        #expect(result.stderr.contains("too many connections") && !result.stderr.contains("FATAL"))
         #expect(!result.stderr.contains("limited-pw"))
         let archive = try BackupArchive.open(name: result.lastLine, in: directory.path)
         #expect(archive.manifest.tables.first?.rows == 3000)
         #expect(ArchiveVerifier.verify(archive).isIntact)
     }
+
+    @Test("in a running backup, a table a worker cannot lock is read by the leader into the same file")
+    func lockBusyScheduled() throws {
+        let database = try TestDatabase("lockbusy_run")
+        try database.execute(
+            """
+            CREATE TABLE public.a (id int PRIMARY KEY, pad text); INSERT INTO public.a SELECT i, repeat('a', 500) FROM generate_series(1, 2000) i;
+            CREATE TABLE public.b (id int PRIMARY KEY); INSERT INTO public.b SELECT generate_series(1, 10);
+            """)
+        let source = try DirectBackupSource(connection: try ConnectionString(database.url), exportSnapshot: true)
+        let tables = try source.tables(in: ["public"], filters: []).sorted { $0.name < $1.name }
+        try source.prepare(tables)
+        _ = try source.parallelLayout(of: tables)
+        try queueExclusiveLock(on: "public.a", in: database)
+        let directory = try TemporaryDirectory()
+        let folder = try PartialBackupFolder(in: directory.path, startingAt: Date())
+        defer { folder.discard() }
+        let scheduler = TableReadScheduler(
+            tables: tables, files: ["data/a.ndjson.zst", "data/b.ndjson.zst"], slices: [[nil], [nil]], order: [0, 1],
+            folder: folder, level: 3, progress: nil, logger: silentLogger)
+        let box = SourceBox(source)
+        // The leader waits until the worker has met the lock on a and moved on, then reads a itself.
+        let (entries, _) = try scheduler.run(leader: source, workers: 1, leaderFirst: { Thread.sleep(forTimeInterval: 1) }) {
+            try box.source.makeReader()
+        }
+        #expect(entries.map(\.rows) == [2000, 10])
+        try source.finish()
+    }
+}
+
+/// Has another session request ACCESS EXCLUSIVE on `table` (it queues behind the backup's lock,
+/// giving up after 10 s) and returns once the request is waiting.
+private func queueExclusiveLock(on table: String, in database: TestDatabase) throws {
+    let url = database.url
+    let waiting = Thread {
+        guard let connection = try? PostgresConnection(conninfo: url) else { return }
+        try? connection.execute("SET lock_timeout = '10s'; LOCK TABLE \(table) IN ACCESS EXCLUSIVE MODE")
+        connection.close()
+    }
+    waiting.start()
+    let admin = try TestServer.connect(database: database.name)
+    defer { admin.close() }
+    for _ in 0..<100 {
+        if try admin.query("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass", [table]).scalar == "1" { return }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+}
+
+/// Hands the source to the worker thread in a test.
+private struct SourceBox: @unchecked Sendable {
+    let source: DirectBackupSource
+    init(_ source: DirectBackupSource) { self.source = source }
 }

@@ -78,6 +78,40 @@ struct TypeFidelityTests {
         #expect(text.contains("\"i8\":9223372036854775807"))
         #expect(text.contains("\"n\":123456789012345678901234567890123456789012.1234567890123"))
     }
+
+    @Test("every line is byte for byte what the server renders per column (to_json, text, jsonb), split or not")
+    func serverRendering() throws {
+        let source = try TestDatabase("rendering")
+        try source.run(sqlFile: "fixtures/types.sql")
+        try source.run(sqlFile: "sample/schema.sql")
+        try source.run(sqlFile: "sample/data.sql")
+        let directory = try TemporaryDirectory()
+        let result = try backup(source, into: directory)
+        try source.execute(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'")
+        let archive = try BackupArchive.open(name: result.name, in: directory.path)
+        for table in archive.manifest.tables {
+            // An independent rendering: one to_json piece per column, SQL-NULL jsonb left out.
+            let pieces = table.columns.map { column -> String in
+                let name = "\"" + column.name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+                let key = "to_json(\(SQLText.literal(column.name))::text)::text || ':' || "
+                switch column.encoding {
+                case .json: return key + "coalesce(to_json(\(name))::text, 'null')"
+                case .text: return key + "coalesce(to_json(\(name)::text)::text, 'null')"
+                case .jsonOmitNull: return "CASE WHEN \(name) IS NULL THEN NULL ELSE \(key)\(name)::text END"
+                }
+            }
+            let expected = try source.rows(
+                "SELECT '{' || coalesce(concat_ws(',', \(pieces.joined(separator: ", "))), '') || '}' FROM \(table.tableName.quoted)"
+            ).map { $0[0] ?? "" }.sorted()
+            var data = Data()
+            try archive.readRows(of: table) { data.append(contentsOf: $0) }
+            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init).sorted()
+            #expect(lines.count == expected.count, "\(table.tableName)")
+            #expect(lines == expected, "\(table.tableName)")
+        }
+        #expect(archive.manifest.tables.contains { ($0.parts?.count ?? 0) > 1 } || TestJobs.jobs == 1)
+    }
 }
 
 /// The decompressed text of a `.zst` file, through the zstd command line tool.
@@ -129,4 +163,9 @@ struct CopyTextFidelityTests {
         #expect(third.tables.map(\.path) == ["upsert-json"])
         #expect(try rowTexts(composite, "public.types") == rowTexts(withComposite, "public.types"))
     }
+}
+
+/// SQL string literals for test queries.
+enum SQLText {
+    static func literal(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 }

@@ -94,11 +94,15 @@ public struct BackupEngine {
 
         let folder = try PartialBackupFolder(in: options.outputDirectory, startingAt: now)
         do {
-            let (entries, rawBytes) = try readTables(selected, from: source, into: folder)
-            let schemaFile = try source.schemaScript(for: selected).map { script in
-                try folder.writeFile(BackupArchive.schemaFile, contents: Data(script.render().utf8))
+            var schemaFile: Manifest.FileEntry?
+            var sequences: [Manifest.Sequence] = []
+            // The leader reads the catalog while the workers (if any) already read rows.
+            let (entries, rawBytes) = try readTables(selected, from: source, into: folder) {
+                schemaFile = try source.schemaScript(for: selected).map { script in
+                    try folder.writeFile(BackupArchive.schemaFile, contents: Data(script.render().utf8))
+                }
+                sequences = try source.sequences(feeding: selected)
             }
-            let sequences = try source.sequences(feeding: selected)
             let (origin, serverVersion) = try source.source()
             try source.finish()
             let manifest = Manifest(
@@ -155,7 +159,8 @@ public struct BackupEngine {
     }
 
     private func readTables(
-        _ tables: [SourceTable], from source: any BackupSource, into folder: PartialBackupFolder
+        _ tables: [SourceTable], from source: any BackupSource, into folder: PartialBackupFolder,
+        leaderFirst: () throws -> Void
     ) throws -> (entries: [Manifest.Table], rawBytes: Int64) {
         var fileNames = DataFileName()
         let files = tables.map { fileNames.next(for: $0.name) }
@@ -180,7 +185,9 @@ public struct BackupEngine {
             level: options.compressionLevel, progress: options.progress, logger: logger)
         let workers = layout == nil ? 0 : min(options.jobs - 1, slices.reduce(0) { $0 + $1.count } - 1)
         let reader = SendableBox(source)
-        return try scheduler.run(leader: source, workers: max(workers, 0)) { try reader.value.makeReader() }
+        return try scheduler.run(leader: source, workers: max(workers, 0), leaderFirst: leaderFirst) {
+            try reader.value.makeReader()
+        }
     }
 }
 

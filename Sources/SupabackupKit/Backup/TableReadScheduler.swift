@@ -11,8 +11,8 @@ import Logging
 /// slice is done its parts are concatenated in order into the table's data file: for block
 /// ranges, the same lines in the same order as a single scan, as consecutive zstd frames.
 final class TableReadScheduler: @unchecked Sendable {
-    // @unchecked: the queues, `failure`, `active`, `parts`, `entries` and the progress counters
-    // are guarded by `condition`; the rest is immutable after init.
+    // @unchecked: the queues, `failure`, `active`, the worker failures, `parts`, `entries` and the
+    // progress counters are guarded by `condition`; the rest is immutable after init.
     struct Item {
         var table: Int
         var part: Int
@@ -33,6 +33,9 @@ final class TableReadScheduler: @unchecked Sendable {
     private var failure: Error?
     /// Worker threads still running (they may hand items back to the leader).
     private var active = 0
+    /// Workers that could not connect, and the first one's reason.
+    private var failedWorkers = 0
+    private var workerFailure: String?
     private var parts: [[PartResult?]]
     private var entries: [Manifest.Table?]
     private var rawBytes: Int64 = 0
@@ -69,9 +72,12 @@ final class TableReadScheduler: @unchecked Sendable {
     /// Reads every item with `leader` on this thread and `workers` more readers, each opened
     /// by `openReader` on a thread of its own. A worker that cannot connect is logged and left
     /// out; the leader alone can read everything.
+    /// - Parameter leaderFirst: other work for the leader's connection, done once the workers
+    ///   have started.
     /// - Returns: the manifest entries in table order and the uncompressed bytes written.
     func run(
-        leader: any RowReader, workers: Int, openReader: @escaping @Sendable () throws -> any RowReader
+        leader: any RowReader, workers: Int, leaderFirst: () throws -> Void,
+        openReader: @escaping @Sendable () throws -> any RowReader
     ) throws -> (entries: [Manifest.Table], rawBytes: Int64) {
         let done = DispatchGroup()
         condition.withLock { active = workers }
@@ -84,8 +90,21 @@ final class TableReadScheduler: @unchecked Sendable {
             thread.name = "supabackup-reader-\(index + 1)"
             thread.start()
         }
+        do {
+            try leaderFirst()
+        } catch {
+            condition.withLock {
+                if failure == nil { failure = error }
+                condition.broadcast()
+            }
+        }
         drain(with: leader, isLeader: true)
         done.wait()
+        if let workerFailure {
+            logger.warning(
+                "could not open \(failedWorkers) of \(workers) worker connections; read with \(workers - failedWorkers + 1)",
+                metadata: ["reason": "\(workerFailure)"])
+        }
         if let failure { throw failure }
         return (entries.map { $0! }, rawBytes)
     }
@@ -101,7 +120,10 @@ final class TableReadScheduler: @unchecked Sendable {
         do {
             reader = try openReader()
         } catch {
-            logger.warning("worker connection failed; reading with fewer connections", metadata: ["worker": "\(index)", "reason": "\(error)"])
+            condition.withLock {
+                failedWorkers += 1
+                if workerFailure == nil { workerFailure = "\(error)" }
+            }
             return
         }
         defer { reader.close() }
@@ -148,21 +170,15 @@ final class TableReadScheduler: @unchecked Sendable {
         let whole = parts[item.table].count == 1
         let file = whole ? files[item.table] : files[item.table] + ".part\(item.part)"
         condition.withLock { if started[item.table] == nil { started[item.table] = Date() } }
-        let writer = try ZstdFileWriter(path: folder.path(of: file), level: level)
-        var pending: Int64 = 0
-        var chunks = 0
-        let rows = try reader.readRows(of: table, slice: item.slice) { chunk in
-            try writer.write(chunk)
-            chunks += 1
-            if progress != nil { pending += LineScanner.countNewlines(chunk) }
-            // Often enough for a live progress line and a prompt stop after another item failed.
-            if chunks & 1023 == 0 {
-                if failed { throw CancellationError() }
-                if progress != nil {
-                    report(item.table, rows: pending, rawBytes: writer.rawBytes)
-                    pending = 0
-                }
-            }
+        let path = folder.path(of: file)
+        let writer = try ZstdFileWriter(path: path, level: level)
+        let rows: Int64
+        do {
+            rows = try copy(item, with: reader, into: writer)
+        } catch let busy as SnapshotReader.LockBusy {
+            // The leader will write this file from scratch.
+            unlink(path)
+            throw busy
         }
         let (bytes, sha256) = try writer.finish()
         let result = PartResult(rows: rows, bytes: bytes, rawBytes: writer.rawBytes)
@@ -192,6 +208,24 @@ final class TableReadScheduler: @unchecked Sendable {
                 "table": "\(table.name)", "rows": "\(entry.rows)", "raw_bytes": "\(complete.reduce(0) { $0 + $1.rawBytes })",
                 "bytes": "\(entry.bytes)", "seconds": "\(String(format: "%.2f", seconds))",
             ])
+    }
+
+    private func copy(_ item: Item, with reader: any RowReader, into writer: ZstdFileWriter) throws -> Int64 {
+        var pending: Int64 = 0
+        var chunks = 0
+        return try reader.readRows(of: tables[item.table], slice: item.slice) { chunk in
+            try writer.write(chunk)
+            chunks += 1
+            if progress != nil { pending += LineScanner.countNewlines(chunk) }
+            // Often enough for a live progress line and a prompt stop after another item failed.
+            if chunks & 1023 == 0 {
+                if failed { throw CancellationError() }
+                if progress != nil {
+                    report(item.table, rows: pending, rawBytes: writer.rawBytes)
+                    pending = 0
+                }
+            }
+        }
     }
 
     private func report(_ table: Int, rows: Int64, rawBytes partBytes: Int64) {

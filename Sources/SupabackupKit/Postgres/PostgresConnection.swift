@@ -199,7 +199,7 @@ public final class PostgresConnection {
         while message.last?.isWhitespace == true { message.removeLast() }
         // libpq prefixes multi-line messages; keep one line for the user.
         return message.split(separator: "\n")
-            .map { $0.trimmingPrefix("FATAL:  ").trimmingCharacters(in: .whitespaces) }
+            .map { $0.replacingOccurrences(of: "FATAL:  ", with: "").trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }
             .joined(separator: "; ")
     }
