@@ -341,7 +341,7 @@ struct ServerStopTests {
             "$BIN" backup --db-url "postgresql://postgres@127.0.0.1:$PGPORT/postgres" --out "$OUT" 2> "$OUT.err" &
             pid=$!
             for _ in $(seq 3000); do
-              ls "$OUT"/.*.partial/data/*.zst >/dev/null 2>&1 && [ "$(du -sk "$OUT" | cut -f1)" -gt 200 ] && break
+              ls "$OUT"/.*.partial/data/* >/dev/null 2>&1 && [ "$(du -sk "$OUT" | cut -f1)" -gt 200 ] && break
               sleep 0.01
             done
             pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_TMP/data" -m fast -w stop >/dev/null
