@@ -70,6 +70,9 @@ struct NullMask {
         line.reserveCapacity(1 << 16)
     }
 
+    /// `1` in a mask string, `t` for a lone boolean.
+    private static func isSet(_ byte: UInt8) -> Bool { byte == UInt8(ascii: "1") || byte == UInt8(ascii: "t") }
+
     /// - Parameter row: one CopyData message: the JSON object, `\x02`, the mask, `\n`.
     mutating func line(_ row: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard let separator = row.lastIndex(of: 0x02) else {
@@ -78,24 +81,19 @@ struct NullMask {
         let json = 0..<separator
         let mask = UnsafeRawBufferPointer(rebasing: row[(separator + 1)...])
         line.removeAll(keepingCapacity: true)
-        if !mask.contains(where: { $0 == UInt8(ascii: "1") || $0 == UInt8(ascii: "t") }) {
+        if !mask.contains(where: Self.isSet) {
             line.append(contentsOf: UnsafeRawBufferPointer(rebasing: row[json]))
         } else {
             guard let members = JSONScanner.members(row, in: json) else {
                 throw PostgresError(code: .protocolViolation, message: "a row is not a JSON object")
             }
-            var omit = Set<Int>()
-            for (position, column) in columns.enumerated() where position < mask.count && (mask[position] == UInt8(ascii: "1") || mask[position] == UInt8(ascii: "t")) {
-                omit.insert(column)
+            // `columns` ascends, so one cursor walks it alongside the members (no per-row set).
+            var position = 0
+            JSONScanner.appendObject(row, members, to: &line) { index, _ in
+                while position < columns.count && columns[position] < index { position += 1 }
+                return position < columns.count && columns[position] == index && position < mask.count
+                    && Self.isSet(mask[position])
             }
-            line.append(UInt8(ascii: "{"))
-            var first = true
-            for (index, member) in members.enumerated() where !omit.contains(index) {
-                if !first { line.append(UInt8(ascii: ",")) }
-                first = false
-                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: row[member.key.lowerBound..<member.value.upperBound]))
-            }
-            line.append(UInt8(ascii: "}"))
         }
         line.append(0x0A)
         try line.withUnsafeBytes { try body($0) }

@@ -115,6 +115,24 @@ enum JSONScanner {
         }
     }
 
+    /// Appends `{"key":value,...}` of `members` (of `bytes`), in order and without whitespace,
+    /// leaving out the members `omit` selects by position.
+    static func appendObject(
+        _ bytes: UnsafeRawBufferPointer, _ members: [Member], to out: inout [UInt8],
+        omitting omit: (Int, Member) -> Bool
+    ) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        for (index, member) in members.enumerated() where !omit(index, member) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[member.key]))
+            out.append(UInt8(ascii: ":"))
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[member.value]))
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
     /// Decodes a JSON string token (with its quotes) into a Swift string.
     static func decodeString(_ bytes: UnsafeRawBufferPointer) -> String? {
         guard bytes.count >= 2, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\"") else { return nil }

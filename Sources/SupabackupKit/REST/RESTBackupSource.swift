@@ -172,22 +172,10 @@ final class RESTBackupSource: BackupSource {
         if !omitNull.isEmpty, let members = JSONScanner.members(page, in: row),
             members.contains(where: { isNull(page, $0.value) })
         {
-            lines.append(UInt8(ascii: "{"))
-            var first = true
-            for member in members {
-                if isNull(page, member.value),
-                    let key = JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: page[member.key])),
-                    omitNull.contains(key)
-                {
-                    continue
-                }
-                if !first { lines.append(UInt8(ascii: ",")) }
-                first = false
-                lines.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[member.key]))
-                lines.append(UInt8(ascii: ":"))
-                lines.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[member.value]))
+            JSONScanner.appendObject(page, members, to: &lines) { _, member in
+                isNull(page, member.value)
+                    && JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: page[member.key])).map(omitNull.contains) == true
             }
-            lines.append(UInt8(ascii: "}"))
         } else {
             lines.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[row]))
         }
