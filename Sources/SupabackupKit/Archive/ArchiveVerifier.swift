@@ -79,13 +79,9 @@ public enum ArchiveVerifier {
                 defer { file.close() }
                 var hasher = Crypto.SHA256()
                 var total: Int64 = 0
-                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-                defer { buffer.deallocate() }
-                while true {
-                    let n = try file.read(into: buffer)
-                    if n == 0 { break }
-                    hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-                    total += Int64(n)
+                try file.forEachChunk { chunk in
+                    hasher.update(bufferPointer: chunk)
+                    total += Int64(chunk.count)
                 }
                 try compare(table, bytes: total, sha256: hasher.finalize().hex)
             } catch var error as ArchiveError {

@@ -14,7 +14,7 @@ public struct DataFileName {
         var stem = Self.encode(table.schema) + "." + Self.encode(table.name)
         if stem.utf8.count > 180 {
             let digest = SHA256.hash(data: Array((table.schema + "\u{0}" + table.name).utf8))
-            let hex = digest.prefix(8).map { String(format: "%02x", $0) }.joined()
+            let hex = digest.prefix(8).hex
             stem = String(stem.utf8.prefix(160))! + "~" + hex
         }
         var candidate = stem

@@ -26,25 +26,17 @@ final class ZstdFileReader {
     func read(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (bytes: Int64, sha256: String) {
         let file = try InputFile(opening: path)
         defer { file.close() }
-        let inCapacity = ZSTD_DStreamInSize()
-        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: inCapacity, alignment: 16)
         let output = UnsafeMutableRawBufferPointer.allocate(byteCount: ZSTD_DStreamOutSize(), alignment: 16)
-        defer {
-            input.deallocate()
-            output.deallocate()
-        }
+        defer { output.deallocate() }
         var hasher = SHA256()
         var total: Int64 = 0
         var frameOpen = false
         var sawData = false
-        while true {
-            let n = try file.read(into: input)
-            if n == 0 { break }
+        try file.forEachChunk(size: ZSTD_DStreamInSize()) { chunk in
             sawData = true
-            let chunk = UnsafeRawBufferPointer(rebasing: input[0..<n])
             hasher.update(bufferPointer: chunk)
-            total += Int64(n)
-            var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: n, pos: 0)
+            total += Int64(chunk.count)
+            var inBuffer = ZSTD_inBuffer(src: chunk.baseAddress, size: chunk.count, pos: 0)
             while inBuffer.pos < inBuffer.size || frameOpen {
                 var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
                 let hint = ZSTD_decompressStream(dctx, &outBuffer, &inBuffer)
@@ -62,7 +54,7 @@ final class ZstdFileReader {
         if frameOpen || !sawData {
             throw ArchiveError(.damaged, "ends before its compressed data does (truncated)")
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let digest = hasher.finalize().hex
         return (total, digest)
     }
 }

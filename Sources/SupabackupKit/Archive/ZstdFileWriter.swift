@@ -113,7 +113,7 @@ final class ZstdFileWriter {
             if let failure = condition.withLock({ failure }) { throw failure }
             try compress([], end: true)
             try file.syncAndClose()
-            let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            let digest = hasher.finalize().hex
             return (compressedBytes, digest)
         }
 

@@ -246,20 +246,15 @@ final class TableReadScheduler: @unchecked Sendable {
     /// Joins a table's part files, in order, into its data file, hashing what it writes.
     private func concatenate(_ table: Int, count: Int) throws -> (bytes: Int64, sha256: String) {
         let output = try OutputFile(creating: folder.path(of: files[table]))
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
         var hasher = SHA256()
         var total: Int64 = 0
         for part in 0..<count {
             let path = folder.path(of: files[table] + ".part\(part)")
             let input = try InputFile(opening: path)
-            while true {
-                let n = try input.read(into: buffer)
-                if n == 0 { break }
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            try input.forEachChunk { chunk in
                 hasher.update(bufferPointer: chunk)
                 try output.write(chunk)
-                total += Int64(n)
+                total += Int64(chunk.count)
             }
             input.close()
             unlink(path)

@@ -71,6 +71,17 @@ final class InputFile {
         }
     }
 
+    /// Reads the rest of the file through one buffer of `size` bytes.
+    func forEachChunk(size: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try read(into: buffer)
+            if n == 0 { return }
+            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+    }
+
     func close() {
         if fd >= 0 { Glibc.close(fd) }
         fd = -1
