@@ -37,3 +37,10 @@ func sourceAndTarget(_ label: String, schema: String, data: String? = nil) throw
 func rowTexts(_ database: TestDatabase, _ table: String) throws -> [String?] {
     try database.rows("SELECT t::text FROM \(table) t ORDER BY 1").map { $0[0] }
 }
+
+/// A table's decompressed NDJSON, read through the archive (checksums checked).
+func ndjson(_ archive: BackupArchive, _ table: Manifest.Table) throws -> Data {
+    var data = Data()
+    try archive.readRows(of: table) { data.append(contentsOf: $0) }
+    return data
+}

@@ -9,11 +9,7 @@ struct ParallelBackupTests {
     private func lines(_ result: BackupResult, in directory: TemporaryDirectory) throws -> [String: Data] {
         let archive = try BackupArchive.open(name: result.name, in: directory.path)
         var files: [String: Data] = [:]
-        for table in archive.manifest.tables {
-            var data = Data()
-            try archive.readRows(of: table) { data.append(contentsOf: $0) }
-            files[table.tableName.description] = data
-        }
+        for table in archive.manifest.tables { files[table.tableName.description] = try ndjson(archive, table) }
         return files
     }
 
@@ -155,10 +151,10 @@ struct ParallelBackupTests {
         let scheduler = TableReadScheduler(
             tables: tables, files: ["data/a.ndjson.zst", "data/b.ndjson.zst"], slices: [[nil], [nil]], order: [0, 1],
             folder: folder, level: 3, progress: nil, logger: silentLogger)
-        let box = SourceBox(source)
+        let box = SendableBox(source)
         // The leader waits until the worker has met the lock on a and moved on, then reads a itself.
         let (entries, _) = try scheduler.run(leader: source, workers: 1, leaderFirst: { Thread.sleep(forTimeInterval: 1) }) {
-            try box.source.makeReader()
+            try box.value.makeReader()
         }
         #expect(entries.map(\.rows) == [2000, 10])
         try source.finish()
@@ -181,10 +177,5 @@ private func queueExclusiveLock(on table: String, in database: TestDatabase) thr
         if try admin.query("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass", [table]).scalar == "1" { return }
         Thread.sleep(forTimeInterval: 0.05)
     }
-}
-
-/// Hands the source to the worker thread in a test.
-private struct SourceBox: @unchecked Sendable {
-    let source: DirectBackupSource
-    init(_ source: DirectBackupSource) { self.source = source }
+    throw TestEnvironmentError(description: "the ACCESS EXCLUSIVE request on \(table) never queued")
 }

@@ -104,9 +104,7 @@ struct TypeFidelityTests {
             let expected = try source.rows(
                 "SELECT '{' || coalesce(concat_ws(',', \(pieces.joined(separator: ", "))), '') || '}' FROM \(table.tableName.quoted)"
             ).map { $0[0] ?? "" }.sorted()
-            var data = Data()
-            try archive.readRows(of: table) { data.append(contentsOf: $0) }
-            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init).sorted()
+            let lines = String(decoding: try ndjson(archive, table), as: UTF8.self).split(separator: "\n").map(String.init).sorted()
             #expect(lines.count == expected.count, "\(table.tableName)")
             #expect(lines == expected, "\(table.tableName)")
         }

@@ -215,9 +215,9 @@ public struct BackupError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Hands the source to worker threads, which only call `makeReader()`: it reads state that is
-/// fixed before they start.
-private struct SendableBox<Value>: @unchecked Sendable {
+/// Hands a value to other threads that only use what is fixed before they start (the source's
+/// `makeReader()` reads the exported snapshot and connection string).
+struct SendableBox<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
 }
