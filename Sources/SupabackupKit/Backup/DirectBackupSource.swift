@@ -95,9 +95,10 @@ final class DirectBackupSource: BackupSource {
     /// snapshot. Block ranges need TID range scans (PostgreSQL 14+).
     func parallelLayout(of tables: [SourceTable]) throws -> [TableLayout]? {
         guard snapshot != nil else { return nil }
-        let version = Int(try connection.query("SHOW server_version_num").scalar ?? "") ?? 0
+        let settings = try connection.query("SELECT current_setting('server_version_num'), current_setting('block_size')")
+        let version = Int(settings.rows.first?[0] ?? "") ?? 0
         guard version >= 120000 else { return nil }  // pg_partition_tree
-        let blockSize = Int64(try connection.query("SELECT current_setting('block_size')").scalar ?? "") ?? 8192
+        let blockSize = Int64(settings.rows.first?[1] ?? "") ?? 8192
         // Every table with its size; partitioned tables by leaf, with whether the leaf can be
         // read on its own (an ordinary table the role may select from, as pg_dump reads them).
         let sizes = try connection.query(

@@ -336,15 +336,19 @@ public struct RestoreEngine {
 
     /// A role without the rights to restore gets one error listing what it lacks, before any write.
     private func checkPrivileges(_ plan: RestorePlan, on connection: PostgresConnection) throws {
-        var missing: [String] = []
+        var checks: [(table: TableName, privilege: String)] = []
         for step in plan.steps {
-            var needed = ["INSERT"]
-            if !step.conflictKey.isEmpty { needed.append("UPDATE") }
-            for privilege in needed {
-                let granted = try connection.query(
-                    "SELECT has_table_privilege($1, $2)", [step.table.quoted, privilege]).scalar
-                if granted != "t" { missing.append("\(privilege) on \(step.table)") }
-            }
+            checks.append((step.table, "INSERT"))
+            if !step.conflictKey.isEmpty { checks.append((step.table, "UPDATE")) }
+        }
+        guard !checks.isEmpty else { return }
+        // One round trip for every table, not two per table.
+        let granted = try connection.query(
+            "SELECT has_table_privilege(t, p) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(t, p, n) ORDER BY n",
+            [SQL.textArrayLiteral(checks.map(\.table.quoted)), SQL.textArrayLiteral(checks.map(\.privilege))])
+        var missing: [String] = []
+        for (check, row) in zip(checks, granted.rows) where row.first ?? nil != "t" {
+            missing.append("\(check.privilege) on \(check.table)")
         }
         if !missing.isEmpty {
             let role = try connection.query("SELECT current_user").scalar ?? "?"
