@@ -32,6 +32,40 @@ struct CommandLineRESTTests {
         #expect(try database.scalar("SELECT count(*) FROM public.items WHERE name = 'n' || id") == "50")
     }
 
+    @Test("the project URL (hosted, supabase start, self-hosted), a /rest/v1 root and a bare PostgREST all back up and restore")
+    func urlForms() throws {
+        let database = try Self.database()
+        let gateway = try PostgRESTTestServer(databaseURL: database.url)
+        var bareOptions = PostgRESTTestServer.Options()
+        bareOptions.gateway = false
+        let bare = try PostgRESTTestServer(databaseURL: database.url, options: bareOptions)
+        let directory = try TemporaryDirectory()
+        // The gateway's root is its own 404, as on the hosted platform and `supabase start`.
+        #expect(gateway.url.hasPrefix("http://127.0.0.1:") && !gateway.url.contains("/rest"))
+        for (url, isBare) in [(gateway.url, false), (gateway.url + "/", false), (gateway.url + "/rest/v1/", false), (bare.url, true)] {
+            let env = ["SUPABASE_URL": url, "SUPABASE_SERVICE_ROLE_KEY": gateway.options.serviceKey]
+            let backup = try CLI.run(["backup", "--out", directory.path], environment: env)
+            #expect(backup.status == 0, "\(url): \(backup.stderr)")
+            #expect(backup.stderr.contains("serves PostgREST itself") == isBare, "\(url): \(backup.stderr)")
+            try database.execute("UPDATE public.items SET name = 'changed' WHERE id < 5")
+            let restore = try CLI.run(["restore", backup.lastLine, "--dir", directory.path], environment: env)
+            #expect(restore.status == 0, "\(url): \(restore.stderr)")
+            #expect(try database.scalar("SELECT count(*) FROM public.items WHERE name = 'n' || id") == "50")
+        }
+        // A bare PostgREST has no Auth API beside it: --with-auth says so in one line.
+        let auth = try CLI.run(
+            ["backup", "--with-auth", "--out", directory.path],
+            environment: ["SUPABASE_URL": bare.url, "SUPABASE_SERVICE_ROLE_KEY": bare.options.serviceKey])
+        #expect(auth.status != 0)
+        #expect(auth.stderr.contains("no Auth API"), "\(auth.stderr)")
+        // Neither /rest/v1 nor the root serves PostgREST: the gateway's 404, with what to give.
+        let wrong = try CLI.run(
+            ["backup", "--out", directory.path],
+            environment: ["SUPABASE_URL": gateway.url + "/nothing", "SUPABASE_SERVICE_ROLE_KEY": gateway.options.serviceKey])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("404") && wrong.stderr.contains("project URL"), "\(wrong.stderr)")
+    }
+
     @Test("--service-key-file reads the key from a file")
     func keyFile() throws {
         let database = try Self.database()

@@ -65,7 +65,7 @@ struct ParallelBackupTests {
         try database.execute("CREATE TABLE public.t (id int PRIMARY KEY, pad text); INSERT INTO public.t SELECT i, repeat('x', 200) FROM generate_series(1, 2000) i")
         let source = try DirectBackupSource(connection: try ConnectionString(database.url), exportSnapshot: true)
         let tables = try source.tables(in: ["public"], filters: [])
-        try source.prepare(tables)
+        _ = try source.prepare(tables)
         let layout = try #require(try source.parallelLayout(of: tables))
         #expect(layout[0].splittableBlocks ?? 0 > 1)
         try database.execute("INSERT INTO public.t SELECT i, 'late' FROM generate_series(2001, 2500) i; DELETE FROM public.t WHERE id <= 100")
@@ -86,7 +86,7 @@ struct ParallelBackupTests {
         try database.execute("CREATE TABLE public.a (id int PRIMARY KEY); INSERT INTO public.a SELECT generate_series(1, 10); CREATE TABLE public.b (id int PRIMARY KEY); INSERT INTO public.b VALUES (1)")
         let source = try DirectBackupSource(connection: try ConnectionString(database.url), exportSnapshot: true)
         let tables = try source.tables(in: ["public"], filters: []).sorted { $0.name < $1.name }
-        try source.prepare(tables)
+        _ = try source.prepare(tables)
         _ = try source.parallelLayout(of: tables)
         let reader = try source.makeReader()
 
@@ -142,7 +142,7 @@ struct ParallelBackupTests {
             """)
         let source = try DirectBackupSource(connection: try ConnectionString(database.url), exportSnapshot: true)
         let tables = try source.tables(in: ["public"], filters: []).sorted { $0.name < $1.name }
-        try source.prepare(tables)
+        _ = try source.prepare(tables)
         _ = try source.parallelLayout(of: tables)
         try queueExclusiveLock(on: "public.a", in: database)
         let directory = try TemporaryDirectory()

@@ -29,22 +29,16 @@ func restRestore(_ name: String, from directory: TemporaryDirectory, into server
     return try RestoreEngine(options: options, logger: silentLogger).run()
 }
 
-/// A table's lines, jsonb nulls left out (REST cannot tell JSON null from SQL NULL), sorted.
-func normalizedLines(_ result: BackupResult, _ table: String, omitting: Set<String>) throws -> [String] {
+/// A table's lines, sorted (REST reads in key order, direct in physical order).
+func sortedLines(_ result: BackupResult, _ table: String) throws -> [String] {
     let entry = try #require(result.manifest.tables.first { $0.name == table })
-    let text = try decompress(result.path + "/" + entry.file)
-    return text.split(separator: "\n").map { line in
-        var out: [UInt8] = []
-        Array(line.utf8).withUnsafeBytes { bytes in
-            RESTBackupSource.appendLine(bytes, 0..<bytes.count, omitting: omitting, to: &out)
-        }
-        return String(decoding: out.dropLast(), as: UTF8.self)
-    }.sorted()
+    return try decompress(result.path + "/" + entry.file).split(separator: "\n").map(String.init).sorted()
 }
 
 @Suite("REST mode")
 struct RESTTests {
-    @Test("a REST backup equals the direct backup row for row, byte for byte", arguments: ["sample", "types"])
+    @Test("a REST backup equals the direct backup row for row, byte for byte (jsonb JSON null kept apart from SQL NULL)",
+        arguments: ["sample", "types"])
     func sameAsDirect(_ fixture: String) throws {
         let database = try TestDatabase("rest_" + fixture)
         if fixture == "sample" {
@@ -68,9 +62,20 @@ struct RESTTests {
             let restTable = try #require(rest.manifest.tables.first { $0.name == table.name })
             #expect(restTable.rows == table.rows, "\(table.name)")
             #expect(restTable.primaryKey == table.primaryKey, "\(table.name)")
-            let omit = Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name))
-            #expect(try normalizedLines(rest, table.name, omitting: omit) == normalizedLines(direct, table.name, omitting: omit),
-                "\(table.name)")
+            // A domain over jsonb shows over REST under its own name: REST cannot tell its SQL NULL
+            // from JSON null (documented), so only those columns are compared with nulls left out.
+            let blind = restTable.columns.filter { column in
+                column.encoding != table.columns.first { $0.name == column.name }?.encoding
+            }.map(\.name)
+            func normalized(_ lines: [String]) -> [String] {
+                lines.map { line in
+                    blind.reduce(line) { line, name in
+                        line.replacingOccurrences(of: ",\"\(name)\":null", with: "").replacingOccurrences(of: "\"\(name)\":null,", with: "")
+                    }
+                }.sorted()
+            }
+            #expect(blind.count <= 1, "\(blind)")
+            #expect(try normalized(sortedLines(rest, table.name)) == normalized(sortedLines(direct, table.name)), "\(table.name)")
         }
         // Foreign keys the OpenAPI document shows are in the manifest.
         let slides = try #require(rest.manifest.tables.first { $0.name == "slides" || $0.name == "types" })
@@ -102,7 +107,7 @@ struct RESTTests {
         let direct = try backup(database, into: directory)
         #expect(server.faultCount > 5)
         #expect(rest.manifest.tables[0].rows == 400)
-        #expect(try normalizedLines(rest, "events", omitting: ["payload"]) == normalizedLines(direct, "events", omitting: ["payload"]))
+        #expect(try sortedLines(rest, "events") == sortedLines(direct, "events"))
     }
 
     @Test("restore over REST reproduces the data; cross-mode restores work both ways")

@@ -30,6 +30,10 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         /// Stop injecting after this many faults (nil: forever).
         public var faultLimit: Int?
         public var delay: TimeInterval = 0
+        /// True: behind a gateway like Supabase's (hosted, `supabase start`, self-hosted), REST
+        /// at `/rest/v1`, Auth at `/auth/v1`, the gateway's 404 elsewhere. False: a bare
+        /// PostgREST serving its API at `/`, with no Auth.
+        public var gateway = true
         public init() {}
     }
 
@@ -41,8 +45,10 @@ public final class PostgRESTTestServer: @unchecked Sendable {
     private var requests = 0
     private var faults = 0
 
-    /// The REST root clients use: `http://127.0.0.1:PORT/rest/v1`.
-    public var url: String { "http://127.0.0.1:\(server.port)/rest/v1" }
+    /// The project URL users put in SUPABASE_URL: `http://127.0.0.1:PORT`.
+    public var url: String { "http://127.0.0.1:\(server.port)" }
+    /// Where PostgREST itself answers: `<url>/rest/v1` behind the gateway, else `<url>`.
+    public var restRoot: String { options.gateway ? url + "/rest/v1" : url }
     public var requestCount: Int { lock.withLock { requests } }
     public var faultCount: Int { lock.withLock { faults } }
 
@@ -99,7 +105,7 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         }
         let anon = apikey == options.anonKey
         let (path, query) = Self.split(request.uri)
-        if path.hasPrefix("/auth/v1/") {
+        if path.hasPrefix("/auth/v1/") && options.gateway {
             guard !anon else { return json(403, ["code": "403", "error_code": "not_admin", "msg": "User not allowed"]) }
             do {
                 return try withConnection { try authAdmin(request.method, path, query: query, body: request.body, $0) }
@@ -109,10 +115,18 @@ public final class PostgRESTTestServer: @unchecked Sendable {
                 return json(500, ["msg": "\(error)"])
             }
         }
-        guard path == "/rest/v1" || path.hasPrefix("/rest/v1/") else {
+        let route: String
+        if !options.gateway {
+            // A bare PostgREST: one path segment names a relation; anything deeper is PGRST125.
+            guard path.split(separator: "/").count <= 1 || path.hasPrefix("/rpc/") else {
+                return json(404, ["code": "PGRST125", "details": nil, "hint": nil, "message": "Invalid path specified in request URL"])
+            }
+            route = path
+        } else if path == "/rest/v1" || path.hasPrefix("/rest/v1/") {
+            route = String(path.dropFirst("/rest/v1".count))
+        } else {
             return json(404, ["message": "no Route matched with those values"])
         }
-        let route = String(path.dropFirst("/rest/v1".count))
         let write = request.method == .POST
         let schema = request.headers.first(name: write ? "Content-Profile" : "Accept-Profile") ?? "public"
         guard options.exposedSchemas.contains(schema) else {
@@ -539,14 +553,16 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         try connection.execute("SET LOCAL search_path = pg_catalog")
         let relations = try connection.query(
             """
-            SELECT c.oid::text, c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            SELECT c.oid::text, c.relname, c.relkind::text, pg_relation_is_updatable(c.oid::regclass, true) & 8 = 8
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition ORDER BY c.relname
             """, [schema]).rows
         var paths: [String] = []
         var definitions: [String] = []
         for relation in relations {
             let (oid, name, kind) = (relation[0]!, relation[1]!, relation[2]!)
-            let operations = kind == "r" || kind == "p"
+            // PostgREST lists an insertable view exactly like a table.
+            let operations = kind == "r" || kind == "p" || relation[3] == "t"
                 ? "{\"get\":{},\"post\":{},\"patch\":{},\"delete\":{}}" : "{\"get\":{}}"
             paths.append(SQL.jsonString("/" + name) + ":" + operations)
             let columns = try connection.query(
@@ -554,7 +570,11 @@ public final class PostgRESTTestServer: @unchecked Sendable {
                 SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                   CASE WHEN a.attgenerated = '' AND a.attidentity = '' AND d.adbin IS NOT NULL
                        AND pg_get_expr(d.adbin, d.adrelid) NOT LIKE 'nextval(%' THEN pg_get_expr(d.adbin, d.adrelid) END,
-                  EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = a.attrelid AND k.contype = 'p' AND a.attnum = ANY(k.conkey)),
+                  EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conrelid = a.attrelid AND k.contype = 'p' AND a.attnum = ANY(k.conkey))
+                  OR EXISTS (SELECT 1 FROM pg_rewrite w JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = w.oid
+                             JOIN pg_constraint k ON k.conrelid = d.refobjid AND k.contype = 'p'
+                             JOIN pg_attribute ba ON ba.attrelid = k.conrelid AND ba.attnum = ANY(k.conkey) AND ba.attnum = d.refobjsubid
+                             WHERE w.ev_class = a.attrelid AND ba.attname = a.attname),
                   (SELECT rc.relname || '.' || ra.attname FROM pg_constraint f
                      JOIN pg_class rc ON rc.oid = f.confrelid
                      JOIN pg_attribute ra ON ra.attrelid = f.confrelid AND ra.attnum = f.confkey[1]

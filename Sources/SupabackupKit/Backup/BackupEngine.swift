@@ -89,8 +89,7 @@ public struct BackupEngine {
     public func run(now: Date = Date()) throws -> BackupResult {
         guard !options.schemas.isEmpty else { throw UsageError("no schema to back up") }
         let source = try makeSource()
-        let selected = try selectTables(source)
-        try source.prepare(selected)
+        let selected = try source.prepare(try selectTables(source))
 
         let folder = try PartialBackupFolder(in: options.outputDirectory, startingAt: now)
         do {
@@ -153,7 +152,15 @@ public struct BackupEngine {
             if Platform.isInternal(table.name) && !named { return false }
             return schemas.contains(table.name.schema) || options.tables.contains { $0.matches(table.name) }
         }
-        let names = try options.tables.select(from: candidates.map(\.name), excluding: options.excludeTables)
+        let names: [TableName]
+        do {
+            names = try options.tables.select(from: candidates.map(\.name), excluding: options.excludeTables)
+        } catch let error as UsageError {
+            throw UsageError("\(error.message) (looked in \(source.location))")
+        }
+        if candidates.isEmpty {
+            logger.warning("no tables to back up in \(schemas.joined(separator: ", ")) (looked in \(source.location))")
+        }
         let wanted = Set(names)
         return candidates.filter { wanted.contains($0.name) }
     }

@@ -15,7 +15,9 @@ protocol BackupSource: RowReader {
     func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable]
 
     /// Holds the tables still (locks, where the transport has them) while they are read.
-    func prepare(_ tables: [SourceTable]) throws
+    /// - Returns: the tables to read: all of them, less relations that turned out not to be
+    ///   tables (REST lists auto-updatable views like tables).
+    func prepare(_ tables: [SourceTable]) throws -> [SourceTable]
 
     /// Each table's size and whether it can be read in block ranges, for spreading the reads
     /// over several connections; nil when the transport reads one table at a time.
@@ -31,6 +33,9 @@ protocol BackupSource: RowReader {
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence]
 
     func source() throws -> (source: Manifest.Source, serverVersion: String)
+
+    /// Where the tables were looked for, for errors about tables not found.
+    var location: String { get }
 
     /// Warnings the manifest should carry (e.g. what the transport could not see).
     var warnings: [String] { get }

@@ -11,6 +11,7 @@ final class DirectBackupSource: BackupSource {
     private var snapshot: String?
     /// Why the snapshot could not be exported (the backup then reads with one connection).
     private(set) var exportFailure: String?
+    var location: String { connection.location(connectionString) }
 
     /// - Parameter exportSnapshot: export the transaction's snapshot for worker connections
     ///   (`--jobs`). It must happen before any query and cannot be retried inside the
@@ -63,11 +64,12 @@ final class DirectBackupSource: BackupSource {
         }
     }
 
-    func prepare(_ tables: [SourceTable]) throws {
-        guard !tables.isEmpty else { return }
+    func prepare(_ tables: [SourceTable]) throws -> [SourceTable] {
+        guard !tables.isEmpty else { return tables }
         // Like pg_dump: keep the tables from being dropped or altered while we read them.
         try connection.execute(
             "LOCK TABLE " + tables.map(\.name.quoted).joined(separator: ", ") + " IN ACCESS SHARE MODE")
+        return tables
     }
 
     func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {

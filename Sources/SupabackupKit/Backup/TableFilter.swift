@@ -67,7 +67,7 @@ public struct TableFilter: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A command-line mistake: unknown table, bad option value. Exit code 2 in the CLI.
+/// A command-line mistake: unknown table, bad option value. Exit code 64 in the CLI.
 public struct UsageError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public init(_ message: String) { self.message = message }

@@ -6,12 +6,16 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     /// The string handed to libpq. Never print it; use `description`.
     public let raw: String
     private let secrets: [String]
+    /// False when neither the string nor PGDATABASE names a database: libpq then connects to
+    /// the one named like the user, which surprises people who wrote `postgresql://u@host:5432`.
+    public let namesDatabase: Bool
 
     /// Validates `raw` with libpq's own parser.
     /// - Throws: `PostgresError` with the password removed from libpq's message.
     public init(_ raw: String) throws {
         self.raw = raw
         var secrets: [String] = []
+        var namesDatabase = !(ProcessInfo.processInfo.environment["PGDATABASE"] ?? "").isEmpty
         if !raw.isEmpty {
             var errorMessage: UnsafeMutablePointer<CChar>? = nil
             guard let options = PQconninfoParse(raw, &errorMessage) else {
@@ -19,13 +23,16 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
                 if let errorMessage { PQfreemem(errorMessage) }
                 let cleaned = text.trimmingCharacters(in: .whitespacesAndNewlines)
                 throw PostgresError(
-                    code: .connectionFailed,
+                    code: .invalidConnectionString,
                     message: "invalid database URL: " + Self.scrub(cleaned, secrets: Self.guessSecrets(raw))
                 )
             }
             defer { PQconninfoFree(options) }
             var option = options
             while let keyword = option.pointee.keyword {
+                if String(cString: keyword) == "dbname", let value = option.pointee.val, value.pointee != 0 {
+                    namesDatabase = true
+                }
                 if String(cString: keyword) == "password", let value = option.pointee.val {
                     let password = String(cString: value)
                     if !password.isEmpty { secrets.append(password) }
@@ -33,6 +40,7 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
                 option += 1
             }
         }
+        self.namesDatabase = namesDatabase
         secrets.append(contentsOf: Self.guessSecrets(raw))
         self.secrets = secrets.filter { !$0.isEmpty }.sorted { $0.count > $1.count }
     }

@@ -45,6 +45,15 @@ public final class PostgresConnection {
     public var host: String { handle.flatMap { PQhost($0) }.map { String(cString: $0) } ?? "" }
     public var port: String { handle.flatMap { PQport($0) }.map { String(cString: $0) } ?? "" }
     public var database: String { handle.flatMap { PQdb($0) }.map { String(cString: $0) } ?? "" }
+
+    /// Where this connection is, for errors about what was not found there.
+    public func location(_ connectionString: ConnectionString) -> String {
+        var text = "database \(SQL.displayIdentifier(database)) on \(host):\(port)"
+        if !connectionString.namesDatabase {
+            text += "; the URL names no database, so libpq used the user's name: add /DBNAME to the URL (Supabase: /postgres)"
+        }
+        return text
+    }
     public var user: String { handle.flatMap { PQuser($0) }.map { String(cString: $0) } ?? "" }
 
     /// Runs one or more statements that return no rows.

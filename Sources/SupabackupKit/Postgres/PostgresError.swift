@@ -6,6 +6,8 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         let raw: String
         public static let connectionFailed = Code(raw: "connection failed")
+        /// The connection string itself cannot be parsed: a usage error, not a failure.
+        public static let invalidConnectionString = Code(raw: "invalid connection string")
         public static let server = Code(raw: "server error")
         public static let connectionLost = Code(raw: "connection lost")
         public static let protocolViolation = Code(raw: "unexpected response")

@@ -29,18 +29,14 @@ struct AuthAdminClient {
     /// Identity fields: `id` is the provider's id and `identity_id` the row's (GoTrue >= 2.x).
     static let identityFields: [String: String] = ["provider_id": "id", "id": "identity_id"]
 
-    static func authRoot(_ root: URL) throws -> URL {
-        var text = root.absoluteString
-        while text.hasSuffix("/") { text.removeLast() }
-        guard text.hasSuffix("/rest/v1") else {
-            throw UsageError("--with-auth over REST needs the project URL (https://<ref>.supabase.co); \(root.absoluteString) has no Auth API beside it")
-        }
-        return URL(string: String(text.dropLast("/rest/v1".count)) + "/auth/v1")!
-    }
-
     init(settings: RESTSettings, logger: Logger) throws {
+        guard let root = settings.authRoot else {
+            throw UsageError(
+                "--with-auth over REST needs the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321, https://supabase.example.com); \(settings.root.absoluteString) is a bare PostgREST with no Auth API beside it")
+        }
         var auth = settings
-        auth.root = try Self.authRoot(settings.root)
+        auth.root = root
+        auth.fallbackRoot = nil
         client = PostgRESTClient(settings: auth, logger: logger)
     }
 

@@ -34,6 +34,49 @@ final class PostgRESTClient {
 
     func shutdown() { try? client.syncShutdown() }
 
+    /// Settles where PostgREST answers. A project URL puts it at `<url>/rest/v1` behind the
+    /// gateway (hosted, `supabase start`, self-hosted); when that is 404 and `<url>/` itself
+    /// serves PostgREST's OpenAPI document, it is a bare PostgREST without a gateway.
+    static func resolve(_ settings: RESTSettings, logger: Logger) throws -> RESTSettings {
+        guard let fallback = settings.fallbackRoot else { return settings }
+        let accept = [("Accept", "application/openapi+json")]
+        let gateway = PostgRESTClient(settings: settings, logger: logger)
+        defer { gateway.shutdown() }
+        do {
+            _ = try gateway.get("", headers: accept)
+            return settings
+        } catch let error as RESTError where error.status == 404 {
+            var bare = settings
+            bare.root = fallback
+            bare.fallbackRoot = nil
+            let direct = PostgRESTClient(settings: bare, logger: logger)
+            defer { direct.shutdown() }
+            // PostgREST's document starts with its Swagger version.
+            guard let response = try? direct.get("", headers: accept),
+                String(decoding: response.body.prefix(64), as: UTF8.self).contains("\"swagger\"")
+            else { throw error }
+            logger.notice("\(settings.root.absoluteString) answers 404 and \(fallback.absoluteString) serves PostgREST itself: using it as the REST root")
+            return bare
+        }
+    }
+
+    /// Whether a relation PostgREST lists (with `post`, like a table) is a view. A view has no
+    /// system columns: selecting `ctid` from it fails with 42703 (undefined column), from a
+    /// table it succeeds. Any other refusal keeps it a table, so no rows are ever left out.
+    func isView(_ table: TableName) throws -> Bool {
+        do {
+            _ = try get(
+                Self.percentEncode(table.name), query: [("select", "ctid"), ("limit", "0")],
+                headers: [("Accept-Profile", table.schema)], table: table)
+            return false
+        } catch let error as RESTError where error.code == "42703" {
+            return true
+        } catch let error as RESTError where error.status == 400 {
+            logger.debug("cannot tell whether \(table) is a view; taking it for a table", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
     /// `GET root/path?query`, retried on transient failures.
     func get(
         _ path: String, query: [(String, String)] = [], headers: [(String, String)] = [], table: TableName? = nil
@@ -170,7 +213,7 @@ final class PostgRESTClient {
         case 403:
             advice = "the key's role lacks the privilege: use the service_role key or a secret key"
         case 404 where table == nil:
-            advice = "no PostgREST API at \(root.absoluteString): for a Supabase project give https://<ref>.supabase.co"
+            advice = "no PostgREST API at \(root.absoluteString): give the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321 for supabase start) or the PostgREST root"
         case 404:
             advice = "the table is not exposed by the REST API (grants to service_role, or the schema cache needs a reload: NOTIFY pgrst, 'reload schema')"
         case 406 where code == "PGRST106":

@@ -13,10 +13,11 @@ enum PostgRESTQuery {
         "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
-    /// `select=`: every column, casting those the archive keeps as text.
+    /// `select=`: every column, casting to text those the archive keeps as text, and jsonb
+    /// (whose JSON null would otherwise look like SQL NULL).
     static func select(_ columns: [Manifest.Column]) -> String {
         columns.map { column in
-            column.encoding == .text ? field(column.name) + "::text" : field(column.name)
+            column.encoding == .text || column.encoding == .jsonOmitNull ? field(column.name) + "::text" : field(column.name)
         }.joined(separator: ",")
     }
 

@@ -13,16 +13,17 @@ final class RESTBackupSource: BackupSource {
     private(set) var warnings: [String] = [
         "REST mode: each page is read in its own transaction, so tables are not one consistent snapshot",
         "REST mode: the OpenAPI document shows only single-column foreign keys within a schema; others are missing from this manifest",
-        "REST mode: jsonb JSON null and SQL NULL look alike over REST; both are stored as SQL NULL",
         "REST mode: sequence values cannot be read over REST and are not in this manifest",
         "REST mode: table definitions (DDL) cannot be read over REST; there is no schema.sql, so restore --create-schema needs a direct-mode backup",
     ]
     private let client: PostgRESTClient
+    var location: String { "the REST API at \(settings.root.absoluteString)" }
     private let settings: RESTSettings
     private let logger: Logger
 
     init(settings: RESTSettings, logger: Logger) throws {
         try settings.key.requireServiceLevel()
+        let settings = try PostgRESTClient.resolve(settings, logger: logger)
         self.settings = settings
         self.logger = logger
         client = PostgRESTClient(settings: settings, logger: logger)
@@ -90,7 +91,24 @@ final class RESTBackupSource: BackupSource {
             ], estimatedRows: 0),
     ]
 
-    func prepare(_ tables: [SourceTable]) throws {
+    func prepare(_ tables: [SourceTable]) throws -> [SourceTable] {
+        // A view's rows belong to its base table, backed up on its own; stored as a table they
+        // could never be restored into the view a direct target has.
+        if tables.contains(where: { $0.name.schema == "auth" }) {
+            // Fails before any row is read when there is no Auth API.
+            _ = try AuthAdminClient(settings: settings, logger: logger)
+        }
+        var kept: [SourceTable] = []
+        for table in tables {
+            if table.name.schema != "auth", try client.isView(table.name) {
+                let note = "\(table.name) is a view (PostgREST lists updatable views like tables): skipped, its rows are backed up with its base table"
+                logger.warning("\(note)")
+                warnings.append(note)
+            } else {
+                kept.append(table)
+            }
+        }
+        let tables = kept
         if tables.contains(where: { $0.name.schema == "auth" }) {
             authPasswordHashes = false
             warnings.append(
@@ -100,6 +118,7 @@ final class RESTBackupSource: BackupSource {
             warnings.append(
                 "table \(table.name) has no primary key: read in pages by offset, ordered by all columns; rows written meanwhile can be missed or repeated")
         }
+        return tables
     }
 
     /// Pages are read one after another; REST has no shared snapshot to spread reads over.
@@ -119,7 +138,7 @@ final class RESTBackupSource: BackupSource {
             let counts = try admin.readUsers(users: { if users { try body($0) } }, identities: { if !users { try body($0) } })
             return users ? counts.users : counts.identities
         }
-        let omitNull = Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name))
+        let jsonb = Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name))
         let keyed = !table.primaryKey.isEmpty
         // Without a key, order by every column that has an ordering (json has none).
         let orderColumns = keyed ? table.primaryKey : table.columns.filter { $0.encoding == .json }.map(\.name)
@@ -144,7 +163,7 @@ final class RESTBackupSource: BackupSource {
             var lastRow: Range<Int>?
             let wellFormed = response.body.withUnsafeBytes { page in
                 JSONScanner.forEachArrayElement(page) { range in
-                    Self.appendLine(page, range, omitting: omitNull, to: &lines)
+                    Self.appendLine(page, range, jsonbAsText: jsonb, to: &lines)
                     pageRows += 1
                     lastRow = range
                 }
@@ -166,16 +185,30 @@ final class RESTBackupSource: BackupSource {
         return rows
     }
 
-    /// Appends one row and a newline, leaving out `"key":null` members of jsonb columns.
-    static func appendLine(_ page: UnsafeRawBufferPointer, _ row: Range<Int>, omitting omitNull: Set<String>, to lines: inout [UInt8]) {
+    /// Appends one row and a newline. jsonb columns arrive as text (`col::text`), so SQL NULL
+    /// (`null`, its key left out as in direct mode) and JSON null (`"null"`) stay apart; their
+    /// text is jsonb's own rendering, the bytes `to_json` gives.
+    static func appendLine(_ page: UnsafeRawBufferPointer, _ row: Range<Int>, jsonbAsText jsonb: Set<String>, to lines: inout [UInt8]) {
         let start = lines.count
-        if !omitNull.isEmpty, let members = JSONScanner.members(page, in: row),
-            members.contains(where: { isNull(page, $0.value) })
-        {
-            JSONScanner.appendObject(page, members, to: &lines) { _, member in
-                isNull(page, member.value)
-                    && JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: page[member.key])).map(omitNull.contains) == true
+        if !jsonb.isEmpty, let members = JSONScanner.members(page, in: row) {
+            lines.append(UInt8(ascii: "{"))
+            var first = true
+            for member in members {
+                let value = UnsafeRawBufferPointer(rebasing: page[member.value])
+                let key = UnsafeRawBufferPointer(rebasing: page[member.key])
+                let isJSONB = JSONScanner.decodeString(key).map(jsonb.contains) == true
+                if isJSONB && isNull(page, member.value) { continue }
+                if !first { lines.append(UInt8(ascii: ",")) }
+                first = false
+                lines.append(contentsOf: key)
+                lines.append(UInt8(ascii: ":"))
+                if isJSONB, value.first == UInt8(ascii: "\""), let text = JSONScanner.decodeString(value) {
+                    lines.append(contentsOf: text.utf8)
+                } else {
+                    lines.append(contentsOf: value)
+                }
             }
+            lines.append(UInt8(ascii: "}"))
         } else {
             lines.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[row]))
         }

@@ -14,8 +14,8 @@ struct RESTRestore {
     /// The RPC function `sql/rest/supabackup_setval.sql` installs.
     static let setvalFunction = "supabackup_setval"
 
-    init(settings: RESTSettings, logger: Logger) {
-        self.settings = settings
+    init(settings: RESTSettings, logger: Logger) throws {
+        self.settings = try PostgRESTClient.resolve(settings, logger: logger)
         self.logger = logger
     }
 
@@ -31,8 +31,17 @@ struct RESTRestore {
             let document = try RESTBackupSource.discover(schema, client: client)
             target += document.tables.filter(\.insertable).map { Self.catalogTable($0, schema: schema) }
         }
+        // Views look like tables over REST; only a REST backup can hold one's rows.
+        var views: [TableName: String] = [:]
+        if archive.manifest.mode == "rest" {
+            let listed = Set(target.map(\.tableName))
+            for table in selected where listed.contains(table.tableName) {
+                if try client.isView(table.tableName) { views[table.tableName] = "view" }
+            }
+        }
         var plan = try RestorePlan(
-            manifest: archive.manifest, tables: selected, target: target, disableTriggers: false, compareTypes: false)
+            manifest: archive.manifest, tables: selected, target: target.filter { views[$0.tableName] == nil },
+            disableTriggers: false, compareTypes: false, views: views)
         plan.warnings.append(
             "REST restore: not one transaction; if it fails, what was written stays, and rerunning the restore converges")
         if users != nil {

@@ -13,9 +13,14 @@ public struct RESTSettings: Sendable, CustomStringConvertible {
     /// Seconds one request may take.
     public var requestTimeout: Int64 = 60
 
+    /// Where PostgREST may sit instead when `root` answers 404: the URL as given, for a bare
+    /// PostgREST serving its API at `/` without a gateway. Nil when the URL named `/rest/v1`.
+    public var fallbackRoot: URL?
+
     /// - Parameters:
-    ///   - url: a project URL (`https://<ref>.supabase.co`, `/rest/v1` is appended) or a
-    ///     PostgREST root (a URL ending in `/rest/v1`, or any other http(s) URL, used as is).
+    ///   - url: a project URL (`https://<ref>.supabase.co`, `http://127.0.0.1:54321`,
+    ///     `https://supabase.example.com`): PostgREST is at `<url>/rest/v1`, as supabase-js
+    ///     assumes; or a URL ending in `/rest/v1`, the PostgREST root used as given.
     public init(url: String, key: APIKey) throws {
         guard let parsed = URL(string: url.trimmingCharacters(in: .whitespaces)), let scheme = parsed.scheme?.lowercased(),
             scheme == "https" || scheme == "http", let host = parsed.host, !host.isEmpty
@@ -25,15 +30,23 @@ public struct RESTSettings: Sendable, CustomStringConvertible {
         guard parsed.user == nil && parsed.password == nil && parsed.query == nil else {
             throw UsageError("the REST URL must not carry credentials or a query; pass the key through SUPABASE_SERVICE_ROLE_KEY")
         }
-        var root = parsed
-        let path = parsed.path
-        if path.isEmpty || path == "/" {
-            if host.hasSuffix(".supabase.co") || host.hasSuffix(".supabase.in") {
-                root = parsed.appendingPathComponent("rest").appendingPathComponent("v1")
-            }
+        var text = parsed.absoluteString
+        while text.hasSuffix("/") { text.removeLast() }
+        if text.hasSuffix("/rest/v1") {
+            root = URL(string: text)!
+        } else {
+            root = URL(string: text + "/rest/v1")!
+            fallbackRoot = URL(string: text)!
         }
-        self.root = root
         self.key = key
+    }
+
+    /// The Auth API beside PostgREST (`<project URL>/auth/v1`), nil for a bare PostgREST.
+    public var authRoot: URL? {
+        var text = root.absoluteString
+        while text.hasSuffix("/") { text.removeLast() }
+        guard text.hasSuffix("/rest/v1") else { return nil }
+        return URL(string: String(text.dropLast("/rest/v1".count)) + "/auth/v1")
     }
 
     public var description: String { root.absoluteString }

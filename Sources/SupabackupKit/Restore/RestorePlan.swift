@@ -41,9 +41,12 @@ public struct RestorePlan: Sendable {
 
     /// - Throws: `RestoreValidationError` listing, table by table, every difference that would
     ///   lose data or fail (missing tables or columns, NOT NULL columns the backup can't fill).
+    /// - Parameter views: relations of the target that are views (or other non-tables), with
+    ///   what they are. A REST backup made before views were told from tables holds their rows;
+    ///   those rows belong to the base table, so such entries are skipped, not written twice.
     public init(
         manifest: Manifest, tables selected: [Manifest.Table], target: [CatalogTable], disableTriggers: Bool,
-        compareTypes: Bool = true
+        compareTypes: Bool = true, views: [TableName: String] = [:]
     ) throws {
         var problems: [String] = []
         var warnings: [String] = []
@@ -51,6 +54,10 @@ public struct RestorePlan: Sendable {
         let targetByName = Dictionary(target.map { ($0.tableName, $0) }, uniquingKeysWith: { first, _ in first })
         for table in selected {
             let name = table.tableName
+            if targetByName[name] == nil, let kind = views[name] {
+                warnings.append("\(name): skipped, it is a \(kind) in the target (a view shows rows of its base table, which are restored on their own)")
+                continue
+            }
             guard let live = targetByName[name] else {
                 problems.append("\(name): table does not exist in the target database")
                 continue
