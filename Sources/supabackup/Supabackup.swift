@@ -112,6 +112,9 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Only errors on stderr.")
     var quiet = false
 
+    @Flag(name: .shortAndLong, help: "Every object, table and sequence on its own line.")
+    var verbose = false
+
     func makeLogger(_ label: String) -> Logger {
         let level: Logger.Level = quiet ? .error : .info
         var logger = Logger(label: label) { _ in StderrLogHandler() }
@@ -174,7 +177,7 @@ enum Terminal {
 
     static func installSignalHandlers() {
         signal(SIGXFSZ, SIG_IGN)
-        for (number, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+        for (number, code) in [(SIGINT, ExitStatus.interrupted), (SIGTERM, ExitStatus.terminated)] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
@@ -205,26 +208,15 @@ enum Terminal {
     }
 
     static func describe(_ error: Error) -> (String, Int32) {
-        switch error {
-        case let error as UsageError: return (error.message, ExitCodes.usage)
-        case let error as ArchiveError:
-            switch error.code {
-            case .invalidName, .notFound: return (error.description, ExitCodes.usage)
-            case .damaged, .unsupported: return (error.description, ExitCodes.damaged)
-            default: return (error.description, ExitCodes.failure)
-            }
-        case let error as RestoreValidationError: return (error.description, ExitCodes.failure)
-        case let error as RESTError where error.status == nil && error.message.hasPrefix("invalid"):
-            return (error.description, ExitCodes.usage)
-        default: return ("\(error)", ExitCodes.failure)
-        }
+        let message = (error as? UsageError)?.message ?? "\(error)"
+        return (message, ExitStatus.code(for: error))
     }
 }
 
 enum ExitCodes {
-    static let failure: Int32 = 1
-    static let damaged: Int32 = 3
-    static let usage: Int32 = 64
+    static let failure = ExitStatus.failure
+    static let damaged = ExitStatus.damaged
+    static let usage = ExitStatus.usage
 }
 
 func formatBytes(_ bytes: Int64) -> String {

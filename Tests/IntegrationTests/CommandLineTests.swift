@@ -137,4 +137,25 @@ struct CommandLineTests {
         #expect(result.stderr.contains("nosuch"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
     }
+
+    @Test("a database URL that names no database: the error says where it looked; a malformed URL is a usage error")
+    func noDatabaseInURL() throws {
+        let database = try TestDatabase("cli_nodb")
+        try database.execute("CREATE TABLE public.items (id int PRIMARY KEY)")
+        let directory = try TemporaryDirectory()
+        // libpq falls back to the database named like the user (postgres), which lacks the table.
+        let bare = String(database.url[..<database.url.range(of: "/", options: .backwards)!.lowerBound])
+        let result = try CLI.run(
+            ["backup", "--db-url", bare, "--table", "items", "--out", directory.path], environment: ["PGDATABASE": ""])
+        #expect(result.status == 64, "\(result.stderr)")
+        #expect(result.stderr.contains("no table items") && result.stderr.contains("database postgres"), "\(result.stderr)")
+        #expect(result.stderr.contains("names no database"), "\(result.stderr)")
+
+        for url in ["not-a-url", "postgresql://u:hunter2@127.0.0.1/x?nosuchoption=1"] {
+            let malformed = try CLI.run(["backup", "--db-url", url, "--out", directory.path])
+            #expect(malformed.status == 64, "\(malformed.stderr)")
+            #expect(malformed.stderr.contains("invalid database URL") && !malformed.stderr.contains("hunter2"))
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
 }
