@@ -48,7 +48,8 @@ struct SupabaseProjectTests {
         UNION ALL SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger
         WHERE NOT tgisinternal AND (tgrelid::regclass::text NOT LIKE '%.%' OR tgrelid = 'auth.users'::regclass)
         UNION ALL SELECT 'table ' || relname || ' ' || relkind::text || ' ' || relrowsecurity || ' ' || relforcerowsecurity || ' '
-               || coalesce(relacl::text, '') || ' ' || coalesce(obj_description(oid, 'pg_class'), '')
+               || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(relacl) x), '') || ' '
+               || coalesce(obj_description(oid, 'pg_class'), '')
         FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p', 'S')
         UNION ALL SELECT 'comment ' || objoid::regclass || ' ' || objsubid || ' ' || description FROM pg_description
         WHERE classoid = 'pg_class'::regclass AND objoid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
@@ -93,6 +94,49 @@ struct SupabaseProjectTests {
         let note = try fresh.scalar(
             "INSERT INTO public.notes (owner, body) VALUES ('11111111-1111-1111-1111-111111111111', 'hi') RETURNING id")
         #expect(note == "301")
+    }
+
+    /// Who may do what in public, as the API roles see it: order-independent.
+    static let privileges = """
+        SELECT 'table ' || grantee || ' ' || table_name || ' ' || privilege_type || ' ' || is_grantable
+        FROM information_schema.role_table_grants WHERE table_schema = 'public'
+        UNION ALL SELECT 'column ' || grantee || ' ' || table_name || '.' || column_name || ' ' || privilege_type || ' ' || is_grantable
+        FROM information_schema.column_privileges WHERE table_schema = 'public'
+        UNION ALL SELECT 'routine ' || grantee || ' ' || routine_name || ' ' || privilege_type
+        FROM information_schema.role_routine_grants WHERE routine_schema = 'public'
+        UNION ALL SELECT 'usage ' || grantee || ' ' || object_name || ' ' || object_type || ' ' || is_grantable
+        FROM information_schema.usage_privileges WHERE object_schema = 'public'
+        UNION ALL SELECT 'execute ' || r || ' ' || p.oid::regprocedure || ' ' || has_function_privilege(r, p.oid, 'EXECUTE')
+        FROM pg_proc p, unnest(ARRAY['anon', 'authenticated', 'service_role']) r WHERE p.pronamespace = 'public'::regnamespace
+        UNION ALL SELECT 'sequence ' || r || ' ' || c.relname || ' ' || has_sequence_privilege(r, c.oid, 'USAGE')
+               || has_sequence_privilege(r, c.oid, 'SELECT') || has_sequence_privilege(r, c.oid, 'UPDATE')
+        FROM pg_class c, unnest(ARRAY['anon', 'authenticated', 'service_role']) r
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'S'
+        UNION ALL SELECT 'default ' || pg_get_userbyid(defaclrole) || ' ' || defaclobjtype::text || ' '
+               || (SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(defaclacl) x)
+        FROM pg_default_acl WHERE defaclnamespace = 'public'::regnamespace
+        ORDER BY 1
+        """
+
+    @Test("a fresh project with Supabase's default privileges is exactly as locked down as the source, no more open")
+    func exactPrivileges() throws {
+        let source = try Self.project("sb_acl_src")
+        let directory = try TemporaryDirectory()
+        let result = try Self.backupWithAuth(source, into: directory)
+        let fresh = try Self.project("sb_acl_dst", app: false, data: false)
+        // Before the restore the target's defaults would open everything to the API roles.
+        try fresh.execute("CREATE TABLE public.probe (id int); CREATE FUNCTION public.probe_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.probe', 'DELETE')") == "t")
+        try fresh.execute("DROP TABLE public.probe; DROP FUNCTION public.probe_fn()")
+
+        _ = try Self.restoreProject(result.name, from: directory, into: fresh, createSchema: true)
+        let expected = try source.rows(Self.privileges)
+        #expect(expected.contains { $0[0] == "column authenticated profiles.username UPDATE NO" })
+        #expect(expected.contains { $0[0] == "execute anon handle_new_user() false" })
+        #expect(try fresh.rows(Self.privileges) == expected)
+        #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.notes', 'DELETE')") == "f")
+        #expect(try fresh.scalar("SELECT has_function_privilege('anon', 'public.handle_new_user()', 'EXECUTE')") == "f")
+        #expect(try fresh.scalar("SELECT has_function_privilege('authenticated', 'public.handle_new_user()', 'EXECUTE')") == "f")
     }
 
     @Test("into an existing project the profile trigger fires or not, and profiles are never duplicated",

@@ -85,13 +85,13 @@ enum SchemaCapture {
         }
 
         // Schemas.
-        for row in try connection.query(
+        let schemaNames = try connection.query(
             """
             SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.oid = ANY($1::oid[]) ORDER BY 1
-            """, [oids]).rows
-        {
-            add(.preData, "schema", row[0]!, "CREATE SCHEMA IF NOT EXISTS \(SQL.quoteIdentifier(row[0]!));")
+            """, [oids]).rows.map { $0[0]! }
+        for name in schemaNames {
+            add(.preData, "schema", name, "CREATE SCHEMA IF NOT EXISTS \(SQL.quoteIdentifier(name));")
         }
 
         // Extensions whose types the columns use or whose functions the defaults call.
@@ -335,16 +335,24 @@ enum SchemaCapture {
         {
             add(.postData, "trigger", row[0]!, row[1]! + ";")
         }
+        // Access control: every created object's ACL as in the source, whatever the target's
+        // default privileges add; then the schemas' own default privileges.
+        var objects = schemaNames.map(AccessControl.schema)
+        objects += relations.map { AccessControl.table($0[1]!, key: "table \($0[1]!)") }
+        objects += sequences.map { AccessControl.sequence($0[0]!, key: "sequence \($0[0]!)") }
         for row in try connection.query(
             """
-            SELECT c.oid::regclass::text, quote_ident(r.rolname), string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
-            FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee
-            WHERE c.oid = ANY($1::oid[]) AND r.rolname IN ('anon', 'authenticated', 'service_role')
-            GROUP BY 1, 2 ORDER BY 1, 2
+            SELECT s.oid::regclass::text, d.refobjid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
+            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
+              AND s.relkind = 'S' AND d.refobjid = ANY($1::oid[]) ORDER BY 1
             """, [oids]).rows
         {
-            add(.postData, "grant", "\(row[0]!) \(row[1]!)", "GRANT \(row[2]!) ON TABLE \(row[0]!) TO \(row[1]!);")
+            objects.append(AccessControl.sequence(row[0]!, key: "table \(row[1]!)"))
         }
+        objects += functions.map { AccessControl.function($0[0]!) }
+        post += try AccessControl.statements(for: objects, on: connection)
+        post += try AccessControl.columnGrants(relations.map { ($0[1]!, "table \($0[1]!)") }, on: connection)
+        post += try AccessControl.defaultPrivileges(in: schemaNames, on: connection)
         for row in try connection.query(
             """
             SELECT c.oid::regclass::text || '.' || quote_ident(a.attname), d.description FROM pg_description d

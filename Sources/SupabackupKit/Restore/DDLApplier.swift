@@ -4,9 +4,16 @@ struct DDLApplier {
     let connection: PostgresConnection
     private(set) var created: [String] = []
     private(set) var existing: [String] = []
+    /// Grants and default privileges that could not be applied (a role the target lacks, or
+    /// one the restoring role may not act for), with why.
+    private(set) var skipped: [String] = []
 
     /// SQLSTATEs for "already exists": duplicate table, object, function, schema, alias.
     static let duplicates: Set<String> = ["42P07", "42710", "42723", "42P06", "42712"]
+    /// Undefined role (42704) and insufficient privilege (42501): a grant the target cannot take.
+    static let grantRefusals: Set<String> = ["42704", "42501"]
+    /// Statements that set access control on objects other statements create.
+    static let accessKinds: Set<String> = ["acl", "grant", "default-acl"]
 
     init(connection: PostgresConnection) {
         self.connection = connection
@@ -14,16 +21,34 @@ struct DDLApplier {
 
     mutating func apply(_ statements: [SchemaScript.Statement]) throws {
         for statement in statements {
+            let object = "\(statement.kind) \(statement.name)"
+            // The ACL of an object that existed before the restore is the target's business.
+            if statement.kind == "acl" || statement.kind == "grant",
+                existing.contains(where: { statement.name == $0 || statement.name.hasPrefix($0 + " ") })
+            {
+                continue
+            }
+            if statement.kind == "schema",
+                try connection.query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", [statement.name]).rows.count == 1
+            {
+                existing.append(object)
+                continue
+            }
             try connection.execute("SAVEPOINT supabackup_ddl")
             do {
                 try connection.execute(statement.sql)
                 try connection.execute("RELEASE SAVEPOINT supabackup_ddl")
-                if !statement.sql.contains("IF NOT EXISTS") && statement.kind != "grant" && statement.kind != "comment" {
-                    created.append("\(statement.kind) \(statement.name)")
+                if !Self.accessKinds.contains(statement.kind) && statement.kind != "comment" {
+                    created.append(object)
                 }
             } catch let error as PostgresError where Self.duplicates.contains(error.sqlState ?? "") {
                 try connection.execute("ROLLBACK TO SAVEPOINT supabackup_ddl")
-                existing.append("\(statement.kind) \(statement.name)")
+                existing.append(object)
+            } catch let error as PostgresError
+                where Self.accessKinds.contains(statement.kind) && Self.grantRefusals.contains(error.sqlState ?? "")
+            {
+                try connection.execute("ROLLBACK TO SAVEPOINT supabackup_ddl")
+                skipped.append("\(statement.kind) \(statement.name): \(error.message)")
             } catch let error as PostgresError {
                 throw RestoreError(
                     table: nil, underlying: error,

@@ -1,0 +1,153 @@
+import Foundation
+
+/// Access control for what schema.sql creates, reproduced exactly.
+///
+/// A target's default privileges (a fresh Supabase project grants ALL on every new table,
+/// sequence and function in `public` to anon, authenticated and service_role) add grants the
+/// source may have revoked. Like pg_dump, each object's ACL is reset and then granted as in the
+/// source; unlike pg_dump, the reset revokes whatever the target holds, not just the built-in
+/// defaults. The owner keeps its rights (the restoring role owns what it creates).
+enum AccessControl {
+    /// An object whose ACL schema.sql sets.
+    struct Object {
+        /// The create statement's `kind name` (`table public.users`), so the restore can leave
+        /// alone the ACL of objects that existed before it.
+        var key: String
+        /// `TABLE`, `SEQUENCE`, `FUNCTION`, `SCHEMA`.
+        var keyword: String
+        /// The object as SQL names it (`public.users`, `public.f(integer)`, `"my schema"`).
+        var sqlName: String
+        /// How to find it in the catalog: table, ACL and owner columns, `acldefault` kind, oid cast.
+        var catalog: (table: String, acl: String, owner: String, defaultKind: String, cast: String)
+    }
+
+    static func table(_ name: String, key: String) -> Object {
+        Object(key: key, keyword: "TABLE", sqlName: name, catalog: ("pg_class", "relacl", "relowner", "r", "regclass"))
+    }
+    static func sequence(_ name: String, key: String) -> Object {
+        Object(key: key, keyword: "SEQUENCE", sqlName: name, catalog: ("pg_class", "relacl", "relowner", "s", "regclass"))
+    }
+    static func function(_ signature: String) -> Object {
+        Object(
+            key: "function \(signature)", keyword: "FUNCTION", sqlName: signature,
+            catalog: ("pg_proc", "proacl", "proowner", "f", "regprocedure"))
+    }
+    static func schema(_ name: String) -> Object {
+        Object(
+            key: "schema \(name)", keyword: "SCHEMA", sqlName: SQL.quoteIdentifier(name),
+            catalog: ("pg_namespace", "nspacl", "nspowner", "n", "regnamespace"))
+    }
+
+    /// A grantee as SQL names it: `PUBLIC` for the pseudo-role 0.
+    static let granteeSQL = "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END"
+
+    /// The statements for `objects`: per object a reset (`acl`), then one `grant` per grantee.
+    static func statements(for objects: [Object], on connection: PostgresConnection) throws -> [SchemaScript.Statement] {
+        var statements: [SchemaScript.Statement] = []
+        for object in objects {
+            let c = object.catalog
+            statements.append(
+                SchemaScript.Statement(section: .postData, kind: "acl", name: object.key, sql: reset(object)))
+            // The source's effective ACL (NULL means the built-in default), less the owner's.
+            let rows = try connection.query(
+                """
+                SELECT \(granteeSQL), a.is_grantable, string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+                FROM pg_catalog.\(c.table) o,
+                     pg_catalog.aclexplode(coalesce(o.\(c.acl), pg_catalog.acldefault('\(c.defaultKind)', o.\(c.owner)))) a
+                WHERE o.oid = $1::pg_catalog.\(c.cast) AND a.grantee <> o.\(c.owner)
+                GROUP BY 1, 2 ORDER BY 1, 2
+                """, [object.sqlName]).rows
+            for row in rows {
+                let grantOption = row[1] == "t" ? " WITH GRANT OPTION" : ""
+                statements.append(
+                    SchemaScript.Statement(
+                        section: .postData, kind: "grant", name: "\(object.key) \(row[0]!)",
+                        sql: "GRANT \(row[2]!) ON \(object.keyword) \(object.sqlName) TO \(row[0]!)\(grantOption);"))
+            }
+        }
+        return statements
+    }
+
+    /// Revokes from every grantee but the owner whatever the target holds on the object.
+    static func reset(_ object: Object) -> String {
+        let c = object.catalog
+        let revoke = SQL.quoteLiteral("REVOKE ALL ON \(object.keyword) \(object.sqlName) FROM ")
+        return """
+            DO $supabackup$ DECLARE grantee text; BEGIN
+              FOR grantee IN SELECT DISTINCT \(granteeSQL)
+                FROM pg_catalog.\(c.table) o,
+                     pg_catalog.aclexplode(coalesce(o.\(c.acl), pg_catalog.acldefault('\(c.defaultKind)', o.\(c.owner)))) a
+                WHERE o.oid = \(SQL.quoteLiteral(object.sqlName))::pg_catalog.\(c.cast) AND a.grantee <> o.\(c.owner)
+              LOOP EXECUTE \(revoke) || grantee; END LOOP;
+            END $supabackup$;
+            """
+    }
+
+    /// Column privileges (`attacl`) of `tables`, keyed to their table.
+    static func columnGrants(_ tables: [(name: String, key: String)], on connection: PostgresConnection) throws
+        -> [SchemaScript.Statement]
+    {
+        var statements: [SchemaScript.Statement] = []
+        for table in tables {
+            for row in try connection.query(
+                """
+                SELECT quote_ident(c.attname), \(granteeSQL), a.is_grantable, string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+                FROM pg_catalog.pg_attribute c, pg_catalog.aclexplode(c.attacl) a
+                WHERE c.attrelid = $1::pg_catalog.regclass AND c.attnum > 0 AND NOT c.attisdropped AND c.attacl IS NOT NULL
+                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                """, [table.name]).rows
+            {
+                let privileges = row[3]!.split(separator: ",").map { "\($0.trimmingCharacters(in: .whitespaces)) (\(row[0]!))" }
+                statements.append(
+                    SchemaScript.Statement(
+                        section: .postData, kind: "grant", name: "\(table.key) \(row[1]!)",
+                        sql: "GRANT \(privileges.joined(separator: ", ")) ON TABLE \(table.name) TO \(row[1]!)\(row[2] == "t" ? " WITH GRANT OPTION" : "");"))
+            }
+        }
+        return statements
+    }
+
+    /// `ALTER DEFAULT PRIVILEGES` of `schemas` (set by the app or its platform), each entry reset
+    /// in the target and then granted as in the source.
+    static func defaultPrivileges(in schemas: [String], on connection: PostgresConnection) throws -> [SchemaScript.Statement] {
+        let kinds = ["r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES"]
+        var statements: [SchemaScript.Statement] = []
+        var previous: String?
+        for row in try connection.query(
+            """
+            SELECT quote_ident(pg_catalog.pg_get_userbyid(d.defaclrole)), quote_ident(n.nspname), d.defaclobjtype::text,
+                   \(granteeSQL), a.is_grantable, string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+            FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace,
+                 pg_catalog.aclexplode(d.defaclacl) a
+            WHERE n.nspname = ANY($1::text[]) AND d.defaclobjtype IN ('r', 'S', 'f', 'T')
+            GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            """, [SQL.textArrayLiteral(schemas)]).rows
+        {
+            let (role, schema, kind) = (row[0]!, row[1]!, kinds[row[2]!]!)
+            let entry = "FOR ROLE \(role) IN SCHEMA \(schema)"
+            let name = "\(role) \(schema) \(kind.lowercased())"
+            if previous != name {
+                previous = name
+                let revoke = SQL.quoteLiteral("ALTER DEFAULT PRIVILEGES \(entry) REVOKE ALL ON \(kind) FROM ")
+                statements.append(
+                    SchemaScript.Statement(
+                        section: .postData, kind: "default-acl", name: name,
+                        sql: """
+                            DO $supabackup$ DECLARE grantee text; BEGIN
+                              FOR grantee IN SELECT DISTINCT \(granteeSQL)
+                                FROM pg_catalog.pg_default_acl d, pg_catalog.aclexplode(d.defaclacl) a
+                                WHERE d.defaclrole = \(SQL.quoteLiteral(role))::pg_catalog.regrole
+                                  AND d.defaclnamespace = \(SQL.quoteLiteral(schema))::pg_catalog.regnamespace
+                                  AND d.defaclobjtype = \(SQL.quoteLiteral(row[2]!))
+                              LOOP EXECUTE \(revoke) || grantee; END LOOP;
+                            END $supabackup$;
+                            """))
+            }
+            statements.append(
+                SchemaScript.Statement(
+                    section: .postData, kind: "default-acl", name: "\(name) \(row[3]!)",
+                    sql: "ALTER DEFAULT PRIVILEGES \(entry) GRANT \(row[5]!) ON \(kind) TO \(row[3]!)\(row[4] == "t" ? " WITH GRANT OPTION" : "");"))
+        }
+        return statements
+    }
+}
