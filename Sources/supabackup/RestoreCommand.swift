@@ -62,44 +62,69 @@ struct RestoreCommand: ParsableCommand {
                 tables: try parseTables(tables), dryRun: dryRun, disableTriggers: disableTriggers)
             options.createSchema = createSchema
             options.withAuth = withAuth
+            if !output.quiet && !json && isatty(STDERR_FILENO) == 1 {
+                options.progress = { table, position, count in
+                    FileHandle.standardError.write(Data("\r\u{1B}[Krestoring \(table) (\(position)/\(count))".utf8))
+                }
+            }
             let result = try RestoreEngine(options: options, logger: output.makeLogger("supabackup.restore")).run()
-            for warning in result.plan.warnings where !output.quiet { Terminal.stderr("supabackup: warning: \(warning)") }
+            if options.progress != nil { FileHandle.standardError.write(Data(Terminal.clear.utf8)) }
+            if !output.quiet {
+                for warning in result.plan.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
+                for grant in result.schemaSkipped { Terminal.stderr("supabackup: warning: schema.sql: skipped \(grant)") }
+            }
             if json {
                 try JSONOutput.print(RestoreJSON(result))
                 return
             }
-            if createSchema {
-                for object in result.schemaCreated { print("created \(object)") }
-                for object in result.schemaExisting { print("exists, left alone: \(object)") }
-            }
             if result.dryRun {
+                // The plan is what a dry run is for: printed even with --quiet.
+                for object in result.schemaCreated where output.verbose { print("would create \(object)") }
                 print("plan for restoring \(result.name) (dry run, nothing written):")
                 for (index, step) in result.plan.steps.enumerated() {
                     print("\(index + 1). \(step.table): \(step.rows) rows, \(step.method)")
                 }
                 return
             }
-            for outcome in result.tables {
-                let detail = outcome.inserted.map { "\($0) inserted, \(outcome.written - $0) updated" } ?? "\(outcome.written) inserted or updated"
-                print("\(outcome.table): \(outcome.rows) rows (\(detail), \(outcome.unchanged) unchanged)")
+            for sequence in result.sequences where sequence.value == nil && !output.quiet {
+                if let note = sequence.note { Terminal.stderr("supabackup: warning: sequence \(sequence.sequence): \(note)") }
             }
-            for sequence in result.sequences {
-                if let value = sequence.value {
-                    print("sequence \(sequence.sequence) set to \(value)")
-                } else if let note = sequence.note {
-                    Terminal.stderr("supabackup: warning: sequence \(sequence.sequence): \(note)")
-                }
-            }
-            if result.authUsersCreated + result.authUsersExisting > 0 {
-                print("auth users: \(result.authUsersCreated) created, \(result.authUsersExisting) existed (left alone)")
-            }
-            if !result.passwordResetNeeded.isEmpty {
+            if !result.passwordResetNeeded.isEmpty && !output.quiet {
                 Terminal.stderr(
                     "supabackup: warning: these users have no password in the backup and must reset it (send them a recovery email): "
                         + result.passwordResetNeeded.joined(separator: ", "))
             }
-            print("restored \(result.name)")
+            if output.quiet { return }
+            if output.verbose {
+                for object in result.schemaCreated { print("created \(object)") }
+                for object in result.schemaExisting { print("exists, left alone: \(object)") }
+                for outcome in result.tables {
+                    let detail = outcome.inserted.map { "\($0) inserted, \(outcome.written - $0) updated" } ?? "\(outcome.written) inserted or updated"
+                    print("\(outcome.table): \(outcome.rows) rows (\(detail), \(outcome.unchanged) unchanged)")
+                }
+                for sequence in result.sequences {
+                    if let value = sequence.value { print("sequence \(sequence.sequence) set to \(value)") }
+                }
+            }
+            print(Self.summary(result, createSchema: createSchema))
         }
+    }
+
+    /// The closing lines: what was written, in a few numbers.
+    static func summary(_ result: RestoreResult, createSchema: Bool) -> String {
+        let rows = result.tables.reduce(Int64(0)) { $0 + $1.rows }
+        let written = result.tables.reduce(Int64(0)) { $0 + $1.written }
+        var lines: [String] = []
+        if createSchema {
+            lines.append("schema: \(result.schemaCreated.count) objects created, \(result.schemaExisting.count) existed and were left alone")
+        }
+        if result.authUsersCreated + result.authUsersExisting > 0 {
+            lines.append("auth users: \(result.authUsersCreated) created, \(result.authUsersExisting) existed (left alone)")
+        }
+        let sequences = result.sequences.filter { $0.value != nil }.count
+        lines.append(
+            "restored \(result.name): \(result.tables.count) tables, \(rows) rows (\(written) written, \(rows - written) unchanged), \(sequences) sequences set")
+        return lines.joined(separator: "\n")
     }
 }
 
@@ -130,6 +155,7 @@ struct RestoreJSON: Encodable {
     var warnings: [String]
     var schemaCreated: [String]
     var schemaExisting: [String]
+    var schemaSkipped: [String]
     var authUsersCreated: Int
     var passwordResetNeeded: [String]
 
@@ -144,6 +170,7 @@ struct RestoreJSON: Encodable {
         warnings = result.plan.warnings
         schemaCreated = result.schemaCreated
         schemaExisting = result.schemaExisting
+        schemaSkipped = result.schemaSkipped
         authUsersCreated = result.authUsersCreated
         passwordResetNeeded = result.passwordResetNeeded
     }

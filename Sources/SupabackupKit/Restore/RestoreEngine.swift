@@ -22,6 +22,9 @@ public struct RestoreOptions: Sendable {
     public var createSchema = false
     /// Restore the backup's Auth tables (users, identities, MFA factors); skipped otherwise.
     public var withAuth = false
+    /// Called as each table starts loading (table, its position, the number of tables), for a
+    /// terminal progress line.
+    public var progress: (@Sendable (TableName, Int, Int) -> Void)?
 
     public init(
         target: RestoreTarget, directory: String = "backups", name: String, tables: [TableFilter] = [],
@@ -76,6 +79,8 @@ public struct RestoreResult: Sendable {
     /// Objects `--create-schema` created, and those it found existing and left alone.
     public var schemaCreated: [String] = []
     public var schemaExisting: [String] = []
+    /// Grants from schema.sql the target could not take (missing roles), with why.
+    public var schemaSkipped: [String] = []
 
     public var name: String
     public var plan: RestorePlan
@@ -146,9 +151,15 @@ public struct RestoreEngine {
         }
         let schemas = Array(Set(selected.map(\.schema))).sorted()
         let target = try Catalog.tables(in: schemas, on: connection)
-        let plan = try RestorePlan(
-            manifest: archive.manifest, tables: selected, target: target, disableTriggers: options.disableTriggers,
-            compareTypes: true)
+        let plan: RestorePlan
+        do {
+            plan = try RestorePlan(
+                manifest: archive.manifest, tables: selected, target: target, disableTriggers: options.disableTriggers,
+                compareTypes: true, views: try Catalog.nonTables(in: schemas, on: connection))
+        } catch var error as RestoreValidationError where !connectionString.namesDatabase {
+            error.problems.append("looked in \(connection.location(connectionString))")
+            throw error
+        }
         try checkPrivileges(plan, on: connection)
         try checkConversions(plan, archive: archive, on: connection)
         if options.dryRun {
@@ -156,6 +167,7 @@ public struct RestoreEngine {
             var result = RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
             result.schemaCreated = ddl.created
             result.schemaExisting = ddl.existing
+            result.schemaSkipped = ddl.skipped
             return result
         }
 
@@ -165,6 +177,7 @@ public struct RestoreEngine {
             }
             result.schemaCreated = ddl.created
             result.schemaExisting = ddl.existing
+            result.schemaSkipped = ddl.skipped
             if archive.manifest.authPasswordHashes == false, let users = selected.first(where: { $0.schema == "auth" && $0.name == "users" }) {
                 result.passwordResetNeeded = ["all \(users.rows) users in this backup (it was made over REST, without password hashes)"]
             }
@@ -192,8 +205,9 @@ public struct RestoreEngine {
         }
         var pendingChecks: [ForeignKeyCheck.Key] = []
         var outcomes: [RestoreResult.TableOutcome] = []
-        for step in plan.steps {
+        for (index, step) in plan.steps.enumerated() {
             guard let table = archive.manifest.table(step.table) else { continue }
+            options.progress?(step.table, index + 1, plan.steps.count)
             let started = Date()
             do {
                 let checks = triggerFree.contains(step.table) ? try ForeignKeyCheck.prepare(step.table, on: connection) : nil
