@@ -134,17 +134,25 @@ struct ReliabilityTests {
         let target = try Self.database("kill_dst", rows: 1000)
         try target.execute("UPDATE public.small SET note = 'target'")
         let before = [try target.digest("public.small"), try target.digest("public.big")]
+        // The restore must wait on a lock this session holds on big, inside its transaction, so
+        // the kill always lands mid-restore however fast or slow the machine.
+        let blocker = try TestServer.connect(database: target.name)
+        defer { blocker.close() }
+        try blocker.execute("BEGIN; LOCK TABLE public.big IN ACCESS EXCLUSIVE MODE")
         let (process, errors) = try Self.start(["restore", name, "--dir", directory.path, "--db-url", target.url])
         let admin = try TestServer.connect()
         defer { admin.close() }
         var killed = false
-        for _ in 0..<2000 where !killed {
+        for _ in 0..<6000 where !killed && process.isRunning {
             let result = try admin.query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'supabackup restore' AND state = 'active' AND query LIKE '%big%'",
-                [target.name])
+                """
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = $1 AND application_name = 'supabackup restore' AND wait_event_type = 'Lock'
+                """, [target.name])
             killed = !result.rows.isEmpty
-            if !killed { Thread.sleep(forTimeInterval: 0.005) }
+            if !killed { Thread.sleep(forTimeInterval: 0.01) }
         }
+        try blocker.execute("ROLLBACK")
         let stderr = Self.finish(process, errors)
         #expect(killed)
         #expect(process.terminationStatus == 1, "\(stderr)")
