@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/pg.sh
+source scripts/lib/build.sh
 deps_install
 
-echo "==> building supabackup" >&2
-swift build -c release --product supabackup 2>&1 | tail -n 1 >&2
-BIN="$(swift build -c release --show-bin-path)/supabackup"
+# The debug configuration, as the tests use: scripts/test.sh then reuses this build.
+swift_build --product supabackup
+BIN="$(swift build --show-bin-path)/supabackup"
 
 echo "==> starting a throwaway PostgreSQL" >&2
 pg_start

@@ -5,12 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/pg.sh
+source scripts/lib/build.sh
 deps_install
 # DuckDB reads the archive in a test (the format is open); it comes from PyPI.
 python3 -c "import duckdb" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check duckdb >&2
 
-swift build --build-tests 2>&1 | grep -E "error|warning: |Compiling|Build" | grep -v "^Compiling" | tail -n 20 >&2 || true
-swift build --build-tests >/dev/null
+swift_build --build-tests
 
 pg_start
 export SUPABACKUP_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
