@@ -32,7 +32,9 @@ struct ConnectionOptions: ParsableArguments {
 
     @Option(
         name: .customLong("rest-url"),
-        help: ArgumentHelp("Supabase project URL or PostgREST root (default: $SUPABASE_URL).", valueName: "url"))
+        help: ArgumentHelp(
+            "Project URL, REST at <url>/rest/v1 (https://<ref>.supabase.co, http://127.0.0.1:54321, https://supabase.example.com), or a URL ending in /rest/v1 (default: $SUPABASE_URL).",
+            valueName: "url"))
     var restURL: String?
 
     @Option(

@@ -158,4 +158,33 @@ struct CommandLineTests {
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
     }
+
+    @Test("restore --create-schema: a summary by default, detail with --verbose, nothing with --quiet")
+    func restoreOutput() throws {
+        let source = try TestDatabase("cli_out_src")
+        try source.run(sqlFile: "sample/schema.sql")
+        try source.run(sqlFile: "sample/data.sql")
+        let directory = try TemporaryDirectory()
+        let name = try CLI.run(["backup", "--db-url", source.url, "--out", directory.path, "--quiet"]).lastLine
+        func restore(_ flags: [String]) throws -> CLI.Result {
+            let target = try TestDatabase("cli_out_dst")
+            let result = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", target.url, "--create-schema"] + flags)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(try target.digest("public.projects") == source.digest("public.projects"))
+            return result
+        }
+        let quiet = try restore(["--quiet"])
+        #expect(quiet.stdout.isEmpty && quiet.stderr.isEmpty, "\(quiet.stdout)\(quiet.stderr)")
+
+        let plain = try restore([])
+        let lines = plain.stdout.split(separator: "\n")
+        #expect(lines.count <= 3, "\(plain.stdout)")
+        #expect(plain.stdout.contains("restored \(name): 12 tables, 12655 rows"), "\(plain.stdout)")
+        #expect(plain.stdout.contains("objects created"))
+
+        let verbose = try restore(["--verbose"])
+        #expect(verbose.stdout.contains("created table public.users"))
+        #expect(verbose.stdout.contains("public.users: 200 rows"))
+        #expect(verbose.stdout.split(separator: "\n").count > 30)
+    }
 }
