@@ -37,7 +37,7 @@ echo "==> supabackup verify $NAME" >&2
 
 echo "==> restoring into an empty database: tables, types, indexes and rows from the backup" >&2
 createdb restored
-"$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$TARGET" --create-schema --quiet
+"$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$TARGET" --create-schema
 
 echo "==> comparing every table" >&2
 status=0
