@@ -114,11 +114,12 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Only errors on stderr.")
     var quiet = false
 
-    @Flag(name: .shortAndLong, help: "Every object, table and sequence on its own line.")
+    @Flag(name: .shortAndLong, help: "More detail (restore: a line per object, table and sequence).")
     var verbose = false
 
     func makeLogger(_ label: String) -> Logger {
-        let level: Logger.Level = quiet ? .error : .info
+        // Per-table events are debug: the summary says it all unless --verbose asks for detail.
+        let level: Logger.Level = quiet ? .error : verbose ? .debug : .info
         var logger = Logger(label: label) { _ in StderrLogHandler() }
         logger.logLevel = level
         return logger

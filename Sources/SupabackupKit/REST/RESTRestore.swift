@@ -192,7 +192,7 @@ struct RESTRestore {
             }
         }
         try flush()
-        logger.info(
+        logger.debug(
             "table restored",
             metadata: [
                 "table": "\(step.table)", "rows": "\(rows)",

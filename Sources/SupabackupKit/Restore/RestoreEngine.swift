@@ -215,7 +215,7 @@ public struct RestoreEngine {
                     if let checks, rows.path == "copy" { pendingChecks += checks }
                     outcomes.append(.init(
                         table: step.table, rows: table.rows, written: rows.written, inserted: rows.inserted, path: rows.path))
-                    logger.info(
+                    logger.debug(
                         "table restored",
                         metadata: [
                             "table": "\(step.table)", "rows": "\(table.rows)", "written": "\(rows.written)",
@@ -229,7 +229,7 @@ public struct RestoreEngine {
                 let written = Int64(counts.rows.first?[0] ?? "0") ?? 0
                 let inserted = counts.rows.first?[1].flatMap { Int64($0) }
                 outcomes.append(.init(table: step.table, rows: table.rows, written: written, inserted: inserted))
-                logger.info(
+                logger.debug(
                     "table restored",
                     metadata: [
                         "table": "\(step.table)", "rows": "\(table.rows)", "written": "\(written)",
