@@ -118,9 +118,11 @@ struct SupabaseProjectTests {
         ORDER BY 1
         """
 
-    @Test("a fresh project with Supabase's default privileges is exactly as locked down as the source, no more open")
-    func exactPrivileges() throws {
-        let source = try Self.project("sb_acl_src")
+    @Test("a fresh project with Supabase's default privileges is exactly as locked down as the source, no more open",
+        arguments: ["app", "rbac"])
+    func exactPrivileges(_ app: String) throws {
+        let source = try Self.project("sb_acl_src", app: app == "app", data: app == "app")
+        if app != "app" { try source.run(sqlFile: "fixtures/supabase/\(app).sql") }
         let directory = try TemporaryDirectory()
         let result = try Self.backupWithAuth(source, into: directory)
         let fresh = try Self.project("sb_acl_dst", app: false, data: false)
@@ -131,12 +133,38 @@ struct SupabaseProjectTests {
 
         _ = try Self.restoreProject(result.name, from: directory, into: fresh, createSchema: true)
         let expected = try source.rows(Self.privileges)
-        #expect(expected.contains { $0[0] == "column authenticated profiles.username UPDATE NO" })
-        #expect(expected.contains { $0[0] == "execute anon handle_new_user() false" })
         #expect(try fresh.rows(Self.privileges) == expected)
-        #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.notes', 'DELETE')") == "f")
-        #expect(try fresh.scalar("SELECT has_function_privilege('anon', 'public.handle_new_user()', 'EXECUTE')") == "f")
-        #expect(try fresh.scalar("SELECT has_function_privilege('authenticated', 'public.handle_new_user()', 'EXECUTE')") == "f")
+        if app == "app" {
+            #expect(expected.contains { $0[0] == "column authenticated profiles.username UPDATE NO" })
+            #expect(expected.contains { $0[0] == "execute anon handle_new_user() false" })
+            #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.notes', 'DELETE')") == "f")
+            #expect(try fresh.scalar("SELECT has_function_privilege('anon', 'public.handle_new_user()', 'EXECUTE')") == "f")
+            #expect(try fresh.scalar("SELECT has_function_privilege('authenticated', 'public.handle_new_user()', 'EXECUTE')") == "f")
+        } else {
+            #expect(try fresh.scalar("SELECT has_table_privilege('authenticated', 'public.member_roles', 'SELECT')") == "f")
+            #expect(try fresh.scalar("SELECT has_table_privilege('supabase_auth_admin', 'public.member_roles', 'SELECT')") == "t")
+            #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.role_permissions', 'INSERT')") == "f")
+            #expect(try fresh.scalar("SELECT has_function_privilege('anon', 'public.allowed(public.app_permission, uuid)', 'EXECUTE')") == "f")
+            #expect(try fresh.scalar("SELECT has_function_privilege('authenticated', 'public.allowed(public.app_permission, uuid)', 'EXECUTE')") == "t")
+        }
+    }
+
+    @Test("a grant to a role the target lacks is skipped and named; the restore goes on")
+    func missingRole() throws {
+        let source = try Self.project("sb_role_src")
+        let role = "reporting_" + String(UUID().uuidString.prefix(8)).lowercased()
+        try source.execute("CREATE ROLE \(role) NOLOGIN; GRANT SELECT ON public.notes TO \(role)")
+        let directory = try TemporaryDirectory()
+        let result = try Self.backupWithAuth(source, into: directory)
+        let schema = try String(contentsOfFile: result.path + "/schema.sql", encoding: .utf8)
+        #expect(schema.contains("GRANT SELECT ON TABLE public.notes TO \(role);"))
+        try source.execute("REVOKE ALL ON public.notes FROM \(role); DROP ROLE \(role)")
+
+        let fresh = try Self.project("sb_role_dst", app: false, data: false)
+        let restored = try Self.restoreProject(result.name, from: directory, into: fresh, createSchema: true)
+        #expect(restored.schemaSkipped.count == 1 && restored.schemaSkipped[0].contains(role), "\(restored.schemaSkipped)")
+        #expect(try fresh.scalar("SELECT count(*) FROM public.notes") == "300")
+        #expect(try fresh.scalar("SELECT has_table_privilege('authenticated', 'public.notes', 'SELECT')") == "t")
     }
 
     @Test("into an existing project the profile trigger fires or not, and profiles are never duplicated",
