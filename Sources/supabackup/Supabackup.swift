@@ -9,8 +9,9 @@ struct SupabackupCommand: ParsableCommand {
         commandName: "supabackup",
         abstract: "Back up a Supabase or PostgreSQL database table by table, and restore it.",
         discussion: """
-            Exit codes: 0 success; 1 failure (database, files; a failed restore changed nothing);
-            3 damaged or unreadable archive; 64 usage error (bad arguments, unknown table or backup).
+            Exit codes: 0 success; 1 failure (database, network, files; a failed restore changed \
+            nothing); 3 damaged or unreadable archive; 64 usage error (bad arguments or URL, unknown \
+            table or backup); 130/143 interrupted by SIGINT/SIGTERM.
             """,
         version: Supabackup.version,
         subcommands: [BackupCommand.self, RestoreCommand.self, ListCommand.self, VerifyCommand.self, PruneCommand.self, CatCommand.self]
