@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import NIOSSL
 
 /// One HTTP response, body fully read (pages and batches are bounded by the client's limits).
 struct RESTResponse {
@@ -168,29 +170,45 @@ final class PostgRESTClient {
         [408, 429, 502, 503, 504, 520].contains(status)
     }
 
-    /// Connection-level failures worth another try (resets, timeouts). DNS failures and
-    /// refused connections are not: the URL is wrong or the service is down.
+    /// Connection-level failures worth another try (resets, timeouts), decided from the error's
+    /// type and code, never its text. Refused connections and unknown hosts are not: the URL is
+    /// wrong or the service is down.
     static func transient(_ error: Error) -> Bool {
-        if let error = error as? HTTPClientError {
+        switch error {
+        case let error as HTTPClientError:
             return [
                 HTTPClientError.remoteConnectionClosed, .readTimeout, .deadlineExceeded, .connectTimeout,
                 .getConnectionFromPoolTimeout, .writeTimeout,
             ].contains(error)
-        }
-        let text = "\(error)"
-        if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("NXDOMAIN")
-            || text.contains("resolve")
-        {
+        case is NIOConnectionError:
+            return false
+        case let error as IOError:
+            return [ECONNRESET, ECONNABORTED, EPIPE, ETIMEDOUT, ENETRESET, ENETDOWN, ENETUNREACH, EHOSTUNREACH]
+                .contains(error.errnoCode)
+        case let error as ChannelError:
+            switch error {
+            case .eof, .ioOnClosedChannel, .alreadyClosed, .outputClosed, .inputClosed, .connectTimeout: return true
+            default: return false
+            }
+        case let error as NIOSSLError:
+            if case .uncleanShutdown = error { return true }
+            return false
+        default:
             return false
         }
-        return error is IOError || error is ChannelError || text.contains("reset") || text.contains("EOF")
     }
 
+    /// A short cause for "cannot reach ...", from the error's type.
     static func describe(_ error: Error) -> String {
-        if let error = error as? HTTPClientError { return "\(error)" }
+        if let error = error as? NIOConnectionError {
+            if error.connectionErrors.isEmpty && (error.dnsAError != nil || error.dnsAAAAError != nil) {
+                return "host name not found"
+            }
+            let refused = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+            return refused ? "connection refused" : "cannot connect"
+        }
+        if let error = error as? IOError, error.errnoCode == ECONNREFUSED { return "connection refused" }
         let text = "\(error)"
-        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
-        if text.contains("NXDOMAIN") || text.contains("resolve") { return "host name not found" }
         return text.count > 200 ? String(text.prefix(200)) : text
     }
 

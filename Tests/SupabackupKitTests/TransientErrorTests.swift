@@ -1,0 +1,26 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOSSL
+import Testing
+
+@testable import SupabackupKit
+
+@Suite("REST retries")
+struct TransientErrorTests {
+    @Test("transient or fatal follows the error's type and code, not its text")
+    func classification() {
+        let transient: [Error] = [
+            HTTPClientError.remoteConnectionClosed, HTTPClientError.readTimeout, HTTPClientError.deadlineExceeded,
+            IOError(errnoCode: ECONNRESET, reason: "read"), IOError(errnoCode: EPIPE, reason: "write"),
+            ChannelError.eof, ChannelError.ioOnClosedChannel, NIOSSLError.uncleanShutdown,
+        ]
+        let fatal: [Error] = [
+            IOError(errnoCode: ECONNREFUSED, reason: "connect"), HTTPClientError.invalidURL, ChannelError.writeMessageTooLarge,
+            NIOSSLError.handshakeFailed(.sslError([])), RESTError(message: "reset EOF"), CocoaError(.fileReadUnknown),
+        ]
+        for error in transient { #expect(PostgRESTClient.transient(error), "\(error)") }
+        for error in fatal { #expect(!PostgRESTClient.transient(error), "\(error)") }
+        #expect(PostgRESTClient.describe(IOError(errnoCode: ECONNREFUSED, reason: "connect")) == "connection refused")
+    }
+}
