@@ -136,8 +136,11 @@ struct RestoreTests {
             try restore(result.name, from: directory, into: target, tables: ["posts"])
         } throws: { error in
             let text = "\(error)"
+            // The structured fields name the key, whether the set-based check or PostgreSQL's own caught it.
+            let underlying = (error as? RestoreError)?.underlying
             return text.contains("public.posts") && text.contains("posts_author_id_fkey") && text.contains("authors")
-                && text.contains("rolled back")
+                && text.contains("rolled back") && underlying?.sqlState == "23503"
+                && underlying?.constraint == "posts_author_id_fkey" && underlying?.table == "posts"
         }
         #expect(try target.scalar("SELECT count(*) FROM public.posts") == "0")
         // With the parents, the same rows restore.

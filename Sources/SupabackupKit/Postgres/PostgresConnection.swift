@@ -198,7 +198,11 @@ public final class PostgresConnection {
             message: primary.isEmpty ? "server closed the connection unexpectedly" : primary,
             sqlState: field("C"),
             detail: field("D"),
-            hint: field("H")
+            hint: field("H"),
+            schema: field("s"),
+            table: field("t"),
+            column: field("c"),
+            constraint: field("n")
         )
     }
 

@@ -20,13 +20,26 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public var sqlState: String?
     public var detail: String?
     public var hint: String?
+    /// The object the server names in the error's structured fields (never parsed from the
+    /// message, which follows the server's lc_messages).
+    public var schema: String?
+    public var table: String?
+    public var column: String?
+    public var constraint: String?
 
-    public init(code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil) {
+    public init(
+        code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil,
+        schema: String? = nil, table: String? = nil, column: String? = nil, constraint: String? = nil
+    ) {
         self.code = code
         self.message = message
         self.sqlState = sqlState
         self.detail = detail
         self.hint = hint
+        self.schema = schema
+        self.table = table
+        self.column = column
+        self.constraint = constraint
     }
 
     public var description: String {

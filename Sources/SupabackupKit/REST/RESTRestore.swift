@@ -140,9 +140,7 @@ struct RESTRestore {
             do {
                 return try upsertAll(step, columns: columns, table: table, archive: archive, client: client)
             } catch let error as RESTError where error.code == "428C9" {
-                guard let generated = Self.quotedName(in: error.message), columns.contains(where: { $0.name == generated }) else {
-                    throw error
-                }
+                guard let generated = Self.generatedColumn(in: error, among: columns.map(\.name)) else { throw error }
                 if step.conflictKey.contains(generated) {
                     throw RESTError(
                         status: error.status, code: error.code,
@@ -224,20 +222,32 @@ struct RESTRestore {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// The columns of a constraint violation's detail: `Key (a, b)=(1, 2) is not present ...`.
+    /// The key columns of a foreign-key violation's detail, from its `(a, b)=(1, 2)` part, which
+    /// every translation keeps (`Key (a)=(1) is not present ...`, `Schlüssel (a)=(1) ist nicht ...`).
     static func keyColumns(in detail: String) -> [String] {
-        guard let start = detail.range(of: "Key ("), let end = detail[start.upperBound...].range(of: ")=") else { return [] }
-        return detail[start.upperBound..<end.lowerBound].components(separatedBy: ", ").map {
+        guard let open = detail.firstIndex(of: "("), let end = detail[open...].range(of: ")=(") else { return [] }
+        return detail[detail.index(after: open)..<end.lowerBound].components(separatedBy: ", ").map {
             $0.hasPrefix("\"") && $0.hasSuffix("\"") && $0.count >= 2 ? String($0.dropFirst().dropLast()) : $0
         }
     }
 
-    /// The first double-quoted name in a PostgreSQL message (`... column "x" ...`).
-    static func quotedName(in message: String) -> String? {
-        guard let open = message.firstIndex(of: "\"") else { return nil }
-        let rest = message[message.index(after: open)...]
-        guard let close = rest.firstIndex(of: "\"") else { return nil }
-        return String(rest[..<close])
+    /// Which of `columns` a 428C9 error (a value for a generated column) is about. PostgREST
+    /// passes only the server's text, in the server's language, so the column is the one whose
+    /// name stands between quote marks of any kind (`"x"`, `»x«`, `„x“`), longest first.
+    static func generatedColumn(in error: RESTError, among columns: [String]) -> String? {
+        let text = error.message + " " + (error.details ?? "")
+        func quoted(_ name: String) -> Bool {
+            var search = text.startIndex..<text.endIndex
+            while let found = text.range(of: name, range: search) {
+                let before = found.lowerBound > text.startIndex ? text[text.index(before: found.lowerBound)] : " "
+                let after = found.upperBound < text.endIndex ? text[found.upperBound] : " "
+                if isQuote(before) && isQuote(after) { return true }
+                search = found.upperBound..<text.endIndex
+            }
+            return false
+        }
+        func isQuote(_ c: Character) -> Bool { "\"'»«„“”‘’「」".contains(c) }
+        return columns.filter { !$0.isEmpty && quoted($0) }.max { $0.count < $1.count }
     }
 
     /// Moves sequences forward through the optional RPC function; without it, says exactly

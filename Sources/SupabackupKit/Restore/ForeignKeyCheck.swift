@@ -102,7 +102,8 @@ enum ForeignKeyCheck {
                         code: .server,
                         message: "insert or update on table \"\(key.table.name)\" violates foreign key constraint \"\(key.name)\"",
                         sqlState: "23503",
-                        detail: "Key (\(key.childColumns.joined(separator: ", ")))=(\(values)) is not present in table \"\(key.parentName)\"."),
+                        detail: "Key (\(key.childColumns.joined(separator: ", ")))=(\(values)) is not present in table \"\(key.parentName)\".",
+                        schema: key.table.schema, table: key.table.name, constraint: key.name),
                     advice: "the referenced rows are neither in the target nor in this restore; restore their table too (or all tables)")
             }
         }
