@@ -144,7 +144,7 @@ public struct BackupEngine {
         if options.withAuth && !schemas.contains("auth") { schemas.append("auth") }
         let all = try source.tables(in: schemas, filters: options.tables)
         if options.withAuth && !all.contains(where: { $0.name == TableName(schema: "auth", name: "users") }) {
-            throw UsageError("--with-auth: this database has no auth.users table (is it a Supabase project?)")
+            throw UsageError("--with-auth: this database has no auth.users table (is it a Supabase project?)", code: .unknownName)
         }
         // Platform internals only when named with --table (schema included).
         let candidates = all.filter { table in
@@ -156,7 +156,7 @@ public struct BackupEngine {
         do {
             names = try options.tables.select(from: candidates.map(\.name), excluding: options.excludeTables)
         } catch let error as UsageError {
-            throw UsageError("\(error.message) (looked in \(source.location))")
+            throw UsageError("\(error.message) (looked in \(source.location))", code: error.errorCode)
         }
         if candidates.isEmpty {
             logger.warning("no tables to back up in \(schemas.joined(separator: ", ")) (looked in \(source.location))")
@@ -173,8 +173,9 @@ public struct BackupEngine {
         let files = tables.map { fileNames.next(for: $0.name) }
         var slices: [[TableSlice?]] = tables.map { _ in [nil] }
         var order = Array(tables.indices)
-        let layout = options.jobs > 1 && tables.count > 0 ? try source.parallelLayout(of: tables) : nil
-        if let reason = (source as? DirectBackupSource)?.exportFailure {
+        let parallel = source as? any ParallelBackupSource
+        let layout = options.jobs > 1 && tables.count > 0 ? try parallel?.parallelLayout(of: tables) : nil
+        if let reason = parallel?.sharingFailure {
             logger.warning("cannot share the snapshot with more connections; reading with one", metadata: ["reason": "\(reason)"])
         }
         if let layout {
@@ -191,9 +192,10 @@ public struct BackupEngine {
             tables: tables, files: files, slices: slices, order: order, folder: folder,
             level: options.compressionLevel, progress: options.progress, logger: logger)
         let workers = layout == nil ? 0 : min(options.jobs - 1, slices.reduce(0) { $0 + $1.count } - 1)
-        let reader = SendableBox(source)
+        let reader = SendableBox(parallel)
         return try scheduler.run(leader: source, workers: max(workers, 0), leaderFirst: leaderFirst) {
-            try reader.value.makeReader()
+            guard let source = reader.value else { throw InternalError("worker readers need a source that shares its snapshot") }
+            return try source.makeReader()
         }
     }
 }

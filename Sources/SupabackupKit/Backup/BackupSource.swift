@@ -19,13 +19,6 @@ protocol BackupSource: RowReader {
     ///   tables (REST lists auto-updatable views like tables).
     func prepare(_ tables: [SourceTable]) throws -> [SourceTable]
 
-    /// Each table's size and whether it can be read in block ranges, for spreading the reads
-    /// over several connections; nil when the transport reads one table at a time.
-    func parallelLayout(of tables: [SourceTable]) throws -> [TableLayout]?
-
-    /// Another reader seeing exactly this source's snapshot, for a worker thread.
-    func makeReader() throws -> any RowReader
-
     /// The DDL of the tables and what they need, or nil when the transport cannot see it.
     func schemaScript(for tables: [SourceTable]) throws -> SchemaScript?
 
@@ -42,6 +35,20 @@ protocol BackupSource: RowReader {
 
     /// Ends the read (commits the snapshot) after every table was read.
     func finish() throws
+}
+
+/// A source that can spread its reads over several connections sharing one snapshot (direct
+/// mode). REST has no shared snapshot and reads one table at a time.
+protocol ParallelBackupSource: BackupSource {
+    /// Each table's size and whether it can be read in block ranges, for spreading the reads
+    /// over several connections; nil when this source cannot share its snapshot after all.
+    func parallelLayout(of tables: [SourceTable]) throws -> [TableLayout]?
+
+    /// Why the snapshot could not be shared (the backup then reads with one connection).
+    var sharingFailure: String? { get }
+
+    /// Another reader seeing exactly this source's snapshot, for a worker thread.
+    func makeReader() throws -> any RowReader
 }
 
 /// Reads rows for the backup engine: the source itself, or a worker sharing its snapshot.

@@ -1,5 +1,5 @@
 /// Reads tables over one libpq connection inside one `REPEATABLE READ, READ ONLY` transaction.
-final class DirectBackupSource: BackupSource {
+final class DirectBackupSource: ParallelBackupSource {
     let mode = "direct"
     let consistentSnapshot = true
     let foreignKeysComplete = true
@@ -10,7 +10,7 @@ final class DirectBackupSource: BackupSource {
     /// The snapshot exported for worker connections.
     private var snapshot: String?
     /// Why the snapshot could not be exported (the backup then reads with one connection).
-    private(set) var exportFailure: String?
+    private(set) var sharingFailure: String?
     var location: String { connection.location(connectionString) }
 
     /// - Parameter exportSnapshot: export the transaction's snapshot for worker connections
@@ -25,7 +25,7 @@ final class DirectBackupSource: BackupSource {
             do {
                 snapshot = try self.connection.query("SELECT pg_catalog.pg_export_snapshot()").scalar
             } catch let error as PostgresError where !error.isConnectionFailure {
-                exportFailure = error.message
+                sharingFailure = error.message
                 try self.connection.execute("ROLLBACK")
                 try self.connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             }
@@ -46,7 +46,7 @@ final class DirectBackupSource: BackupSource {
         let all = Array(Set(schemas + filters.compactMap(\.schema))).sorted()
         let existing = try Catalog.existingSchemas(all, on: connection)
         for schema in schemas where !existing.contains(schema) {
-            throw UsageError("schema \(SQL.displayIdentifier(schema)) does not exist")
+            throw UsageError("schema \(SQL.displayIdentifier(schema)) does not exist", code: .unknownName)
         }
         let classifier = TypeClassifier(connection: connection)
         return try Catalog.tables(in: all, on: connection).map { table in
@@ -136,7 +136,7 @@ final class DirectBackupSource: BackupSource {
     }
 
     func makeReader() throws -> any RowReader {
-        guard let snapshot else { throw UsageError("no snapshot was exported for worker connections") }
+        guard let snapshot else { throw InternalError("a worker reader was asked for without an exported snapshot") }
         return try SnapshotReader(connection: connectionString, snapshot: snapshot)
     }
 

@@ -70,7 +70,12 @@ public struct TableFilter: Sendable, Hashable, CustomStringConvertible {
 /// A command-line mistake: unknown table, bad option value. Exit code 64 in the CLI.
 public struct UsageError: Error, CustomStringConvertible, Sendable {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// `invalidArgument`, `unknownName` or `notSupported`.
+    public var errorCode: ErrorCode
+    public init(_ message: String, code: ErrorCode = .invalidArgument) {
+        self.message = message
+        self.errorCode = code
+    }
     public var description: String { message }
 }
 
@@ -79,7 +84,7 @@ extension Array where Element == TableFilter {
     /// - Throws: `UsageError` naming the first filter that matches no table.
     public func select(from tables: [TableName], excluding excluded: [TableFilter]) throws -> [TableName] {
         for filter in self + excluded where !tables.contains(where: filter.matches) {
-            throw UsageError("no table \(filter) in the selected schemas")
+            throw UsageError("no table \(filter) in the selected schemas", code: .unknownName)
         }
         return tables.filter { table in
             (isEmpty || contains { $0.matches(table) }) && !excluded.contains { $0.matches(table) }

@@ -32,7 +32,7 @@ struct AuthAdminClient {
     init(settings: RESTSettings, logger: Logger) throws {
         guard let root = settings.authRoot else {
             throw UsageError(
-                "--with-auth over REST needs the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321, https://supabase.example.com); \(settings.root.absoluteString) is a bare PostgREST with no Auth API beside it")
+                "--with-auth over REST needs the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321, https://supabase.example.com); \(settings.root.absoluteString) is a bare PostgREST with no Auth API beside it", code: .notSupported)
         }
         var auth = settings
         auth.root = root

@@ -32,9 +32,19 @@ final class PostgRESTClient {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    deinit { try? client.syncShutdown() }
+    private let lock = NSLock()
+    private var isShutDown = false
 
-    func shutdown() { try? client.syncShutdown() }
+    deinit { shutdown() }
+
+    /// Shuts the HTTP client down once, however many owners call it.
+    func shutdown() {
+        let first = lock.withLock { () -> Bool in
+            defer { isShutDown = true }
+            return !isShutDown
+        }
+        if first { try? client.syncShutdown() }
+    }
 
     /// Settles where PostgREST answers. A project URL puts it at `<url>/rest/v1` behind the
     /// gateway (hosted, `supabase start`, self-hosted); when that is 404 and `<url>/` itself

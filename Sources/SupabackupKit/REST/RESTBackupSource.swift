@@ -121,13 +121,6 @@ final class RESTBackupSource: BackupSource {
         return tables
     }
 
-    /// Pages are read one after another; REST has no shared snapshot to spread reads over.
-    func parallelLayout(of tables: [SourceTable]) throws -> [TableLayout]? { nil }
-
-    func makeReader() throws -> any RowReader {
-        throw UsageError("REST mode reads one table at a time")
-    }
-
     func close() {}
 
     func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {

@@ -110,13 +110,13 @@ public struct RestoreEngine {
             return names.contains(table.tableName) && (options.withAuth || table.schema != "auth" || named)
         }
         if options.withAuth && !selected.contains(where: { $0.schema == "auth" }) {
-            throw UsageError("--with-auth: this backup holds no auth tables (back up with --with-auth)")
+            throw UsageError("--with-auth: this backup holds no auth tables (back up with --with-auth)", code: .unknownName)
         }
         var schema: SchemaScript?
         if options.createSchema {
             guard let script = try archive.schemaScript() else {
                 throw UsageError(
-                    "--create-schema: backup \(archive.name) was made over REST (mode \(archive.manifest.mode)), which cannot see table definitions; it has no schema.sql. Create the tables first (e.g. from your migrations), or restore a direct-mode backup")
+                    "--create-schema: backup \(archive.name) was made over REST (mode \(archive.manifest.mode)), which cannot see table definitions; it has no schema.sql. Create the tables first (e.g. from your migrations), or restore a direct-mode backup", code: .notSupported)
             }
             schema = script
         }
@@ -127,10 +127,10 @@ public struct RestoreEngine {
             return try runDirect(archive: archive, selected: selected, connectionString: connection, schema: schema)
         case .rest(let settings):
             guard schema == nil else {
-                throw UsageError("--create-schema needs a direct connection (--db-url): the REST API cannot create tables")
+                throw UsageError("--create-schema needs a direct connection (--db-url): the REST API cannot create tables", code: .notSupported)
             }
             guard !options.disableTriggers else {
-                throw UsageError("--disable-triggers needs a direct connection; the REST API cannot change session_replication_role")
+                throw UsageError("--disable-triggers needs a direct connection; the REST API cannot change session_replication_role", code: .notSupported)
             }
             return try RESTRestore(settings: settings, logger: logger)
                 .run(archive: archive, selected: selected, dryRun: options.dryRun)
