@@ -131,7 +131,7 @@ struct BackupJSON: Encodable {
     init(_ result: BackupResult) {
         name = result.name
         path = result.path
-        mode = result.manifest.mode
+        mode = result.manifest.mode.rawValue
         consistentSnapshot = result.manifest.consistentSnapshot
         tables = result.manifest.tables.map { Table(table: $0.tableName.description, rows: $0.rows, bytes: $0.bytes) }
         rows = result.manifest.totalRows

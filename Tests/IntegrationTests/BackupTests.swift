@@ -21,7 +21,7 @@ struct BackupTests {
         let events = try #require(result.manifest.tables.first { $0.name == "analytics_events" })
         #expect(events.kind == "partitioned")
         #expect(events.rows == 5000)
-        #expect(result.manifest.consistentSnapshot && result.manifest.mode == "direct")
+        #expect(result.manifest.consistentSnapshot && result.manifest.mode == .direct)
         #expect(result.manifest.source.database == source.name)
     }
 

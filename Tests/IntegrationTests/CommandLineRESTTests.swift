@@ -23,7 +23,7 @@ struct CommandLineRESTTests {
         let backup = try CLI.run(["backup", "--out", directory.path], environment: env)
         #expect(backup.status == 0, "\(backup.stderr)")
         let archive = try BackupArchive.open(name: backup.lastLine, in: directory.path)
-        #expect(archive.manifest.mode == "rest" && archive.manifest.foreignKeysComplete == false)
+        #expect(archive.manifest.mode == .rest && archive.manifest.foreignKeysComplete == false)
         #expect(!backup.stderr.contains(server.options.serviceKey))
 
         try database.execute("UPDATE public.items SET name = 'changed'; DELETE FROM public.items WHERE id > 40")
@@ -91,7 +91,7 @@ struct CommandLineRESTTests {
             ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("direct connection failed") && result.stderr.contains("port 1"))
-        #expect(try BackupArchive.open(name: result.lastLine, in: directory.path).manifest.mode == "rest")
+        #expect(try BackupArchive.open(name: result.lastLine, in: directory.path).manifest.mode == .rest)
     }
 
     @Test("a wrong key, an unexposed schema, an unreachable URL and an anon key each fail fast with one line")

@@ -55,7 +55,7 @@ struct RESTTests {
         let direct = try backup(database, into: directory)
         let rest = try restBackup(server, into: directory, pageSize: 250)
 
-        #expect(rest.manifest.mode == "rest" && !rest.manifest.consistentSnapshot)
+        #expect(rest.manifest.mode == .rest && !rest.manifest.consistentSnapshot)
         #expect(rest.manifest.sequences.isEmpty && !rest.manifest.warnings.isEmpty)
         #expect(Set(rest.manifest.tables.map(\.name)) == Set(direct.manifest.tables.map(\.name)))
         for table in direct.manifest.tables {
@@ -133,7 +133,7 @@ struct RESTTests {
             }
             // JSON null in jsonb survives a direct backup restored over REST only as SQL NULL.
             #expect(try target.scalar("SELECT count(*) FROM public.analytics_events") == "5000")
-            if archive.manifest.mode == "direct" {
+            if archive.manifest.mode == .direct {
                 #expect(result.sequences.contains { $0.sequence.name == "projects_id_seq" && $0.value == 500 })
                 let id = try target.scalar(
                     "INSERT INTO public.projects (owner_id, title) SELECT owner_id, 'new' FROM public.projects LIMIT 1 RETURNING id")

@@ -48,7 +48,7 @@ struct RestoreTests {
             ALTER TABLE public.teams ADD CONSTRAINT teams_captain_fk FOREIGN KEY (captain_id) REFERENCES public.players(id);
             """)
         let loaded = try restore(result.name, from: directory, into: empty)
-        #expect(loaded.tables.filter { ["teams", "players"].contains($0.table.name) }.allSatisfy { $0.path == "copy" })
+        #expect(loaded.tables.filter { ["teams", "players"].contains($0.table.name) }.allSatisfy { $0.path == .copy })
         #expect(try empty.digest("public.teams") == source.digest("public.teams"))
         #expect(try empty.digest("public.players") == source.digest("public.players"))
 
@@ -169,7 +169,7 @@ struct RestoreTests {
         let target = try TestDatabase("keys_dst")
         try target.execute(full)
         let restored = try restore(result.name, from: directory, into: target)
-        #expect(restored.tables.allSatisfy { $0.path == "copy" })
+        #expect(restored.tables.allSatisfy { $0.path == .copy })
         for table in ["public.pk", "public.fk_simple", "public.fk_full"] {
             #expect(try target.digest(table) == source.digest(table))
         }

@@ -140,13 +140,13 @@ struct CopyTextFidelityTests {
         let name = try backup(source, into: directory).name
 
         let first = try restore(name, from: directory, into: target)
-        #expect(first.tables.map(\.path) == ["copy"])
+        #expect(first.tables.map(\.path) == [.copy])
         #expect(try rowTexts(target, "public.types") == rowTexts(source, "public.types"))
 
         // Into a full table: changed rows come back through the typed stage and the upsert.
         try target.execute("UPDATE public.types SET t = 'changed', jb = '{\"x\": 2}', ia = '{9}' WHERE id IN (1, 4)")
         let second = try restore(name, from: directory, into: target)
-        #expect(second.tables.map(\.path) == ["upsert"])
+        #expect(second.tables.map(\.path) == [.upsert])
         #expect(second.tables[0].written == 2)
         #expect(try rowTexts(target, "public.types") == rowTexts(source, "public.types"))
 
@@ -158,7 +158,7 @@ struct CopyTextFidelityTests {
         try withComposite.run(sqlFile: "fixtures/types.sql")
         let compositeName = try backup(withComposite, into: directory).name
         let third = try restore(compositeName, from: directory, into: composite)
-        #expect(third.tables.map(\.path) == ["upsert-json"])
+        #expect(third.tables.map(\.path) == [.upsertJSON])
         #expect(try rowTexts(composite, "public.types") == rowTexts(withComposite, "public.types"))
     }
 }

@@ -7,7 +7,7 @@ struct ManifestTests {
     static func sample() -> Manifest {
         Manifest(
             format: "supabackup", formatVersion: 1, toolVersion: "0.1.0", name: "2025-11-30T12-00-00-000Z",
-            startedAt: "2025-11-30T12:00:00.000Z", finishedAt: "2025-11-30T12:00:01.000Z", mode: "direct",
+            startedAt: "2025-11-30T12:00:00.000Z", finishedAt: "2025-11-30T12:00:01.000Z", mode: .direct,
             source: .init(host: "db", port: "5432", database: "app", user: "postgres"), serverVersion: "15.18",
             consistentSnapshot: true, schemas: ["public"],
             tables: [

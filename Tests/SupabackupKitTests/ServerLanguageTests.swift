@@ -11,13 +11,13 @@ struct ServerLanguageTests {
         "Schlüssel (owner_id)=(8d7c2025-14da-4f63-b74e-48519e31865f) ist nicht in Tabelle »users« vorhanden.",
     ])
     func keyColumns(_ detail: String) {
-        #expect(RESTRestore.keyColumns(in: detail) == ["owner_id"])
+        #expect(RESTRestoreDestination.keyColumns(in: detail) == ["owner_id"])
     }
 
     @Test("composite and quoted key columns")
     func compositeKey() {
-        #expect(RESTRestore.keyColumns(in: "Schlüssel (a, \"B c\")=(1, 2) ist nicht in Tabelle »t« vorhanden.") == ["a", "B c"])
-        #expect(RESTRestore.keyColumns(in: "Der Schlüssel ist nicht in Tabelle »t« vorhanden.").isEmpty)
+        #expect(RESTRestoreDestination.keyColumns(in: "Schlüssel (a, \"B c\")=(1, 2) ist nicht in Tabelle »t« vorhanden.") == ["a", "B c"])
+        #expect(RESTRestoreDestination.keyColumns(in: "Der Schlüssel ist nicht in Tabelle »t« vorhanden.").isEmpty)
     }
 
     @Test("the column a generated-column error is about", arguments: [
@@ -27,7 +27,7 @@ struct ServerLanguageTests {
     func generatedColumn(_ message: String, _ details: String) {
         let error = RESTError(status: 400, code: "428C9", message: message, details: details, advice: nil, table: nil)
         // "to" and "DEFAULT" appear in the texts too, but not between quote marks.
-        #expect(RESTRestore.generatedColumn(in: error, among: ["id", "to", "DEFAULT", "total", "tot"]) == "total")
-        #expect(RESTRestore.generatedColumn(in: error, among: ["id", "price"]) == nil)
+        #expect(RESTRestoreDestination.generatedColumn(in: error, among: ["id", "to", "DEFAULT", "total", "tot"]) == "total")
+        #expect(RESTRestoreDestination.generatedColumn(in: error, among: ["id", "price"]) == nil)
     }
 }

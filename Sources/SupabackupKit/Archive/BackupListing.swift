@@ -47,7 +47,7 @@ public enum BackupListing {
             }
             do {
                 let archive = try BackupArchive.open(name: entry, in: directory)
-                summary.mode = archive.manifest.mode
+                summary.mode = archive.manifest.mode.rawValue
                 summary.tables = archive.manifest.tables.count
                 summary.rows = archive.manifest.totalRows
                 summary.bytes = archive.manifest.totalBytes

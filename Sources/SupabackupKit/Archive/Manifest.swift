@@ -15,7 +15,7 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var startedAt: String
     public var finishedAt: String
     /// `direct` (libpq) or `rest` (PostgREST).
-    public var mode: String
+    public var mode: BackupMode
     public var source: Source
     public var serverVersion: String
     /// True when every table was read in one snapshot.
@@ -156,4 +156,12 @@ public struct TableName: Codable, Sendable, Hashable, Comparable, CustomStringCo
     public static func < (lhs: TableName, rhs: TableName) -> Bool {
         (lhs.schema, lhs.name) < (rhs.schema, rhs.name)
     }
+}
+
+/// How a backup read its rows; both give the same data files.
+public enum BackupMode: String, Codable, Sendable {
+    /// libpq, one snapshot.
+    case direct
+    /// PostgREST pages.
+    case rest
 }

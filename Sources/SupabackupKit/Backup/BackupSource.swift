@@ -4,7 +4,7 @@
 /// archive's encoding, and writes the archive; the archive never knows which transport made it.
 protocol BackupSource: RowReader {
     /// `direct` or `rest`, recorded in the manifest.
-    var mode: String { get }
+    var mode: BackupMode { get }
     var consistentSnapshot: Bool { get }
     /// False when auth users were read without their password hashes.
     var authPasswordHashes: Bool { get }

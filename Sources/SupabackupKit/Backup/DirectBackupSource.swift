@@ -1,6 +1,6 @@
 /// Reads tables over one libpq connection inside one `REPEATABLE READ, READ ONLY` transaction.
 final class DirectBackupSource: ParallelBackupSource {
-    let mode = "direct"
+    let mode = BackupMode.direct
     let consistentSnapshot = true
     let foreignKeysComplete = true
     let authPasswordHashes = true
@@ -51,12 +51,12 @@ final class DirectBackupSource: ParallelBackupSource {
         let classifier = TypeClassifier(connection: connection)
         return try Catalog.tables(in: all, on: connection).map { table in
             SourceTable(
-                name: table.tableName, partitioned: table.kind == "p",
+                name: table.tableName, partitioned: table.kind == .partitioned,
                 columns: try table.columns.map { column in
                     Manifest.Column(
                         name: column.name, type: column.type, nullable: column.nullable,
                         generated: column.isGenerated ? "stored" : nil,
-                        identity: column.identity == "a" ? "always" : column.identity == "d" ? "by_default" : nil,
+                        identity: column.identity.manifestValue,
                         encoding: try classifier.encoding(forType: column.typeOid))
                 },
                 primaryKey: table.primaryKey ?? [], foreignKeys: table.foreignKeys ?? [],

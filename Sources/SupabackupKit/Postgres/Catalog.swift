@@ -5,8 +5,7 @@ public struct CatalogTable: Decodable, Sendable {
     public var oid: Int64
     public var schema: String
     public var name: String
-    /// `r` (ordinary) or `p` (partitioned).
-    public var kind: String
+    public var kind: RelationKind
     public var estimatedRows: Int64
     public var columns: [CatalogColumn]
     public var primaryKey: [String]?
@@ -22,13 +21,39 @@ public struct CatalogColumn: Decodable, Sendable {
     public var type: String
     public var typeOid: Int64
     public var nullable: Bool
-    /// `s` for a stored generated column, empty otherwise.
-    public var generated: String
-    /// `a` (always), `d` (by default) or empty.
-    public var identity: String
+    public var generated: GeneratedKind
+    public var identity: IdentityKind
     public var hasDefault: Bool
 
-    public var isGenerated: Bool { !generated.isEmpty }
+    public var isGenerated: Bool { generated != .none }
+}
+
+/// `pg_class.relkind` of the relations a restore writes to.
+public enum RelationKind: String, Decodable, Sendable {
+    case table = "r"
+    case partitioned = "p"
+}
+
+/// `pg_attribute.attgenerated`.
+public enum GeneratedKind: String, Decodable, Sendable {
+    case none = ""
+    case stored = "s"
+}
+
+/// `pg_attribute.attidentity`.
+public enum IdentityKind: String, Decodable, Sendable {
+    case none = ""
+    case always = "a"
+    case byDefault = "d"
+
+    /// The manifest's spelling, nil for no identity.
+    public var manifestValue: String? {
+        switch self {
+        case .none: return nil
+        case .always: return "always"
+        case .byDefault: return "by_default"
+        }
+    }
 }
 
 /// Catalog queries. They run inside the caller's transaction, so a backup sees the catalog

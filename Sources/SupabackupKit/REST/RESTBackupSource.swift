@@ -6,7 +6,7 @@ import Logging
 /// Each page is a separate request (its own transaction), so the backup is not one snapshot.
 /// Rows are the server's bytes, split out of the `json_agg` page without re-encoding values.
 final class RESTBackupSource: BackupSource {
-    let mode = "rest"
+    let mode = BackupMode.rest
     let consistentSnapshot = false
     let foreignKeysComplete = false
     private(set) var authPasswordHashes = true
@@ -31,22 +31,6 @@ final class RESTBackupSource: BackupSource {
 
     deinit { client.shutdown() }
 
-    static func schemaHeaders(_ schema: String, write: Bool = false) -> [(String, String)] {
-        [(write ? "Content-Profile" : "Accept-Profile", schema)]
-    }
-
-    /// The OpenAPI document of one schema; an unexposed schema is an error that names it.
-    static func discover(_ schema: String, client: PostgRESTClient) throws -> OpenAPISchema {
-        do {
-            let response = try client.get(
-                "", headers: [("Accept", "application/openapi+json")] + schemaHeaders(schema))
-            return try OpenAPISchema(document: response.body)
-        } catch var error as RESTError where error.code == "PGRST106" {
-            error.message = "schema \(SQL.displayIdentifier(schema)) is not exposed by the REST API (\(error.message))"
-            throw error
-        }
-    }
-
     func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable] {
         var result: [SourceTable] = []
         for schema in Array(Set(schemas + filters.compactMap(\.schema))).sorted() {
@@ -55,7 +39,7 @@ final class RESTBackupSource: BackupSource {
                 result += Self.authTables
                 continue
             }
-            let document = try Self.discover(schema, client: client)
+            let document = try PostgRESTCatalog.discover(schema, client: client)
             for table in document.tables where table.insertable {
                 let columns = table.columns.map { column in
                     Manifest.Column(
@@ -150,7 +134,7 @@ final class RESTBackupSource: BackupSource {
             }
             let response = try client.get(
                 PostgRESTClient.percentEncode(table.name.name), query: query,
-                headers: Self.schemaHeaders(table.name.schema), table: table.name)
+                headers: PostgRESTCatalog.schemaHeaders(table.name.schema), table: table.name)
             lines.removeAll(keepingCapacity: true)
             var pageRows = 0
             var lastRow: Range<Int>?

@@ -49,6 +49,18 @@ public struct RestoreOptions: Sendable {
     }
 }
 
+/// How a table's rows were loaded.
+public enum LoadPath: String, Sendable {
+    /// Into an empty table: COPY text straight in.
+    case copy
+    /// COPY text into a typed stage, then one upsert.
+    case upsert
+    /// Server-side JSON decoding (composite values), then one upsert.
+    case upsertJSON = "upsert-json"
+    /// Batched upserts through PostgREST.
+    case rest
+}
+
 public struct RestoreResult: Sendable {
     public struct TableOutcome: Sendable {
         public var table: TableName
@@ -57,9 +69,7 @@ public struct RestoreResult: Sendable {
         public var written: Int64
         /// Rows inserted, when the server can tell (not for partitioned tables).
         public var inserted: Int64?
-        /// How the rows were loaded: `copy` (empty table, COPY text), `upsert` (COPY text into a
-        /// typed stage, then upsert), `upsert-json` (server-side JSON decoding), `rest`.
-        public var path = "upsert-json"
+        public var path = LoadPath.upsertJSON
         public var unchanged: Int64 { rows - written }
     }
 
@@ -122,9 +132,21 @@ public struct RestoreEngine {
         }
         // Damaged files are refused before the database is touched.
         try ArchiveVerifier.checkChecksums(archive, tables: selected)
+        let destination = try makeDestination(archive: archive, schema: schema)
+        do {
+            return try restore(archive: archive, selected: selected, into: destination)
+        } catch {
+            destination.abandon()
+            throw error
+        }
+    }
+
+    private func makeDestination(archive: BackupArchive, schema: SchemaScript?) throws -> any RestoreDestination {
         switch options.target {
         case .direct(let connection):
-            return try runDirect(archive: archive, selected: selected, connectionString: connection, schema: schema)
+            return try DirectRestoreDestination(
+                connectionString: connection, archive: archive, schema: schema, disableTriggers: options.disableTriggers,
+                logger: logger)
         case .rest(let settings):
             guard schema == nil else {
                 throw UsageError("--create-schema needs a direct connection (--db-url): the REST API cannot create tables", code: .notSupported)
@@ -132,259 +154,81 @@ public struct RestoreEngine {
             guard !options.disableTriggers else {
                 throw UsageError("--disable-triggers needs a direct connection; the REST API cannot change session_replication_role", code: .notSupported)
             }
-            return try RESTRestore(settings: settings, logger: logger)
-                .run(archive: archive, selected: selected, dryRun: options.dryRun)
+            return try RESTRestoreDestination(settings: settings, archive: archive, logger: logger)
         }
     }
 
-    private func runDirect(
-        archive: BackupArchive, selected: [Manifest.Table], connectionString: ConnectionString, schema: SchemaScript?
+    /// What both destinations share: the plan, the dry run, sequences, the result.
+    private func restore(
+        archive: BackupArchive, selected: [Manifest.Table], into destination: any RestoreDestination
     ) throws -> RestoreResult {
-        let connection = try PostgresConnection.open(connectionString)
-        defer { connection.close() }
-        try Session.configure(connection, applicationName: "supabackup restore", pinSearchPath: false)
-        try connection.execute("BEGIN")
-        var ddl = DDLApplier(connection: connection)
-        if let schema {
-            try connection.execute("SET LOCAL check_function_bodies = off")
-            try ddl.apply(schema.statements.filter { $0.section == .preData })
-        }
-        let schemas = Array(Set(selected.map(\.schema))).sorted()
-        let target = try Catalog.tables(in: schemas, on: connection)
-        let plan: RestorePlan
+        let planned = destination.planned(selected)
+        let schemas = Array(Set(planned.map(\.schema))).sorted()
+        let (target, nonTables) = try destination.catalog(schemas: schemas, selected: planned)
+        var plan: RestorePlan
         do {
             plan = try RestorePlan(
-                manifest: archive.manifest, tables: selected, target: target, disableTriggers: options.disableTriggers,
-                compareTypes: true, views: try Catalog.nonTables(in: schemas, on: connection))
-        } catch var error as RestoreValidationError where !connectionString.namesDatabase {
-            error.problems.append("looked in \(connection.location(connectionString))")
+                manifest: archive.manifest, tables: planned, target: target, disableTriggers: options.disableTriggers,
+                compareTypes: destination.comparesTypes, views: nonTables)
+        } catch var error as RestoreValidationError {
+            if let note = (destination as? DirectRestoreDestination)?.unnamedDatabaseNote { error.problems.append(note) }
             throw error
         }
-        try checkPrivileges(plan, on: connection)
-        try checkConversions(plan, archive: archive, on: connection)
+        plan.warnings += destination.warnings(for: selected)
+        try destination.check(plan)
         if options.dryRun {
-            try connection.execute("ROLLBACK")
+            destination.abandon()
             var result = RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
-            result.schemaCreated = ddl.created
-            result.schemaExisting = ddl.existing
-            result.schemaSkipped = ddl.skipped
+            if let report = (destination as? DirectRestoreDestination)?.schemaReport {
+                (result.schemaCreated, result.schemaExisting, result.schemaSkipped) = report
+            }
             return result
         }
+        let load = try destination.load(plan, selected: selected, progress: options.progress)
+        let sequences = try resetSequences(archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), in: destination)
+        try destination.commit()
 
-        do {
-            var result = try load(plan, archive: archive, connection: connection) {
-                if let schema { try ddl.apply(schema.statements.filter { $0.section == .postData }) }
-            }
-            result.schemaCreated = ddl.created
-            result.schemaExisting = ddl.existing
-            result.schemaSkipped = ddl.skipped
-            if archive.manifest.authPasswordHashes == false, let users = selected.first(where: { $0.schema == "auth" && $0.name == "users" }) {
-                result.passwordResetNeeded = ["all \(users.rows) users in this backup (it was made over REST, without password hashes)"]
-            }
-            try commit(connection, plan: plan)
-            return result
-        } catch {
-            try? connection.execute("ROLLBACK")
-            throw error
+        var result = RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: load.tables, sequences: sequences)
+        result.schemaCreated = load.schemaCreated
+        result.schemaExisting = load.schemaExisting
+        result.schemaSkipped = load.schemaSkipped
+        if let auth = load.authUsers {
+            (result.authUsersCreated, result.authUsersExisting, result.passwordResetNeeded) = auth
+        } else if archive.manifest.authPasswordHashes == false,
+            let users = selected.first(where: { $0.schema == "auth" && $0.name == "users" })
+        {
+            result.passwordResetNeeded = ["all \(users.rows) users in this backup (it was made over REST, without password hashes)"]
         }
+        return result
     }
 
-    private func load(
-        _ plan: RestorePlan, archive: BackupArchive, connection: PostgresConnection, afterRows: () throws -> Void
-    ) throws -> RestoreResult {
-        try connection.execute("SET CONSTRAINTS ALL DEFERRED")
-        if options.disableTriggers {
-            try connection.execute("SET LOCAL session_replication_role = replica")
-        }
-        try createStage(connection)
-        // Tables loaded into empty targets with triggers off get their foreign keys checked
-        // set-based before commit (ForeignKeyCheck), not row by row.
-        var triggerFree: Set<TableName> = []
-        if !options.disableTriggers, try ForeignKeyCheck.canSkipTriggers(on: connection) {
-            triggerFree = try ForeignKeyCheck.triggerFree(plan.steps.map(\.table), on: connection)
-        }
-        var pendingChecks: [ForeignKeyCheck.Key] = []
-        var outcomes: [RestoreResult.TableOutcome] = []
-        for (index, step) in plan.steps.enumerated() {
-            guard let table = archive.manifest.table(step.table) else { continue }
-            options.progress?(step.table, index + 1, plan.steps.count)
-            let started = Date()
-            do {
-                let checks = triggerFree.contains(step.table) ? try ForeignKeyCheck.prepare(step.table, on: connection) : nil
-                if let rows = try loadAsText(step, table: table, archive: archive, on: connection, skipTriggers: checks != nil) {
-                    if let checks, rows.path == "copy" { pendingChecks += checks }
-                    outcomes.append(.init(
-                        table: step.table, rows: table.rows, written: rows.written, inserted: rows.inserted, path: rows.path))
-                    logger.debug(
-                        "table restored",
-                        metadata: [
-                            "table": "\(step.table)", "rows": "\(table.rows)", "written": "\(rows.written)",
-                            "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
-                        ])
-                    continue
-                }
-                try stage(table, archive: archive, on: connection)
-                let counts = try connection.query(
-                    UpsertStatement.make(table: step.table, step: step, partitioned: step.partitioned))
-                let written = Int64(counts.rows.first?[0] ?? "0") ?? 0
-                let inserted = counts.rows.first?[1].flatMap { Int64($0) }
-                outcomes.append(.init(table: step.table, rows: table.rows, written: written, inserted: inserted))
-                logger.debug(
-                    "table restored",
-                    metadata: [
-                        "table": "\(step.table)", "rows": "\(table.rows)", "written": "\(written)",
-                        "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
-                    ])
-            } catch let error as PostgresError {
-                throw RestoreError(table: step.table, underlying: error, advice: advice(for: error, table: step.table, plan: plan))
-            } catch var error as ArchiveError {
-                error.file = error.file ?? table.file
-                throw error
+    /// Moves every sequence feeding a restored column forward (`SequenceArithmetic`), through
+    /// whatever the destination can read and set.
+    private func resetSequences(
+        _ sequences: [Manifest.Sequence], restored: Set<TableName>, in destination: any RestoreDestination
+    ) throws -> [RestoreResult.SequenceOutcome] {
+        var outcomes: [RestoreResult.SequenceOutcome] = []
+        for sequence in sequences {
+            let feeds = sequence.feeds.filter { restored.contains($0.tableName) }
+            guard !feeds.isEmpty else { continue }
+            let name = TableName(schema: sequence.schema, name: sequence.name)
+            guard let state = try destination.sequenceState(sequence) else {
+                outcomes.append(.init(sequence: name, value: nil, note: "not in the target; not set"))
+                continue
+            }
+            guard state.increment > 0 else {
+                outcomes.append(.init(sequence: name, value: nil, note: "descending; left as it is"))
+                continue
+            }
+            let maxima = try feeds.compactMap { try destination.columnMaximum($0) }
+            let (value, isCalled) = SequenceArithmetic.target(backup: sequence, state: state, maxima: maxima)
+            if let note = try destination.setSequence(name, to: value, isCalled: isCalled) {
+                outcomes.append(.init(sequence: name, value: nil, note: note))
+            } else {
+                outcomes.append(.init(sequence: name, value: value, note: nil))
             }
         }
-        try afterRows()
-        try ForeignKeyCheck.validate(pendingChecks, on: connection)
-        let sequences = try SequenceReset.apply(
-            archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), on: connection)
-        return RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
-    }
-
-    /// The fast path: rows converted to COPY text on the client. Into an empty table they are
-    /// COPY'd straight in (under a lock that keeps other writers out until commit; with
-    /// `skipTriggers`, without per-row foreign-key triggers, checked later); otherwise
-    /// into a typed temporary table, then upserted. Returns nil, having changed nothing, when a
-    /// value needs the server-side JSON path (composite values).
-    private func loadAsText(
-        _ step: RestorePlan.Step, table: Manifest.Table, archive: BackupArchive, on connection: PostgresConnection,
-        skipTriggers: Bool
-    ) throws -> (written: Int64, inserted: Int64?, path: String)? {
-        let columns = step.columns
-        guard !columns.isEmpty else { return nil }
-        let list = columns.map { SQL.quoteIdentifier($0.name) }.joined(separator: ", ")
-        let empty = try connection.query("SELECT NOT EXISTS (SELECT 1 FROM \(step.table.quoted))").scalar == "t"
-        try connection.execute("SAVEPOINT supabackup_text")
-        do {
-            if empty {
-                try connection.execute("LOCK TABLE \(step.table.quoted) IN SHARE ROW EXCLUSIVE MODE")
-                if try connection.query("SELECT NOT EXISTS (SELECT 1 FROM \(step.table.quoted))").scalar != "t" {
-                    try connection.execute("ROLLBACK TO SAVEPOINT supabackup_text")
-                    return nil
-                }
-                if skipTriggers { try connection.execute("SET LOCAL session_replication_role = replica") }
-                try copyText(columns, into: "\(step.table.quoted) (\(list))", table: table, archive: archive, on: connection)
-                if skipTriggers { try connection.execute("SET LOCAL session_replication_role = origin") }
-                try connection.execute("RELEASE SAVEPOINT supabackup_text")
-                return (table.rows, table.rows, "copy")
-            }
-            try connection.execute(UpsertStatement.createTyped(columns))
-            try copyText(columns, into: "\(UpsertStatement.typedTable) (\(list))", table: table, archive: archive, on: connection)
-            let counts = try connection.query(
-                UpsertStatement.make(
-                    table: step.table, step: step, partitioned: step.partitioned, rows: UpsertStatement.selectTyped(columns)))
-            try connection.execute("DROP TABLE \(UpsertStatement.typedTable)")
-            try connection.execute("RELEASE SAVEPOINT supabackup_text")
-            return (Int64(counts.rows.first?[0] ?? "0") ?? 0, counts.rows.first?[1].flatMap { Int64($0) }, "upsert")
-        } catch is CopyTextEncoder.Unsupported {
-            try connection.execute("ROLLBACK TO SAVEPOINT supabackup_text")
-            return nil
-        }
-    }
-
-    private func copyText(
-        _ columns: [RestorePlan.ColumnPlan], into target: String, table: Manifest.Table, archive: BackupArchive,
-        on connection: PostgresConnection
-    ) throws {
-        var encoder = CopyTextEncoder(columns: columns)
-        var scanner = LineScanner()
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 18)
-        try connection.copyIn("COPY \(target) FROM STDIN") { writer in
-            try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
-                try scanner.feed(chunk) { line in try encoder.append(line, to: &buffer) }
-                if buffer.count >= 1 << 18 {
-                    try buffer.withUnsafeBytes { try writer.write($0) }
-                    buffer.removeAll(keepingCapacity: true)
-                }
-            }
-            try buffer.withUnsafeBytes { try writer.write($0) }
-        }
-    }
-
-    private func createStage(_ connection: PostgresConnection) throws {
-        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS supabackup_stage (line json NOT NULL) ON COMMIT DROP")
-    }
-
-    /// Loads a table's lines into the temporary stage (checking them against the manifest).
-    private func stage(_ table: Manifest.Table, archive: BackupArchive, on connection: PostgresConnection) throws {
-        try connection.execute("TRUNCATE \(UpsertStatement.stageTable)")
-        try connection.copyIn("COPY \(UpsertStatement.stageTable) (line) FROM STDIN WITH \(RowQuery.copyOptions)") { writer in
-            try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
-                try writer.write(chunk)
-            }
-        }
-    }
-
-    /// Where the target's column types differ from the backup's, converts the staged values
-    /// without writing them, so an incompatible type is reported table by table before any write.
-    private func checkConversions(_ plan: RestorePlan, archive: BackupArchive, on connection: PostgresConnection) throws {
-        let steps = plan.steps.filter { $0.columns.contains(where: \.typeDiffers) }
-        guard !steps.isEmpty else { return }
-        try createStage(connection)
-        var problems: [String] = []
-        for step in steps {
-            guard let table = archive.manifest.table(step.table) else { continue }
-            let columns = step.columns.filter(\.typeDiffers)
-            try connection.execute("SAVEPOINT supabackup_check")
-            do {
-                try stage(table, archive: archive, on: connection)
-                _ = try connection.query(UpsertStatement.conversionCheck(columns))
-                try connection.execute("RELEASE SAVEPOINT supabackup_check")
-            } catch let error as PostgresError where !error.isConnectionFailure {
-                try connection.execute("ROLLBACK TO SAVEPOINT supabackup_check")
-                let names = columns.map { "\(SQL.displayIdentifier($0.name)) (\($0.targetType) in the target)" }
-                problems.append("\(step.table): the backup's values do not fit \(names.joined(separator: ", ")): \(error.message)")
-            }
-        }
-        if !problems.isEmpty { throw RestoreValidationError(problems: problems) }
-    }
-
-    /// A role without the rights to restore gets one error listing what it lacks, before any write.
-    private func checkPrivileges(_ plan: RestorePlan, on connection: PostgresConnection) throws {
-        var checks: [(table: TableName, privilege: String)] = []
-        for step in plan.steps {
-            checks.append((step.table, "INSERT"))
-            if !step.conflictKey.isEmpty { checks.append((step.table, "UPDATE")) }
-        }
-        guard !checks.isEmpty else { return }
-        // One round trip for every table, not two per table.
-        let granted = try connection.query(
-            "SELECT has_table_privilege(t, p) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(t, p, n) ORDER BY n",
-            [SQL.textArrayLiteral(checks.map(\.table.quoted)), SQL.textArrayLiteral(checks.map(\.privilege))])
-        var missing: [String] = []
-        for (check, row) in zip(checks, granted.rows) where row.first ?? nil != "t" {
-            missing.append("\(check.privilege) on \(check.table)")
-        }
-        if !missing.isEmpty {
-            let role = try connection.query("SELECT current_user").scalar ?? "?"
-            throw RestoreValidationError(problems: ["role \(role) lacks " + missing.joined(separator: ", ")])
-        }
-    }
-
-    private func commit(_ connection: PostgresConnection, plan: RestorePlan) throws {
-        do {
-            try connection.execute("COMMIT")
-        } catch let error as PostgresError {
-            // Deferred foreign keys are checked here.
-            throw RestoreError(table: nil, underlying: error, advice: nil)
-        }
-    }
-
-    private func advice(for error: PostgresError, table: TableName, plan: RestorePlan) -> String? {
-        guard error.sqlState == "23503" else { return nil }
-        if let cycle = plan.blockedCycles.first(where: { $0.contains(table) }) {
-            return RestorePlan.cycleAdvice(cycle)
-        }
-        return "the referenced rows are neither in the target nor in this restore; restore their table too (or all tables)"
+        return outcomes
     }
 }
 

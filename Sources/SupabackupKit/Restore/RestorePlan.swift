@@ -78,13 +78,13 @@ public struct RestorePlan: Sendable {
                 }
                 columns.append(ColumnPlan(
                     name: column.name, targetType: targetColumn.type, encoding: column.encoding,
-                    insertOnly: targetColumn.identity == "a", typeDiffers: compareTypes && targetColumn.type != column.type))
+                    insertOnly: targetColumn.identity == .always, typeDiffers: compareTypes && targetColumn.type != column.type))
             }
             let written = Set(columns.map(\.name))
             // Columns only the target has get their defaults; NOT NULL ones need one.
             let backedUp = Set(table.columns.map(\.name))
             for column in live.columns where !backedUp.contains(column.name) {
-                if !column.nullable && !column.hasDefault && !column.isGenerated && column.identity.isEmpty {
+                if !column.nullable && !column.hasDefault && !column.isGenerated && column.identity == .none {
                     tableProblems.append("column \(SQL.displayIdentifier(column.name)) is NOT NULL without a default in the target and not in the backup")
                 }
             }
@@ -99,7 +99,7 @@ public struct RestorePlan: Sendable {
             steps[name] = Step(
                 table: name, rows: table.rows, file: table.file, conflictKey: key, columns: columns,
                 overridingSystemValue: columns.contains { $0.insertOnly },
-                partitioned: live.kind == "p")
+                partitioned: live.kind == .partitioned)
         }
         if !problems.isEmpty { throw RestoreValidationError(problems: problems) }
 

@@ -2,62 +2,79 @@ import Foundation
 import Logging
 
 /// Restores over PostgREST: upserting batches (`Prefer: resolution=merge-duplicates`) in
-/// foreign-key order.
+/// foreign-key order; auth users through the Auth admin API.
 ///
 /// Not one transaction: a failure leaves the tables and batches written before it. Every write
 /// is an upsert of the backup's values, so rerunning the restore converges to the backup.
 /// Foreign keys the OpenAPI document hides are handled by retrying, after the others, tables
 /// that failed with a foreign-key violation, until a round makes no progress.
-struct RESTRestore {
-    let settings: RESTSettings
-    let logger: Logger
-    /// The RPC function `sql/rest/supabackup_setval.sql` installs.
+final class RESTRestoreDestination: RestoreDestination {
+    private let settings: RESTSettings
+    private let client: PostgRESTClient
+    private let archive: BackupArchive
+    private let logger: Logger
+    /// The target's tables as the plan saw them.
+    private var target: [CatalogTable] = []
+    /// The RPC function `sql/rest/supabackup_setval.sql` installs; false once it proved missing.
     static let setvalFunction = "supabackup_setval"
+    private var setvalInstalled = true
 
-    init(settings: RESTSettings, logger: Logger) throws {
+    init(settings: RESTSettings, archive: BackupArchive, logger: Logger) throws {
+        try settings.key.requireServiceLevel()
         self.settings = try PostgRESTClient.resolve(settings, logger: logger)
+        self.archive = archive
         self.logger = logger
+        client = PostgRESTClient(settings: self.settings, logger: logger)
     }
 
-    func run(archive: BackupArchive, selected all: [Manifest.Table], dryRun: Bool) throws -> RestoreResult {
-        try settings.key.requireServiceLevel()
-        // Auth users go through the Auth admin API; the auth schema is not exposed over REST.
-        let users = all.first { $0.schema == "auth" && $0.name == "users" }
-        let selected = all.filter { $0.schema != "auth" }
-        let client = PostgRESTClient(settings: settings, logger: logger)
-        defer { client.shutdown() }
-        var target: [CatalogTable] = []
-        for schema in Array(Set(selected.map(\.schema))).sorted() {
-            let document = try RESTBackupSource.discover(schema, client: client)
-            target += document.tables.filter(\.insertable).map { Self.catalogTable($0, schema: schema) }
+    let comparesTypes = false
+
+    /// Auth users go through the Auth admin API; the auth schema is not exposed over REST.
+    private func users(_ selected: [Manifest.Table]) -> Manifest.Table? {
+        selected.first { $0.schema == "auth" && $0.name == "users" }
+    }
+
+    func warnings(for selected: [Manifest.Table]) -> [String] {
+        var warnings = ["REST restore: not one transaction; if it fails, what was written stays, and rerunning the restore converges"]
+        if users(selected) != nil {
+            warnings.append(
+                "REST restore: auth users are created through the Auth admin API (missing ones only; existing users are left alone); identities other than email/phone come back when users sign in again with their provider")
+        }
+        return warnings
+    }
+
+    func catalog(schemas: [String], selected: [Manifest.Table]) throws -> (tables: [CatalogTable], nonTables: [TableName: String]) {
+        var tables: [CatalogTable] = []
+        for schema in schemas where schema != "auth" {
+            let document = try PostgRESTCatalog.discover(schema, client: client)
+            tables += document.tables.filter(\.insertable).map { PostgRESTCatalog.catalogTable($0, schema: schema) }
         }
         // Views look like tables over REST; only a REST backup can hold one's rows.
         var views: [TableName: String] = [:]
-        if archive.manifest.mode == "rest" {
-            let listed = Set(target.map(\.tableName))
+        if archive.manifest.mode == .rest {
+            let listed = Set(tables.map(\.tableName))
             for table in selected where listed.contains(table.tableName) {
                 if try client.isView(table.tableName) { views[table.tableName] = "view" }
             }
         }
-        var plan = try RestorePlan(
-            manifest: archive.manifest, tables: selected, target: target.filter { views[$0.tableName] == nil },
-            disableTriggers: false, compareTypes: false, views: views)
-        plan.warnings.append(
-            "REST restore: not one transaction; if it fails, what was written stays, and rerunning the restore converges")
-        if users != nil {
-            plan.warnings.append(
-                "REST restore: auth users are created through the Auth admin API (missing ones only; existing users are left alone); identities other than email/phone come back when users sign in again with their provider")
-        }
-        if dryRun {
-            return RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
-        }
-        var authOutcome: (created: Int, existing: Int, needReset: [String])?
-        if let users {
+        target = tables.filter { views[$0.tableName] == nil }
+        return (target, views)
+    }
+
+    /// The auth tables are not rows to upsert here: `load` creates the users.
+    func planned(_ selected: [Manifest.Table]) -> [Manifest.Table] {
+        selected.filter { $0.schema != "auth" }
+    }
+
+    func check(_ plan: RestorePlan) throws {}
+
+    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws -> RestoreLoad {
+        var authUsers: (created: Int, existing: Int, needReset: [String])?
+        if let users = users(selected) {
             let admin = try AuthAdminClient(settings: settings, logger: logger)
             defer { admin.shutdown() }
-            authOutcome = try admin.createMissingUsers(archive: archive, table: users)
+            authUsers = try admin.createMissingUsers(archive: archive, table: users)
         }
-
         var outcomes: [RestoreResult.TableOutcome] = []
         var pending = plan.steps
         // Tables loaded without some nullable foreign-key columns, to break a cycle; they are
@@ -69,11 +86,12 @@ struct RESTRestore {
             for step in pending {
                 guard let table = archive.manifest.table(step.table) else { continue }
                 do {
-                    let rows = try load(step, without: withheld[step.table] ?? [], table: table, archive: archive, client: client)
+                    progress?(step.table, outcomes.count + 1, plan.steps.count)
+                    let rows = try load(step, without: withheld[step.table] ?? [], table: table)
                     if withheld[step.table] != nil {
                         reloads.append(step)
                     } else {
-                        outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil, path: "rest"))
+                        outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil, path: .rest))
                     }
                 } catch let error as RESTError where error.code == "23503" {
                     logger.info("foreign key not satisfied yet, will retry", metadata: ["table": "\(step.table)"])
@@ -105,40 +123,55 @@ struct RESTRestore {
         }
         for step in reloads {
             guard let table = archive.manifest.table(step.table) else { continue }
-            let rows = try load(step, without: [], table: table, archive: archive, client: client)
-            outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil, path: "rest"))
+            let rows = try load(step, without: [], table: table)
+            outcomes.append(.init(table: step.table, rows: rows, written: rows, inserted: nil, path: .rest))
         }
-        let sequences = try resetSequences(archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), client: client)
-        var result = RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: outcomes, sequences: sequences)
-        if let authOutcome {
-            result.authUsersCreated = authOutcome.created
-            result.authUsersExisting = authOutcome.existing
-            result.passwordResetNeeded = authOutcome.needReset
-        }
-        return result
+        var load = RestoreLoad(tables: outcomes)
+        load.authUsers = authUsers
+        return load
     }
 
-    static func catalogTable(_ table: OpenAPISchema.Table, schema: String) -> CatalogTable {
-        CatalogTable(
-            oid: 0, schema: schema, name: table.name, kind: "r", estimatedRows: 0,
-            columns: table.columns.map { column in
-                CatalogColumn(
-                    name: column.name, type: column.type, typeOid: 0, nullable: !column.required, generated: "",
-                    identity: "", hasDefault: column.hasDefault || column.primaryKey)
-            },
-            primaryKey: table.primaryKey, uniqueKeys: nil, foreignKeys: [])
+    func sequenceState(_ sequence: Manifest.Sequence) throws -> SequenceState? {
+        // REST cannot read sequences; the RPC function moves them forward only, on the server.
+        SequenceState(increment: sequence.increment, minimum: 1, lastUsed: nil)
     }
+
+    func columnMaximum(_ feed: Manifest.ColumnRef) throws -> Int64? {
+        let response = try client.get(
+            PostgRESTClient.percentEncode(feed.table),
+            query: [
+                ("select", PostgRESTQuery.field(feed.column)), ("order", PostgRESTQuery.field(feed.column) + ".desc.nullslast"),
+                ("limit", "1"),
+            ],
+            headers: PostgRESTCatalog.schemaHeaders(feed.schema), table: feed.tableName)
+        let rows = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]]
+        return (rows?.first?[feed.column] as? NSNumber)?.int64Value
+    }
+
+    func setSequence(_ name: TableName, to value: Int64, isCalled: Bool) throws -> String? {
+        let sql = "SELECT setval('\(name.quoted.replacingOccurrences(of: "'", with: "''"))', greatest(\(value), (SELECT last_value FROM \(name.quoted))));"
+        guard isCalled, setvalInstalled else { return "not set over REST; run: \(sql)" }
+        do {
+            let body = "{\"sequence_name\":\(SQL.jsonString(name.quoted)),\"new_value\":\(value)}"
+            _ = try client.post("rpc/\(Self.setvalFunction)", headers: [("Content-Profile", "public")], body: Array(body.utf8))
+            return nil
+        } catch let error as RESTError where error.status == 404 {
+            setvalInstalled = false
+            return "not set over REST (install sql/rest/supabackup_setval.sql to let restores do it); run: \(sql)"
+        }
+    }
+
+    func commit() throws { client.shutdown() }
+
+    func abandon() { client.shutdown() }
 
     /// Streams one table's rows into batched upserts. Restarts the table (idempotently) when
     /// the target turns out to generate a column itself.
-    private func load(
-        _ step: RestorePlan.Step, without withheld: Set<String>, table: Manifest.Table, archive: BackupArchive,
-        client: PostgRESTClient
-    ) throws -> Int64 {
+    private func load(_ step: RestorePlan.Step, without withheld: Set<String>, table: Manifest.Table) throws -> Int64 {
         var columns = step.columns.filter { !withheld.contains($0.name) }
         while true {
             do {
-                return try upsertAll(step, columns: columns, table: table, archive: archive, client: client)
+                return try upsertAll(step, columns: columns, table: table)
             } catch let error as RESTError where error.code == "428C9" {
                 guard let generated = Self.generatedColumn(in: error, among: columns.map(\.name)) else { throw error }
                 if step.conflictKey.contains(generated) {
@@ -154,10 +187,7 @@ struct RESTRestore {
         }
     }
 
-    private func upsertAll(
-        _ step: RestorePlan.Step, columns: [RestorePlan.ColumnPlan], table: Manifest.Table, archive: BackupArchive,
-        client: PostgRESTClient
-    ) throws -> Int64 {
+    private func upsertAll(_ step: RestorePlan.Step, columns: [RestorePlan.ColumnPlan], table: Manifest.Table) throws -> Int64 {
         let started = Date()
         var query = [("columns", columns.map { PostgRESTQuery.field($0.name) }.joined(separator: ","))]
         var prefer = "return=minimal"
@@ -165,7 +195,7 @@ struct RESTRestore {
             query.append(("on_conflict", step.conflictKey.map(PostgRESTQuery.field).joined(separator: ",")))
             prefer = "resolution=merge-duplicates,return=minimal"
         }
-        let headers = RESTBackupSource.schemaHeaders(step.table.schema, write: true) + [("Prefer", prefer)]
+        let headers = PostgRESTCatalog.schemaHeaders(step.table.schema, write: true) + [("Prefer", prefer)]
         let path = PostgRESTClient.percentEncode(step.table.name)
         // Columns kept as strings of JSON text go back to PostgREST as the JSON itself.
         let unwrap = Set(columns.filter { $0.encoding == .text && $0.targetType == "json" }.map(\.name))
@@ -186,7 +216,7 @@ struct RESTRestore {
                 Self.appendForREST(line, unwrapping: unwrap, to: &batch)
                 inBatch += 1
                 rows += 1
-                if batch.count >= settings.batchBytes { try flush() }
+                if batch.count >= self.settings.batchBytes { try flush() }
             }
         }
         try flush()
@@ -250,45 +280,4 @@ struct RESTRestore {
         return columns.filter { !$0.isEmpty && quoted($0) }.max { $0.count < $1.count }
     }
 
-    /// Moves sequences forward through the optional RPC function; without it, says exactly
-    /// which sequences need resetting and the SQL that does it.
-    private func resetSequences(
-        _ sequences: [Manifest.Sequence], restored: Set<TableName>, client: PostgRESTClient
-    ) throws -> [RestoreResult.SequenceOutcome] {
-        var outcomes: [RestoreResult.SequenceOutcome] = []
-        var rpcMissing = false
-        for sequence in sequences {
-            let feeds = sequence.feeds.filter { restored.contains($0.tableName) }
-            guard !feeds.isEmpty, sequence.increment > 0 else { continue }
-            var value = sequence.isCalled ? sequence.lastValue : sequence.lastValue - sequence.increment
-            for feed in feeds {
-                let response = try client.get(
-                    PostgRESTClient.percentEncode(feed.table),
-                    query: [("select", PostgRESTQuery.field(feed.column)), ("order", PostgRESTQuery.field(feed.column) + ".desc.nullslast"), ("limit", "1")],
-                    headers: RESTBackupSource.schemaHeaders(feed.schema), table: feed.tableName)
-                if let rows = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]],
-                    let number = rows.first?[feed.column] as? NSNumber
-                {
-                    value = max(value, number.int64Value)
-                }
-            }
-            let name = TableName(schema: sequence.schema, name: sequence.name)
-            let sql = "SELECT setval('\(name.quoted.replacingOccurrences(of: "'", with: "''"))', greatest(\(value), (SELECT last_value FROM \(name.quoted))));"
-            guard value >= 1, !rpcMissing else {
-                outcomes.append(.init(sequence: name, value: nil, note: "not set over REST; run: \(sql)"))
-                continue
-            }
-            do {
-                let body = "{\"sequence_name\":\(SQL.jsonString(name.quoted)),\"new_value\":\(value)}"
-                _ = try client.post("rpc/\(Self.setvalFunction)", headers: [("Content-Profile", "public")], body: Array(body.utf8))
-                outcomes.append(.init(sequence: name, value: value, note: nil))
-            } catch let error as RESTError where error.status == 404 {
-                rpcMissing = true
-                outcomes.append(.init(
-                    sequence: name, value: nil,
-                    note: "not set over REST (install sql/rest/supabackup_setval.sql to let restores do it); run: \(sql)"))
-            }
-        }
-        return outcomes
-    }
 }
