@@ -38,6 +38,15 @@ enum AccessControl {
             catalog: ("pg_namespace", "nspacl", "nspowner", "n", "regnamespace"))
     }
 
+    /// One grantee's privileges on an object (or column).
+    struct Grant: Decodable {
+        var grantee: String
+        var grantable: Bool
+        var privileges: String
+        var column: String?
+        var option: String { grantable ? " WITH GRANT OPTION" : "" }
+    }
+
     /// A grantee as SQL names it: `PUBLIC` for the pseudo-role 0.
     static let granteeSQL = "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END"
 
@@ -49,20 +58,20 @@ enum AccessControl {
             statements.append(
                 SchemaScript.Statement(section: .postData, kind: "acl", name: object.key, sql: reset(object)))
             // The source's effective ACL (NULL means the built-in default), less the owner's.
-            let rows = try connection.query(
+            let rows = try connection.decode(Grant.self,
                 """
-                SELECT \(granteeSQL), a.is_grantable, string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+                SELECT \(granteeSQL) AS grantee, a.is_grantable AS grantable,
+                       string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
                 FROM pg_catalog.\(c.table) o,
                      pg_catalog.aclexplode(coalesce(o.\(c.acl), pg_catalog.acldefault('\(c.defaultKind)', o.\(c.owner)))) a
                 WHERE o.oid = $1::pg_catalog.\(c.cast) AND a.grantee <> o.\(c.owner)
                 GROUP BY 1, 2 ORDER BY 1, 2
-                """, [object.sqlName]).rows
+                """, [object.sqlName])
             for row in rows {
-                let grantOption = row[1] == "t" ? " WITH GRANT OPTION" : ""
                 statements.append(
                     SchemaScript.Statement(
-                        section: .postData, kind: "grant", name: "\(object.key) \(row[0]!)",
-                        sql: "GRANT \(row[2]!) ON \(object.keyword) \(object.sqlName) TO \(row[0]!)\(grantOption);"))
+                        section: .postData, kind: "grant", name: "\(object.key) \(row.grantee)",
+                        sql: "GRANT \(row.privileges) ON \(object.keyword) \(object.sqlName) TO \(row.grantee)\(row.option);"))
             }
         }
         return statements
@@ -89,19 +98,21 @@ enum AccessControl {
     {
         var statements: [SchemaScript.Statement] = []
         for table in tables {
-            for row in try connection.query(
+            for row in try connection.decode(Grant.self,
                 """
-                SELECT quote_ident(c.attname), \(granteeSQL), a.is_grantable, string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+                SELECT quote_ident(c.attname) AS column, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
+                       string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
                 FROM pg_catalog.pg_attribute c, pg_catalog.aclexplode(c.attacl) a
                 WHERE c.attrelid = $1::pg_catalog.regclass AND c.attnum > 0 AND NOT c.attisdropped AND c.attacl IS NOT NULL
                 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-                """, [table.name]).rows
+                """, [table.name])
             {
-                let privileges = row[3]!.split(separator: ",").map { "\($0.trimmingCharacters(in: .whitespaces)) (\(row[0]!))" }
+                let column = row.column ?? ""
+                let privileges = row.privileges.split(separator: ",").map { "\($0.trimmingCharacters(in: .whitespaces)) (\(column))" }
                 statements.append(
                     SchemaScript.Statement(
-                        section: .postData, kind: "grant", name: "\(table.key) \(row[1]!)",
-                        sql: "GRANT \(privileges.joined(separator: ", ")) ON TABLE \(table.name) TO \(row[1]!)\(row[2] == "t" ? " WITH GRANT OPTION" : "");"))
+                        section: .postData, kind: "grant", name: "\(table.key) \(row.grantee)",
+                        sql: "GRANT \(privileges.joined(separator: ", ")) ON TABLE \(table.name) TO \(row.grantee)\(row.option);"))
             }
         }
         return statements
@@ -113,17 +124,20 @@ enum AccessControl {
         let kinds = ["r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES"]
         var statements: [SchemaScript.Statement] = []
         var previous: String?
-        for row in try connection.query(
+        struct Row: Decodable { var role: String, schema: String, kind: String, grantee: String, grantable: Bool, privileges: String }
+        for row in try connection.decode(Row.self,
             """
-            SELECT quote_ident(pg_catalog.pg_get_userbyid(d.defaclrole)), quote_ident(n.nspname), d.defaclobjtype::text,
-                   \(granteeSQL), a.is_grantable, string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+            SELECT quote_ident(pg_catalog.pg_get_userbyid(d.defaclrole)) AS role, quote_ident(n.nspname) AS schema,
+                   d.defaclobjtype::text AS kind, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
+                   string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
             FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace,
                  pg_catalog.aclexplode(d.defaclacl) a
             WHERE n.nspname = ANY($1::text[]) AND d.defaclobjtype IN ('r', 'S', 'f', 'T')
             GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-            """, [SQL.textArrayLiteral(schemas)]).rows
+            """, [SQL.textArrayLiteral(schemas)])
         {
-            let (role, schema, kind) = (row[0]!, row[1]!, kinds[row[2]!]!)
+            guard let kind = kinds[row.kind] else { continue }
+            let (role, schema) = (row.role, row.schema)
             let entry = "FOR ROLE \(role) IN SCHEMA \(schema)"
             let name = "\(role) \(schema) \(kind.lowercased())"
             if previous != name {
@@ -138,15 +152,15 @@ enum AccessControl {
                                 FROM pg_catalog.pg_default_acl d, pg_catalog.aclexplode(d.defaclacl) a
                                 WHERE d.defaclrole = \(SQL.quoteLiteral(role))::pg_catalog.regrole
                                   AND d.defaclnamespace = \(SQL.quoteLiteral(schema))::pg_catalog.regnamespace
-                                  AND d.defaclobjtype = \(SQL.quoteLiteral(row[2]!))
+                                  AND d.defaclobjtype = \(SQL.quoteLiteral(row.kind))
                               LOOP EXECUTE \(revoke) || grantee; END LOOP;
                             END $supabackup$;
                             """))
             }
             statements.append(
                 SchemaScript.Statement(
-                    section: .postData, kind: "default-acl", name: "\(name) \(row[3]!)",
-                    sql: "ALTER DEFAULT PRIVILEGES \(entry) GRANT \(row[5]!) ON \(kind) TO \(row[3]!)\(row[4] == "t" ? " WITH GRANT OPTION" : "");"))
+                    section: .postData, kind: "default-acl", name: "\(name) \(row.grantee)",
+                    sql: "ALTER DEFAULT PRIVILEGES \(entry) GRANT \(row.privileges) ON \(kind) TO \(row.grantee)\(row.grantable ? " WITH GRANT OPTION" : "");"))
         }
         return statements
     }

@@ -76,13 +76,16 @@ public enum Catalog {
     /// Relations of `schemas` that look like tables over REST but are not: views, materialized
     /// views and foreign tables, with what each is.
     public static func nonTables(in schemas: [String], on connection: PostgresConnection) throws -> [TableName: String] {
-        let rows = try connection.query(
+        struct Row: Decodable { var schema: String, name: String, kind: String }
+        let rows = try connection.decode(
+            Row.self,
             """
-            SELECT n.nspname, c.relname, CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END
+            SELECT n.nspname AS schema, c.relname AS name,
+                   CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'foreign table' END AS kind
             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('v', 'm', 'f') AND n.nspname = ANY($1::text[])
-            """, [SQL.textArrayLiteral(schemas)]).rows
-        return Dictionary(rows.map { (TableName(schema: $0[0]!, name: $0[1]!), $0[2]!) }, uniquingKeysWith: { first, _ in first })
+            """, [SQL.textArrayLiteral(schemas)])
+        return Dictionary(rows.map { (TableName(schema: $0.schema, name: $0.name), $0.kind) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// Schemas that exist, out of `names`.

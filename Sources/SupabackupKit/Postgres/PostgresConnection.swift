@@ -247,3 +247,19 @@ private func withCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar
     defer { for pointer in duplicated { free(pointer) } }
     return body(duplicated.map { $0.map { UnsafePointer($0) } })
 }
+
+extension PostgresConnection {
+    /// A query's rows decoded into `T` by column name (snake_case names to camelCase
+    /// properties) through one `json_agg`: a catalog of another shape is an error naming the
+    /// row type, never a crash on a missing column.
+    func decode<T: Decodable>(_ type: T.Type, _ sql: String, _ parameters: [String?] = []) throws -> [T] {
+        let json = try query("SELECT coalesce(json_agg(q), '[]')::text FROM (\(sql)) q", parameters).scalar ?? "[]"
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try decoder.decode([T].self, from: Data(json.utf8))
+        } catch {
+            throw InternalError("the catalog answered in an unexpected shape for \(T.self): \(error)")
+        }
+    }
+}

@@ -71,298 +71,378 @@ public struct SchemaScript: Sendable, Equatable {
     }
 }
 
-/// Builds a `SchemaScript` for a set of tables from the catalog.
+/// Builds a `SchemaScript` for a set of tables from the catalog, one function per kind of
+/// object; every query's rows are decoded by column name (`PostgresConnection.decode`), so a
+/// catalog of another shape is an error that says so, not a crash.
 enum SchemaCapture {
     static func script(for tables: [Int64], on connection: PostgresConnection) throws -> SchemaScript {
         guard !tables.isEmpty else { return SchemaScript(statements: []) }
-        let oids = "{" + tables.map(String.init).joined(separator: ",") + "}"
         _ = try connection.query("SELECT set_config('search_path', 'pg_catalog', true)")
+        var capture = Capture(connection: connection, oids: "{" + tables.map(String.init).joined(separator: ",") + "}")
+        let schemas = try capture.schemas()
+        try capture.extensions()
+        try capture.types()
+        let sequences = try capture.sequences()
+        let functions = try capture.functions()
+        let relations = try capture.tables()
+        try capture.sequenceOwnership()
+        try capture.foreignKeys()
+        try capture.indexes()
+        try capture.policies()
+        try capture.triggers()
+        try capture.accessControl(schemas: schemas, relations: relations, sequences: sequences, functions: functions)
+        try capture.columnComments()
+        return SchemaScript(statements: capture.pre + capture.post)
+    }
+
+    /// Schemas whose functions and triggers belong to the platform, never to the app.
+    static let platformSchemas = ["pg_catalog", "information_schema"] + Platform.schemas.map(\.name)
+
+    private struct Capture {
+        let connection: PostgresConnection
+        /// The backed-up tables' oids, as an array literal for `$1::oid[]`.
+        let oids: String
         var pre: [SchemaScript.Statement] = []
         var post: [SchemaScript.Statement] = []
-        func add(_ section: SchemaScript.Section, _ kind: String, _ name: String, _ sql: String) {
+
+        init(connection: PostgresConnection, oids: String) {
+            self.connection = connection
+            self.oids = oids
+        }
+
+        mutating func add(_ section: SchemaScript.Section, _ kind: String, _ name: String, _ sql: String) {
             let statement = SchemaScript.Statement(section: section, kind: kind, name: name, sql: sql)
             if section == .preData { pre.append(statement) } else { post.append(statement) }
         }
 
-        // Schemas.
-        let schemaNames = try connection.query(
-            """
-            SELECT DISTINCT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = ANY($1::oid[]) ORDER BY 1
-            """, [oids]).rows.map { $0[0]! }
-        for name in schemaNames {
-            add(.preData, "schema", name, "CREATE SCHEMA IF NOT EXISTS \(SQL.quoteIdentifier(name));")
+        func rows<T: Decodable>(_ type: T.Type, _ sql: String, _ parameters: [String?]? = nil) throws -> [T] {
+            try connection.decode(type, sql, parameters ?? [oids])
         }
 
-        // Extensions whose types the columns use or whose functions the defaults call.
-        for row in try connection.query(
-            """
-            WITH RECURSIVE used(oid) AS (
-                SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
-                UNION
-                SELECT x FROM used u JOIN pg_type t ON t.oid = u.oid,
-                    LATERAL (VALUES (t.typelem), (t.typbasetype)) v(x) WHERE x <> 0
-            ), objects(classid, objid) AS (
-                SELECT 'pg_type'::regclass, oid FROM used
-                UNION
-                SELECT d.refclassid, d.refobjid FROM pg_attrdef ad
-                JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass
-                WHERE ad.adrelid = ANY($1::oid[])
-            )
-            SELECT DISTINCT e.extname, n.nspname FROM objects o
-            JOIN pg_depend d ON d.classid = o.classid AND d.objid = o.objid AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
-            JOIN pg_extension e ON e.oid = d.refobjid JOIN pg_namespace n ON n.oid = e.extnamespace
-            ORDER BY 1
-            """, [oids]).rows
-        {
-            add(.preData, "extension", row[0]!,
-                "CREATE EXTENSION IF NOT EXISTS \(SQL.quoteIdentifier(row[0]!)) WITH SCHEMA \(SQL.quoteIdentifier(row[1]!));")
-        }
+        struct Name: Decodable { var name: String }
+        struct NameAndSQL: Decodable { var name: String; var sql: String }
 
-        // User types the columns use (through arrays, domains and composites), dependencies first.
-        let types = try connection.query(
-            """
-            WITH RECURSIVE used(oid, depth) AS (
-                SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
-                UNION
-                SELECT x, u.depth + 1 FROM used u JOIN pg_type t ON t.oid = u.oid,
-                    LATERAL (SELECT t.typelem UNION ALL SELECT t.typbasetype
-                             UNION ALL SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = t.typrelid AND t.typtype = 'c' AND a.attnum > 0) v(x)
-                WHERE x <> 0 AND u.depth < 20
-            )
-            SELECT t.oid::text, t.typtype::text, format_type(t.oid, NULL), max(u.depth) FROM used u
-            JOIN pg_type t ON t.oid = u.oid JOIN pg_namespace n ON n.oid = t.typnamespace
-            WHERE t.typtype IN ('e', 'd', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-              AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
-            GROUP BY 1, 2, 3 ORDER BY 4 DESC, 3
-            """, [oids]).rows
-        for row in types {
-            let (oid, kind, name) = (row[0]!, row[1]!, row[2]!)
-            switch kind {
-            case "e":
-                let labels = try connection.query(
-                    "SELECT enumlabel FROM pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder", [oid]).rows.map { SQL.quoteLiteral($0[0]!) }
-                add(.preData, "type", name, "CREATE TYPE \(name) AS ENUM (\(labels.joined(separator: ", ")));")
-            case "d":
-                let info = try connection.query(
-                    """
-                    SELECT format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
-                      (SELECT string_agg(' CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), '' ORDER BY c.conname)
-                         FROM pg_constraint c WHERE c.contypid = t.oid)
-                    FROM pg_type t WHERE t.oid = $1::oid
-                    """, [oid]).rows[0]
-                var sql = "CREATE DOMAIN \(name) AS \(info[0]!)"
-                if let value = info[2] { sql += " DEFAULT \(value)" }
-                if info[1] == "t" { sql += " NOT NULL" }
-                sql += (info[3] ?? "") + ";"
-                add(.preData, "type", name, sql)
-            default:
-                let attributes = try connection.query(
-                    """
-                    SELECT quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod)
-                    FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
-                    WHERE t.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
-                    """, [oid]).rows.map { $0[0]! }
-                add(.preData, "type", name, "CREATE TYPE \(name) AS (\(attributes.joined(separator: ", ")));")
+        mutating func schemas() throws -> [String] {
+            let names = try rows(Name.self, """
+                SELECT DISTINCT n.nspname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.oid = ANY($1::oid[]) ORDER BY 1
+                """).map(\.name)
+            for name in names {
+                add(.preData, "schema", name, "CREATE SCHEMA IF NOT EXISTS \(SQL.quoteIdentifier(name));")
             }
+            return names
         }
 
-        // Sequences the columns draw from that are not identity sequences.
-        let sequences = try connection.query(
-            """
-            SELECT DISTINCT s.oid::regclass::text, format_type(q.seqtypid, NULL), q.seqincrement, q.seqmin, q.seqmax,
-                   q.seqstart, q.seqcache, q.seqcycle
-            FROM pg_attrdef ad
-            JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
-            JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
-            JOIN pg_sequence q ON q.seqrelid = s.oid
-            WHERE ad.adrelid = ANY($1::oid[])
-            ORDER BY 1
-            """, [oids]).rows
-        for row in sequences {
-            add(.preData, "sequence", row[0]!,
-                "CREATE SEQUENCE \(row[0]!) AS \(row[1]!) INCREMENT BY \(row[2]!) MINVALUE \(row[3]!) MAXVALUE \(row[4]!) START WITH \(row[5]!) CACHE \(row[6]!)\(row[7] == "t" ? " CYCLE" : "");")
-        }
-
-        // Functions that triggers, policies, defaults and checks call (not the platform's or extensions').
-        let functions = try connection.query(
-            """
-            WITH objects AS (
-                SELECT t.tgfoid AS fn FROM pg_trigger t WHERE t.tgrelid = ANY($1::oid[]) AND NOT t.tgisinternal
-                UNION SELECT t.tgfoid FROM pg_trigger t WHERE t.tgrelid = to_regclass('auth.users') AND NOT t.tgisinternal
-                UNION SELECT d.refobjid FROM pg_policy p JOIN pg_depend d ON d.classid = 'pg_policy'::regclass AND d.objid = p.oid
-                      AND d.refclassid = 'pg_proc'::regclass WHERE p.polrelid = ANY($1::oid[])
-                UNION SELECT d.refobjid FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-                      AND d.refclassid = 'pg_proc'::regclass WHERE ad.adrelid = ANY($1::oid[])
-                UNION SELECT d.refobjid FROM pg_constraint c JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass
-                      AND d.objid = c.oid AND d.refclassid = 'pg_proc'::regclass WHERE c.conrelid = ANY($1::oid[])
-            )
-            SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid) FROM objects o JOIN pg_proc p ON p.oid = o.fn
-            JOIN pg_namespace n ON n.oid = p.pronamespace
-            WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'auth', 'storage', 'extensions', 'realtime', 'vault', 'graphql', 'pgsodium')
-              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
-              AND p.prokind = 'f'
-            ORDER BY 1
-            """, [oids]).rows
-        for row in functions {
-            var sql = row[1]!
-            if sql.hasPrefix("CREATE OR REPLACE FUNCTION") {
-                sql = "CREATE FUNCTION" + sql.dropFirst("CREATE OR REPLACE FUNCTION".count)
-            }
-            add(.preData, "function", row[0]!, sql.trimmingCharacters(in: .whitespacesAndNewlines) + ";")
-        }
-
-        // Tables, parents before partitions.
-        let relations = try connection.query(
-            """
-            SELECT c.oid::text, c.oid::regclass::text, c.relkind::text, c.relispartition,
-                   CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
-                   CASE WHEN c.relispartition THEN (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid) END,
-                   CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
-                   c.relrowsecurity, c.relforcerowsecurity, obj_description(c.oid, 'pg_class')
-            FROM pg_class c
-            WHERE c.oid = ANY($1::oid[])
-               OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
-                            WHERE i.inhparent = ANY($1::oid[]) AND p.relkind = 'p')
-            ORDER BY c.relispartition, 2
-            """, [oids]).rows
-        for relation in relations {
-            let (oid, name, isPartition) = (relation[0]!, relation[1]!, relation[3] == "t")
-            let constraints = try connection.query(
-                """
-                SELECT quote_ident(conname), pg_get_constraintdef(oid), contype::text FROM pg_constraint
-                WHERE conrelid = $1::oid AND contype IN ('p', 'u', 'c', 'x') AND conislocal ORDER BY contype <> 'p', conname
-                """, [oid]).rows
-            var elements: [String] = []
-            if isPartition {
-                var sql = "CREATE TABLE \(name) PARTITION OF \(relation[5]!)"
-                let local = constraints.filter { $0[2] == "c" }.map { "CONSTRAINT \($0[0]!) \($0[1]!)" }
-                if !local.isEmpty { sql += " (" + local.joined(separator: ", ") + ")" }
-                add(.preData, "table", name, sql + " \(relation[6]!);")
-                continue
-            }
-            for column in try connection.query(
-                """
-                SELECT quote_ident(a.attname), format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity::text,
-                       a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid),
-                       CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(n.nspname) || '.' || quote_ident(co.collname)
-                            FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE co.oid = a.attcollation) END
-                FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-                LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-                WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
-                """, [oid]).rows
+        /// Extensions whose types the columns use or whose functions the defaults call.
+        mutating func extensions() throws {
+            struct Row: Decodable { var name: String; var schema: String }
+            for row in try rows(Row.self, """
+                WITH RECURSIVE used(oid) AS (
+                    SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+                    UNION
+                    SELECT x FROM used u JOIN pg_type t ON t.oid = u.oid,
+                        LATERAL (VALUES (t.typelem), (t.typbasetype)) v(x) WHERE x <> 0
+                ), objects(classid, objid) AS (
+                    SELECT 'pg_type'::regclass, oid FROM used
+                    UNION
+                    SELECT d.refclassid, d.refobjid FROM pg_attrdef ad
+                    JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_proc'::regclass
+                    WHERE ad.adrelid = ANY($1::oid[])
+                )
+                SELECT DISTINCT e.extname AS name, n.nspname AS schema FROM objects o
+                JOIN pg_depend d ON d.classid = o.classid AND d.objid = o.objid AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+                JOIN pg_extension e ON e.oid = d.refobjid JOIN pg_namespace n ON n.oid = e.extnamespace
+                ORDER BY 1
+                """)
             {
-                var sql = "\(column[0]!) \(column[1]!)"
-                if let collation = column[6] { sql += " COLLATE \(collation)" }
-                if column[4] == "s", let expression = column[5] {
-                    sql += " GENERATED ALWAYS AS (\(expression)) STORED"
-                } else if column[3] == "a" {
-                    sql += " GENERATED ALWAYS AS IDENTITY"
-                } else if column[3] == "d" {
-                    sql += " GENERATED BY DEFAULT AS IDENTITY"
-                } else if let expression = column[5] {
-                    sql += " DEFAULT \(expression)"
-                }
-                if column[2] == "t" { sql += " NOT NULL" }
-                elements.append(sql)
+                add(.preData, "extension", row.name,
+                    "CREATE EXTENSION IF NOT EXISTS \(SQL.quoteIdentifier(row.name)) WITH SCHEMA \(SQL.quoteIdentifier(row.schema));")
             }
-            elements += constraints.map { "CONSTRAINT \($0[0]!) \($0[1]!)" }
-            var sql = "CREATE TABLE \(name) (\n    " + elements.joined(separator: ",\n    ") + "\n)"
-            if let key = relation[4] { sql += " PARTITION BY \(key)" }
-            add(.preData, "table", name, sql + ";")
-            if relation[7] == "t" { add(.postData, "row-security", name, "ALTER TABLE \(name) ENABLE ROW LEVEL SECURITY;") }
-            if relation[8] == "t" { add(.postData, "row-security", name, "ALTER TABLE \(name) FORCE ROW LEVEL SECURITY;") }
-            if let comment = relation[9] { add(.postData, "comment", name, "COMMENT ON TABLE \(name) IS \(SQL.quoteLiteral(comment));") }
         }
 
-        // Sequence ownership (serial columns).
-        for row in try connection.query(
-            """
-            SELECT s.oid::regclass::text, t.oid::regclass::text || '.' || quote_ident(a.attname)
-            FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-            JOIN pg_class t ON t.oid = d.refobjid JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'
-              AND d.refobjid = ANY($1::oid[]) ORDER BY 1
-            """, [oids]).rows
-        {
-            add(.preData, "sequence-owner", row[0]!, "ALTER SEQUENCE \(row[0]!) OWNED BY \(row[1]!);")
+        /// User types the columns use (through arrays, domains and composites), dependencies first.
+        mutating func types() throws {
+            struct Row: Decodable { var oid: String; var kind: String; var name: String }
+            let types = try rows(Row.self, """
+                WITH RECURSIVE used(oid, depth) AS (
+                    SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+                    UNION
+                    SELECT x, u.depth + 1 FROM used u JOIN pg_type t ON t.oid = u.oid,
+                        LATERAL (SELECT t.typelem UNION ALL SELECT t.typbasetype
+                                 UNION ALL SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = t.typrelid AND t.typtype = 'c' AND a.attnum > 0) v(x)
+                    WHERE x <> 0 AND u.depth < 20
+                )
+                SELECT t.oid::text AS oid, t.typtype::text AS kind, format_type(t.oid, NULL) AS name FROM used u
+                JOIN pg_type t ON t.oid = u.oid JOIN pg_namespace n ON n.oid = t.typnamespace
+                WHERE t.typtype IN ('e', 'd', 'c') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                  AND (t.typtype <> 'c' OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid AND d.deptype = 'e')
+                GROUP BY 1, 2, 3 ORDER BY max(u.depth) DESC, 3
+                """)
+            for type in types {
+                switch type.kind {
+                case "e":
+                    let labels = try rows(Name.self,
+                        "SELECT enumlabel AS name FROM pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder", [type.oid])
+                    add(.preData, "type", type.name,
+                        "CREATE TYPE \(type.name) AS ENUM (\(labels.map { SQL.quoteLiteral($0.name) }.joined(separator: ", ")));")
+                case "d":
+                    struct Domain: Decodable { var base: String; var notNull: Bool; var defaultValue: String?; var constraints: String? }
+                    guard let domain = try rows(Domain.self, """
+                        SELECT format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull AS not_null, t.typdefault AS default_value,
+                          (SELECT string_agg(' CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), '' ORDER BY c.conname)
+                             FROM pg_constraint c WHERE c.contypid = t.oid) AS constraints
+                        FROM pg_type t WHERE t.oid = $1::oid
+                        """, [type.oid]).first
+                    else { continue }
+                    var sql = "CREATE DOMAIN \(type.name) AS \(domain.base)"
+                    if let value = domain.defaultValue { sql += " DEFAULT \(value)" }
+                    if domain.notNull { sql += " NOT NULL" }
+                    add(.preData, "type", type.name, sql + (domain.constraints ?? "") + ";")
+                default:
+                    let attributes = try rows(Name.self, """
+                        SELECT quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) AS name
+                        FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
+                        WHERE t.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+                        """, [type.oid])
+                    add(.preData, "type", type.name, "CREATE TYPE \(type.name) AS (\(attributes.map(\.name).joined(separator: ", ")));")
+                }
+            }
         }
 
-        // Post-data: foreign keys, indexes, policies, triggers, grants, column comments.
-        for row in try connection.query(
-            """
-            SELECT conrelid::regclass::text, quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint
-            WHERE conrelid = ANY($1::oid[]) AND contype = 'f' AND conparentid = 0 ORDER BY 1, 2
-            """, [oids]).rows
-        {
-            add(.postData, "foreign-key", "\(row[0]!).\(row[1]!)", "ALTER TABLE \(row[0]!) ADD CONSTRAINT \(row[1]!) \(row[2]!);")
+        /// Sequences the columns draw from that are not identity sequences.
+        mutating func sequences() throws -> [String] {
+            let sequences = try rows(NameAndSQL.self, """
+                SELECT DISTINCT s.oid::regclass::text AS name,
+                       'CREATE SEQUENCE ' || s.oid::regclass::text || ' AS ' || format_type(q.seqtypid, NULL)
+                       || ' INCREMENT BY ' || q.seqincrement || ' MINVALUE ' || q.seqmin || ' MAXVALUE ' || q.seqmax
+                       || ' START WITH ' || q.seqstart || ' CACHE ' || q.seqcache || CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END
+                       || ';' AS sql
+                FROM pg_attrdef ad
+                JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid AND d.refclassid = 'pg_class'::regclass
+                JOIN pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'
+                JOIN pg_sequence q ON q.seqrelid = s.oid
+                WHERE ad.adrelid = ANY($1::oid[])
+                ORDER BY 1
+                """)
+            for sequence in sequences { add(.preData, "sequence", sequence.name, sequence.sql) }
+            return sequences.map(\.name)
         }
-        for row in try connection.query(
-            """
-            SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
-            WHERE i.indrelid = ANY($1::oid[])
-              AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
-            ORDER BY 1
-            """, [oids]).rows
-        {
-            add(.postData, "index", row[0]!, row[1]! + ";")
+
+        /// Functions that triggers, policies, defaults and checks call (not the platform's or
+        /// extensions'), as `CREATE FUNCTION` so an existing one is left alone.
+        mutating func functions() throws -> [String] {
+            let functions = try rows(NameAndSQL.self, """
+                WITH objects AS (
+                    SELECT t.tgfoid AS fn FROM pg_trigger t WHERE t.tgrelid = ANY($1::oid[]) AND NOT t.tgisinternal
+                    UNION SELECT t.tgfoid FROM pg_trigger t WHERE t.tgrelid = to_regclass('auth.users') AND NOT t.tgisinternal
+                    UNION SELECT d.refobjid FROM pg_policy p JOIN pg_depend d ON d.classid = 'pg_policy'::regclass AND d.objid = p.oid
+                          AND d.refclassid = 'pg_proc'::regclass WHERE p.polrelid = ANY($1::oid[])
+                    UNION SELECT d.refobjid FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+                          AND d.refclassid = 'pg_proc'::regclass WHERE ad.adrelid = ANY($1::oid[])
+                    UNION SELECT d.refobjid FROM pg_constraint c JOIN pg_depend d ON d.classid = 'pg_constraint'::regclass
+                          AND d.objid = c.oid AND d.refclassid = 'pg_proc'::regclass WHERE c.conrelid = ANY($1::oid[])
+                )
+                SELECT p.oid::regprocedure::text AS name, pg_get_functiondef(p.oid) AS sql FROM objects o JOIN pg_proc p ON p.oid = o.fn
+                JOIN pg_namespace n ON n.oid = p.pronamespace
+                WHERE n.nspname <> ALL($2::text[])
+                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+                  AND p.prokind = 'f'
+                ORDER BY 1
+                """, [oids, SQL.textArrayLiteral(SchemaCapture.platformSchemas)])
+            for function in functions {
+                var sql = function.sql
+                if sql.hasPrefix("CREATE OR REPLACE FUNCTION") {
+                    sql = "CREATE FUNCTION" + sql.dropFirst("CREATE OR REPLACE FUNCTION".count)
+                }
+                add(.preData, "function", function.name, sql.trimmingCharacters(in: .whitespacesAndNewlines) + ";")
+            }
+            return functions.map(\.name)
         }
-        for row in try connection.query(
-            """
-            SELECT quote_ident(p.schemaname) || '.' || quote_ident(p.tablename), quote_ident(p.policyname), p.permissive, p.cmd,
-                   (SELECT string_agg(CASE WHEN r = 'public' THEN 'PUBLIC' ELSE quote_ident(r) END, ', ') FROM unnest(p.roles) r),
-                   p.qual, p.with_check
-            FROM pg_policies p JOIN pg_class c ON c.relname = p.tablename
-            JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname
-            WHERE c.oid = ANY($1::oid[]) ORDER BY 1, 2
-            """, [oids]).rows
-        {
-            var sql = "CREATE POLICY \(row[1]!) ON \(row[0]!) AS \(row[2]!) FOR \(row[3]!) TO \(row[4] ?? "PUBLIC")"
-            if let qual = row[5] { sql += " USING (\(qual))" }
-            if let check = row[6] { sql += " WITH CHECK (\(check))" }
-            add(.postData, "policy", "\(row[0]!).\(row[1]!)", sql + ";")
+
+        /// Tables, parents before partitions, with row level security and comments.
+        mutating func tables() throws -> [String] {
+            struct Relation: Decodable {
+                var oid: String, name: String, isPartition: Bool, partitionKey: String?, parent: String?, bound: String?
+                var rowSecurity: Bool, forceRowSecurity: Bool, comment: String?
+            }
+            struct Constraint: Decodable { var name: String; var definition: String; var kind: String }
+            let relations = try rows(Relation.self, """
+                SELECT c.oid::text AS oid, c.oid::regclass::text AS name, c.relispartition AS is_partition,
+                       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
+                       CASE WHEN c.relispartition THEN (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid) END AS parent,
+                       CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END AS bound,
+                       c.relrowsecurity AS row_security, c.relforcerowsecurity AS force_row_security,
+                       obj_description(c.oid, 'pg_class') AS comment
+                FROM pg_class c
+                WHERE c.oid = ANY($1::oid[])
+                   OR c.oid IN (SELECT i.inhrelid FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent
+                                WHERE i.inhparent = ANY($1::oid[]) AND p.relkind = 'p')
+                ORDER BY c.relispartition, 2
+                """)
+            for relation in relations {
+                let constraints = try rows(Constraint.self, """
+                    SELECT quote_ident(conname) AS name, pg_get_constraintdef(oid) AS definition, contype::text AS kind FROM pg_constraint
+                    WHERE conrelid = $1::oid AND contype IN ('p', 'u', 'c', 'x') AND conislocal ORDER BY contype <> 'p', conname
+                    """, [relation.oid])
+                if relation.isPartition, let parent = relation.parent, let bound = relation.bound {
+                    var sql = "CREATE TABLE \(relation.name) PARTITION OF \(parent)"
+                    let local = constraints.filter { $0.kind == "c" }.map { "CONSTRAINT \($0.name) \($0.definition)" }
+                    if !local.isEmpty { sql += " (" + local.joined(separator: ", ") + ")" }
+                    add(.preData, "table", relation.name, sql + " \(bound);")
+                    continue
+                }
+                var elements = try rows(Column.self, """
+                    SELECT quote_ident(a.attname) AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
+                           a.attidentity::text AS identity, a.attgenerated::text AS generated, pg_get_expr(d.adbin, d.adrelid) AS expression,
+                           CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(n.nspname) || '.' || quote_ident(co.collname)
+                                FROM pg_collation co JOIN pg_namespace n ON n.oid = co.collnamespace WHERE co.oid = a.attcollation) END AS collation
+                    FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                    WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+                    """, [relation.oid]).map(Self.columnDefinition)
+                elements += constraints.map { "CONSTRAINT \($0.name) \($0.definition)" }
+                var sql = "CREATE TABLE \(relation.name) (\n    " + elements.joined(separator: ",\n    ") + "\n)"
+                if let key = relation.partitionKey { sql += " PARTITION BY \(key)" }
+                add(.preData, "table", relation.name, sql + ";")
+                if relation.rowSecurity { add(.postData, "row-security", relation.name, "ALTER TABLE \(relation.name) ENABLE ROW LEVEL SECURITY;") }
+                if relation.forceRowSecurity { add(.postData, "row-security", relation.name, "ALTER TABLE \(relation.name) FORCE ROW LEVEL SECURITY;") }
+                if let comment = relation.comment {
+                    add(.postData, "comment", relation.name, "COMMENT ON TABLE \(relation.name) IS \(SQL.quoteLiteral(comment));")
+                }
+            }
+            return relations.map(\.name)
         }
-        for row in try connection.query(
-            """
-            SELECT t.tgrelid::regclass::text || '.' || quote_ident(t.tgname), pg_get_triggerdef(t.oid)
-            FROM pg_trigger t
-            WHERE (t.tgrelid = ANY($1::oid[]) OR t.tgrelid = to_regclass('auth.users')) AND NOT t.tgisinternal AND t.tgparentid = 0
-              AND NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-                              WHERE p.oid = t.tgfoid AND n.nspname IN ('auth', 'storage', 'realtime', 'supabase_functions'))
-            ORDER BY 1
-            """, [oids]).rows
-        {
-            add(.postData, "trigger", row[0]!, row[1]! + ";")
+
+        struct Column: Decodable {
+            var name: String, type: String, notNull: Bool, identity: IdentityKind, generated: GeneratedKind
+            var expression: String?, collation: String?
         }
-        // Access control: every created object's ACL as in the source, whatever the target's
-        // default privileges add; then the schemas' own default privileges.
-        var objects = schemaNames.map(AccessControl.schema)
-        objects += relations.map { AccessControl.table($0[1]!, key: "table \($0[1]!)") }
-        objects += sequences.map { AccessControl.sequence($0[0]!, key: "sequence \($0[0]!)") }
-        for row in try connection.query(
-            """
-            SELECT s.oid::regclass::text, d.refobjid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
-            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
-              AND s.relkind = 'S' AND d.refobjid = ANY($1::oid[]) ORDER BY 1
-            """, [oids]).rows
-        {
-            objects.append(AccessControl.sequence(row[0]!, key: "table \(row[1]!)"))
+
+        private static func columnDefinition(_ column: Column) -> String {
+            var sql = "\(column.name) \(column.type)"
+            if let collation = column.collation { sql += " COLLATE \(collation)" }
+            if column.generated == .stored, let expression = column.expression {
+                sql += " GENERATED ALWAYS AS (\(expression)) STORED"
+            } else if column.identity == .always {
+                sql += " GENERATED ALWAYS AS IDENTITY"
+            } else if column.identity == .byDefault {
+                sql += " GENERATED BY DEFAULT AS IDENTITY"
+            } else if let expression = column.expression {
+                sql += " DEFAULT \(expression)"
+            }
+            if column.notNull { sql += " NOT NULL" }
+            return sql
         }
-        objects += functions.map { AccessControl.function($0[0]!) }
-        post += try AccessControl.statements(for: objects, on: connection)
-        post += try AccessControl.columnGrants(relations.map { ($0[1]!, "table \($0[1]!)") }, on: connection)
-        post += try AccessControl.defaultPrivileges(in: schemaNames, on: connection)
-        for row in try connection.query(
-            """
-            SELECT c.oid::regclass::text || '.' || quote_ident(a.attname), d.description FROM pg_description d
-            JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass
-            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
-            WHERE c.oid = ANY($1::oid[]) AND d.objsubid > 0 ORDER BY 1
-            """, [oids]).rows
-        {
-            add(.postData, "comment", row[0]!, "COMMENT ON COLUMN \(row[0]!) IS \(SQL.quoteLiteral(row[1]!));")
+
+        /// Sequence ownership (serial columns).
+        mutating func sequenceOwnership() throws {
+            for row in try rows(NameAndSQL.self, """
+                SELECT s.oid::regclass::text AS name,
+                       'ALTER SEQUENCE ' || s.oid::regclass::text || ' OWNED BY ' || t.oid::regclass::text || '.' || quote_ident(a.attname) || ';' AS sql
+                FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+                JOIN pg_class t ON t.oid = d.refobjid JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+                WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'
+                  AND d.refobjid = ANY($1::oid[]) ORDER BY 1
+                """)
+            {
+                add(.preData, "sequence-owner", row.name, row.sql)
+            }
         }
-        return SchemaScript(statements: pre + post)
+
+        mutating func foreignKeys() throws {
+            for row in try rows(NameAndSQL.self, """
+                SELECT conrelid::regclass::text || '.' || quote_ident(conname) AS name,
+                       'ALTER TABLE ' || conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(conname) || ' '
+                       || pg_get_constraintdef(oid) || ';' AS sql
+                FROM pg_constraint WHERE conrelid = ANY($1::oid[]) AND contype = 'f' AND conparentid = 0 ORDER BY 1
+                """)
+            {
+                add(.postData, "foreign-key", row.name, row.sql)
+            }
+        }
+
+        /// Indexes that no primary, unique or exclusion constraint already creates.
+        mutating func indexes() throws {
+            for row in try rows(NameAndSQL.self, """
+                SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) || ';' AS sql FROM pg_index i
+                WHERE i.indrelid = ANY($1::oid[])
+                  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
+                ORDER BY 1
+                """)
+            {
+                add(.postData, "index", row.name, row.sql)
+            }
+        }
+
+        mutating func policies() throws {
+            struct Row: Decodable {
+                var table: String, name: String, permissive: String, command: String, roles: String?, qual: String?, check: String?
+            }
+            for row in try rows(Row.self, """
+                SELECT quote_ident(p.schemaname) || '.' || quote_ident(p.tablename) AS table, quote_ident(p.policyname) AS name,
+                       p.permissive, p.cmd AS command,
+                       (SELECT string_agg(CASE WHEN r = 'public' THEN 'PUBLIC' ELSE quote_ident(r) END, ', ') FROM unnest(p.roles) r) AS roles,
+                       p.qual, p.with_check AS check
+                FROM pg_policies p JOIN pg_class c ON c.relname = p.tablename
+                JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname
+                WHERE c.oid = ANY($1::oid[]) ORDER BY 1, 2
+                """)
+            {
+                var sql = "CREATE POLICY \(row.name) ON \(row.table) AS \(row.permissive) FOR \(row.command) TO \(row.roles ?? "PUBLIC")"
+                if let qual = row.qual { sql += " USING (\(qual))" }
+                if let check = row.check { sql += " WITH CHECK (\(check))" }
+                add(.postData, "policy", "\(row.table).\(row.name)", sql + ";")
+            }
+        }
+
+        /// The tables' triggers and the app's triggers on auth.users, not the platform's own.
+        mutating func triggers() throws {
+            for row in try rows(NameAndSQL.self, """
+                SELECT t.tgrelid::regclass::text || '.' || quote_ident(t.tgname) AS name, pg_get_triggerdef(t.oid) || ';' AS sql
+                FROM pg_trigger t
+                WHERE (t.tgrelid = ANY($1::oid[]) OR t.tgrelid = to_regclass('auth.users')) AND NOT t.tgisinternal AND t.tgparentid = 0
+                  AND NOT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                                  WHERE p.oid = t.tgfoid AND n.nspname = ANY($2::text[]))
+                ORDER BY 1
+                """, [oids, SQL.textArrayLiteral(SchemaCapture.platformSchemas)])
+            {
+                add(.postData, "trigger", row.name, row.sql)
+            }
+        }
+
+        /// Every created object's ACL as in the source, whatever the target's default
+        /// privileges add; then the schemas' own default privileges.
+        mutating func accessControl(schemas: [String], relations: [String], sequences: [String], functions: [String]) throws {
+            var objects = schemas.map(AccessControl.schema)
+            objects += relations.map { AccessControl.table($0, key: "table \($0)") }
+            objects += sequences.map { AccessControl.sequence($0, key: "sequence \($0)") }
+            struct Identity: Decodable { var sequence: String; var table: String }
+            for row in try rows(Identity.self, """
+                SELECT s.oid::regclass::text AS sequence, d.refobjid::regclass::text AS table FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
+                WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
+                  AND s.relkind = 'S' AND d.refobjid = ANY($1::oid[]) ORDER BY 1
+                """)
+            {
+                objects.append(AccessControl.sequence(row.sequence, key: "table \(row.table)"))
+            }
+            objects += functions.map(AccessControl.function)
+            post += try AccessControl.statements(for: objects, on: connection)
+            post += try AccessControl.columnGrants(relations.map { ($0, "table \($0)") }, on: connection)
+            post += try AccessControl.defaultPrivileges(in: schemas, on: connection)
+        }
+
+        mutating func columnComments() throws {
+            struct Row: Decodable { var column: String; var description: String }
+            for row in try rows(Row.self, """
+                SELECT c.oid::regclass::text || '.' || quote_ident(a.attname) AS column, d.description FROM pg_description d
+                JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass
+                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
+                WHERE c.oid = ANY($1::oid[]) AND d.objsubid > 0 ORDER BY 1
+                """)
+            {
+                add(.postData, "comment", row.column, "COMMENT ON COLUMN \(row.column) IS \(SQL.quoteLiteral(row.description));")
+            }
+        }
     }
 }

@@ -4,9 +4,11 @@ enum SequenceCatalog {
     static func sequences(feeding tables: [Int64], on connection: PostgresConnection) throws -> [Manifest.Sequence] {
         guard !tables.isEmpty else { return [] }
         let oids = "{" + tables.map(String.init).joined(separator: ",") + "}"
-        let result = try connection.query(
+        struct Row: Decodable { var schema: String, name: String, increment: Int64, tableSchema: String, table: String, column: String }
+        let rows = try connection.decode(Row.self,
             """
-            SELECT sn.nspname, s.relname, seq.seqincrement::text, tn.nspname, t.relname, a.attname
+            SELECT sn.nspname AS schema, s.relname AS name, seq.seqincrement AS increment, tn.nspname AS table_schema,
+                   t.relname AS table, a.attname AS column
             FROM (
                 SELECT d.objid AS seqid, d.refobjid AS relid, d.refobjsubid AS attnum
                 FROM pg_catalog.pg_depend d
@@ -28,19 +30,19 @@ enum SequenceCatalog {
             ORDER BY 1, 2, 4, 5, 6
             """, [oids])
         var sequences: [Manifest.Sequence] = []
-        for row in result.rows {
-            let feed = Manifest.ColumnRef(schema: row[3]!, table: row[4]!, column: row[5]!)
-            if let last = sequences.last, last.schema == row[0]!, last.name == row[1]! {
+        for row in rows {
+            let feed = Manifest.ColumnRef(schema: row.tableSchema, table: row.table, column: row.column)
+            if let last = sequences.last, last.schema == row.schema, last.name == row.name {
                 if !last.feeds.contains(feed) { sequences[sequences.count - 1].feeds.append(feed) }
                 continue
             }
-            let name = TableName(schema: row[0]!, name: row[1]!)
+            let name = TableName(schema: row.schema, name: row.name)
             let state = try connection.query("SELECT last_value::text, is_called FROM \(name.quoted)")
             guard let values = state.rows.first, let last = values[0].flatMap(Int64.init) else { continue }
             sequences.append(
                 Manifest.Sequence(
                     schema: name.schema, name: name.name, lastValue: last, isCalled: values[1] == "t",
-                    increment: Int64(row[2]!) ?? 1, feeds: [feed]))
+                    increment: row.increment, feeds: [feed]))
         }
         return sequences
     }

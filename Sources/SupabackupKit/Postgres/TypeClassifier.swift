@@ -3,7 +3,8 @@
 /// Types are resolved through domains; json-bearing arrays and composites are found by
 /// walking element and attribute types.
 final class TypeClassifier {
-    private struct TypeRow {
+    private struct TypeRow: Decodable {
+        var oid: Int64
         var type: String
         var baseType: Int64
         var element: Int64
@@ -31,16 +32,13 @@ final class TypeClassifier {
 
     private func row(_ oid: Int64) throws -> TypeRow? {
         if types == nil {
-            let result = try connection.query(
-                "SELECT oid::int8, typtype::text, typbasetype::int8, typelem::int8, typcategory::text, typrelid::int8 FROM pg_catalog.pg_type"
-            )
-            var loaded: [Int64: TypeRow] = [:]
-            for r in result.rows {
-                loaded[Int64(r[0]!)!] = TypeRow(
-                    type: r[1]!, baseType: Int64(r[2]!)!, element: Int64(r[3]!)!, category: r[4]!,
-                    relation: Int64(r[5]!)!)
-            }
-            types = loaded
+            let rows = try connection.decode(
+                TypeRow.self,
+                """
+                SELECT oid::int8 AS oid, typtype::text AS type, typbasetype::int8 AS base_type, typelem::int8 AS element,
+                       typcategory::text AS category, typrelid::int8 AS relation FROM pg_catalog.pg_type
+                """)
+            types = Dictionary(rows.map { ($0.oid, $0) }, uniquingKeysWith: { first, _ in first })
         }
         return types?[oid]
     }
@@ -65,10 +63,12 @@ final class TypeClassifier {
             if row.category == "A" && row.element != 0 {
                 result = try containsJSON(row.element, depth: depth + 1)
             } else if row.type == "c" && row.relation != 0 {
-                let attributes = try connection.query(
-                    "SELECT atttypid::int8 FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped",
+                struct Attribute: Decodable { var type: Int64 }
+                let attributes = try connection.decode(
+                    Attribute.self,
+                    "SELECT atttypid::int8 AS type FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped",
                     [String(row.relation)])
-                for attribute in attributes.rows where try containsJSON(Int64(attribute[0]!)!, depth: depth + 1) {
+                for attribute in attributes where try containsJSON(attribute.type, depth: depth + 1) {
                     result = true
                     break
                 }
