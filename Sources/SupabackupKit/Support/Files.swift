@@ -6,6 +6,12 @@ import Glibc
 import Darwin
 #endif
 
+// The C calls by plain names, for methods of the same name (close, read, write) to call:
+// written once here instead of qualifying them with Glibc or Darwin at each use.
+private func systemClose(_ fd: Int32) { _ = close(fd) }
+private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, buffer, count) }
+private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, buffer, count) }
+
 /// A file created exclusively with mode 0600 whatever the umask, written with plain `write(2)`.
 final class OutputFile {
     private var fd: Int32
@@ -18,12 +24,12 @@ final class OutputFile {
         fchmod(fd, 0o600)
     }
 
-    deinit { if fd >= 0 { Glibc.close(fd) } }
+    deinit { if fd >= 0 { systemClose(fd) } }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
         while offset < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            let n = systemWrite(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw ArchiveError(.io, "cannot write \(path): \(errnoText())")
@@ -38,7 +44,7 @@ final class OutputFile {
 
     func syncAndClose() throws {
         defer {
-            Glibc.close(fd)
+            systemClose(fd)
             fd = -1
         }
         guard fsync(fd) == 0 else { throw ArchiveError(.io, "cannot sync \(path): \(errnoText())") }
@@ -64,7 +70,7 @@ final class InputFile {
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {
-            let n = Glibc.read(fd, buffer.baseAddress!, buffer.count)
+            let n = systemRead(fd, buffer.baseAddress!, buffer.count)
             if n >= 0 { return n }
             if errno == EINTR { continue }
             throw ArchiveError(.io, "cannot read \(path): \(errnoText())")
@@ -83,7 +89,7 @@ final class InputFile {
     }
 
     func close() {
-        if fd >= 0 { Glibc.close(fd) }
+        if fd >= 0 { systemClose(fd) }
         fd = -1
     }
 }
