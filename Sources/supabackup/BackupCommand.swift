@@ -14,10 +14,14 @@ struct BackupCommand: ParsableCommand {
     @Option(name: .customLong("out"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
 
-    @Option(name: .customLong("schema"), help: ArgumentHelp("Schema to back up (repeatable; default: public).", valueName: "s"))
+    @Option(
+        name: .customLong("schema"),
+        help: ArgumentHelp("Schema to back up (repeatable; default: public).", valueName: "s"))
     var schemas: [String] = []
 
-    @Option(name: .customLong("table"), help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
+    @Option(
+        name: .customLong("table"),
+        help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
     var tables: [String] = []
 
     @Option(name: .customLong("exclude-table"), help: ArgumentHelp("Skip this table (repeatable).", valueName: "t"))
@@ -40,7 +44,8 @@ struct BackupCommand: ParsableCommand {
 
     @Option(
         name: .customLong("split-tables-larger-than"),
-        help: ArgumentHelp("With --jobs > 1, read tables larger than this on disk in block ranges (kB, MB, GB).", valueName: "size"))
+        help: ArgumentHelp(
+            "With --jobs > 1, read tables larger than this on disk in block ranges (kB, MB, GB).", valueName: "size"))
     var splitSize = "16MB"
 
     @Flag(help: "After a successful backup, prune DIR with the --keep-* rules (default: keep 30 days).")
@@ -54,10 +59,12 @@ struct BackupCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if !prune && !RetentionPolicy(
-            keepDays: retention.keepDays, keepLast: retention.keepLast, keepDaily: retention.keepDaily,
-            keepWeekly: retention.keepWeekly, keepMonthly: retention.keepMonthly
-        ).isEmpty {
+        if !prune
+            && !RetentionPolicy(
+                keepDays: retention.keepDays, keepLast: retention.keepLast, keepDaily: retention.keepDaily,
+                keepWeekly: retention.keepWeekly, keepMonthly: retention.keepMonthly
+            ).isEmpty
+        {
             throw ValidationError("--keep-* options apply with --prune")
         }
         guard (1...64).contains(jobs) else { throw ValidationError("--jobs must be between 1 and 64") }

@@ -24,7 +24,9 @@ struct CatCommand: ParsableCommand {
             let matches = archive.manifest.tables.filter { filter.matches($0.tableName) }
             guard let entry = matches.first else { throw UsageError("backup \(name) has no table \(filter)") }
             guard matches.count == 1 else {
-                throw UsageError("\(filter) is ambiguous: \(matches.map(\.tableName.description).joined(separator: ", ")); give schema.name")
+                throw UsageError(
+                    "\(filter) is ambiguous: \(matches.map(\.tableName.description).joined(separator: ", ")); give schema.name"
+                )
             }
             let out = FileHandle.standardOutput
             try archive.readRows(of: entry) { chunk in out.write(Data(chunk)) }

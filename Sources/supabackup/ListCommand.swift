@@ -17,7 +17,8 @@ struct ListCommand: ParsableCommand {
             let backups = try BackupListing.list(in: directory)
             for backup in backups where backup.readableByOthers {
                 Terminal.stderr(
-                    "supabackup: warning: \(backup.name) can be read by other users (chmod -R go-rwx \(directory)/\(backup.name))")
+                    "supabackup: warning: \(backup.name) can be read by other users (chmod -R go-rwx \(directory)/\(backup.name))"
+                )
             }
             if json {
                 let encoder = JSONEncoder()
@@ -42,7 +43,8 @@ struct ListCommand: ParsableCommand {
                 continue
             }
             rows.append([
-                backup.name, formatter.string(from: backup.time), backup.mode ?? "?", backup.tables.map(String.init) ?? "",
+                backup.name, formatter.string(from: backup.time), backup.mode ?? "?",
+                backup.tables.map(String.init) ?? "",
                 backup.rows.map(String.init) ?? "", backup.bytes.map(formatBytes) ?? "",
             ])
         }

@@ -4,7 +4,8 @@ import SupabackupKit
 
 /// Retention options shared by `prune` and `backup --prune`.
 struct RetentionOptions: ParsableArguments {
-    @Option(name: .customLong("keep-days"), help: "Keep backups younger than N days (default when no rule is given: 30).")
+    @Option(
+        name: .customLong("keep-days"), help: "Keep backups younger than N days (default when no rule is given: 30).")
     var keepDays: Int?
     @Option(name: .customLong("keep-last"), help: "Keep the N newest backups.")
     var keepLast: Int?
@@ -23,7 +24,8 @@ struct RetentionOptions: ParsableArguments {
 
     var policy: RetentionPolicy {
         let policy = RetentionPolicy(
-            keepDays: keepDays, keepLast: keepLast, keepDaily: keepDaily, keepWeekly: keepWeekly, keepMonthly: keepMonthly)
+            keepDays: keepDays, keepLast: keepLast, keepDaily: keepDaily, keepWeekly: keepWeekly,
+            keepMonthly: keepMonthly)
         return policy.isEmpty ? .default : policy
     }
 }

@@ -21,7 +21,9 @@ struct RestoreCommand: ParsableCommand {
     @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
 
-    @Option(name: .customLong("table"), help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
+    @Option(
+        name: .customLong("table"),
+        help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
     var tables: [String] = []
 
     @Flag(name: .customLong("dry-run"), help: "Check the archive and the target and print the plan; write nothing.")
@@ -34,7 +36,9 @@ struct RestoreCommand: ParsableCommand {
 
     @Flag(
         name: .customLong("create-schema"),
-        help: "Create missing types, tables, indexes, policies, triggers and grants from the backup's schema.sql, in the same transaction.")
+        help:
+            "Create missing types, tables, indexes, policies, triggers and grants from the backup's schema.sql, in the same transaction."
+    )
     var createSchema = false
 
     @Flag(name: .customLong("with-auth"), help: "Also restore the backup's Auth users, identities and MFA factors.")
@@ -53,7 +57,9 @@ struct RestoreCommand: ParsableCommand {
                     Terminal.stderr("supabackup: no backups in \(directory); nothing restored")
                 } else {
                     print(ListCommand.render(backups))
-                    Terminal.stderr("supabackup: nothing restored; pick one: supabackup restore \(backups[0].name) --dir \(directory)")
+                    Terminal.stderr(
+                        "supabackup: nothing restored; pick one: supabackup restore \(backups[0].name) --dir \(directory)"
+                    )
                 }
                 throw ExitCode(ExitCodes.usage)
             }
@@ -71,7 +77,9 @@ struct RestoreCommand: ParsableCommand {
             if options.progress != nil { FileHandle.standardError.write(Data(Terminal.clear.utf8)) }
             if !output.quiet {
                 for warning in result.plan.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
-                for grant in result.schemaSkipped { Terminal.stderr("supabackup: warning: schema.sql: skipped \(grant)") }
+                for grant in result.schemaSkipped {
+                    Terminal.stderr("supabackup: warning: schema.sql: skipped \(grant)")
+                }
             }
             if json {
                 try JSONOutput.print(RestoreJSON(result))
@@ -87,7 +95,9 @@ struct RestoreCommand: ParsableCommand {
                 return
             }
             for sequence in result.sequences where sequence.value == nil && !output.quiet {
-                if let note = sequence.note { Terminal.stderr("supabackup: warning: sequence \(sequence.sequence): \(note)") }
+                if let note = sequence.note {
+                    Terminal.stderr("supabackup: warning: sequence \(sequence.sequence): \(note)")
+                }
             }
             if !result.passwordResetNeeded.isEmpty && !output.quiet {
                 Terminal.stderr(
@@ -99,7 +109,9 @@ struct RestoreCommand: ParsableCommand {
                 for object in result.schemaCreated { print("created \(object)") }
                 for object in result.schemaExisting { print("exists, left alone: \(object)") }
                 for outcome in result.tables {
-                    let detail = outcome.inserted.map { "\($0) inserted, \(outcome.written - $0) updated" } ?? "\(outcome.written) inserted or updated"
+                    let detail =
+                        outcome.inserted.map { "\($0) inserted, \(outcome.written - $0) updated" }
+                        ?? "\(outcome.written) inserted or updated"
                     print("\(outcome.table): \(outcome.rows) rows (\(detail), \(outcome.unchanged) unchanged)")
                 }
                 for sequence in result.sequences {
@@ -116,14 +128,18 @@ struct RestoreCommand: ParsableCommand {
         let written = result.tables.reduce(Int64(0)) { $0 + $1.written }
         var lines: [String] = []
         if createSchema {
-            lines.append("schema: \(result.schemaCreated.count) objects created, \(result.schemaExisting.count) existed and were left alone")
+            lines.append(
+                "schema: \(result.schemaCreated.count) objects created, \(result.schemaExisting.count) existed and were left alone"
+            )
         }
         if result.authUsersCreated + result.authUsersExisting > 0 {
-            lines.append("auth users: \(result.authUsersCreated) created, \(result.authUsersExisting) existed (left alone)")
+            lines.append(
+                "auth users: \(result.authUsersCreated) created, \(result.authUsersExisting) existed (left alone)")
         }
         let sequences = result.sequences.filter { $0.value != nil }.count
         lines.append(
-            "restored \(result.name): \(result.tables.count) tables, \(rows) rows (\(written) written, \(rows - written) unchanged), \(sequences) sequences set")
+            "restored \(result.name): \(result.tables.count) tables, \(rows) rows (\(written) written, \(rows - written) unchanged), \(sequences) sequences set"
+        )
         return lines.joined(separator: "\n")
     }
 }
@@ -164,7 +180,9 @@ struct RestoreJSON: Encodable {
         dryRun = result.dryRun
         plan = result.plan.steps.map { Step(table: $0.table.description, rows: $0.rows, method: $0.method) }
         tables = result.tables.map {
-            Table(table: $0.table.description, rows: $0.rows, written: $0.written, inserted: $0.inserted, unchanged: $0.unchanged)
+            Table(
+                table: $0.table.description, rows: $0.rows, written: $0.written, inserted: $0.inserted,
+                unchanged: $0.unchanged)
         }
         sequences = result.sequences.map { Sequence(sequence: $0.sequence.description, value: $0.value, note: $0.note) }
         warnings = result.plan.warnings

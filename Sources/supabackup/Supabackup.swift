@@ -14,7 +14,10 @@ struct SupabackupCommand: ParsableCommand {
             table or backup); 130/143 interrupted by SIGINT/SIGTERM.
             """,
         version: Supabackup.version,
-        subcommands: [BackupCommand.self, RestoreCommand.self, ListCommand.self, VerifyCommand.self, PruneCommand.self, CatCommand.self]
+        subcommands: [
+            BackupCommand.self, RestoreCommand.self, ListCommand.self, VerifyCommand.self, PruneCommand.self,
+            CatCommand.self,
+        ]
     )
 }
 
@@ -44,14 +47,19 @@ struct ConnectionOptions: ParsableArguments {
             "File holding the service_role or secret key (default: $SUPABASE_SERVICE_ROLE_KEY).", valueName: "file"))
     var serviceKeyFile: String?
 
-    @Option(help: "auto: direct when a database URL is set, REST when only REST settings are; direct, then REST if it fails, when both are.")
+    @Option(
+        help:
+            "auto: direct when a database URL is set, REST when only REST settings are; direct, then REST if it fails, when both are."
+    )
     var mode: TransportMode = .auto
 
     @Option(name: .customLong("page-size"), help: "REST mode: rows per request.")
     var pageSize = 1000
 
     func validate() throws {
-        guard pageSize >= 1 && pageSize <= 100_000 else { throw ValidationError("--page-size must be between 1 and 100000") }
+        guard pageSize >= 1 && pageSize <= 100_000 else {
+            throw ValidationError("--page-size must be between 1 and 100000")
+        }
     }
 
     private var environment: [String: String] { ProcessInfo.processInfo.environment }
@@ -75,7 +83,9 @@ struct ConnectionOptions: ParsableArguments {
         } else if let value = environment["SUPABASE_SERVICE_ROLE_KEY"], !value.isEmpty {
             key = value
         } else {
-            throw UsageError("REST mode needs the service_role or secret key: set SUPABASE_SERVICE_ROLE_KEY or use --service-key-file")
+            throw UsageError(
+                "REST mode needs the service_role or secret key: set SUPABASE_SERVICE_ROLE_KEY or use --service-key-file"
+            )
         }
         var settings = try RESTSettings(url: url, key: try APIKey(key))
         settings.pageSize = pageSize
@@ -188,7 +198,9 @@ enum Terminal {
                 interrupted.withLock { $0 = true }
                 let removed = ActiveBackups.shared.removeAll()
                 let name = number == SIGINT ? "SIGINT" : "SIGTERM"
-                stderr("supabackup: error: interrupted by \(name)" + (removed.isEmpty ? "" : "; removed the unfinished backup"))
+                stderr(
+                    "supabackup: error: interrupted by \(name)"
+                        + (removed.isEmpty ? "" : "; removed the unfinished backup"))
                 exit(code)
             }
             source.resume()

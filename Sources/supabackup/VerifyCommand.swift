@@ -46,12 +46,15 @@ struct VerifyCommand: ParsableCommand {
             let findings = deep && report.isIntact ? try DeepVerifier.check(archive) : nil
             let intact = report.isIntact && (findings?.isEmpty ?? true)
             if json {
-                try JSONOutput.print(Output(
-                    name: name, intact: intact,
-                    tables: report.tables.map {
-                        .init(table: $0.table.description, file: $0.file, rows: $0.rows, bytes: $0.bytes, problem: $0.problem)
-                    },
-                    problems: report.allProblems, findings: findings))
+                try JSONOutput.print(
+                    Output(
+                        name: name, intact: intact,
+                        tables: report.tables.map {
+                            .init(
+                                table: $0.table.description, file: $0.file, rows: $0.rows, bytes: $0.bytes,
+                                problem: $0.problem)
+                        },
+                        problems: report.allProblems, findings: findings))
                 if !intact { throw ExitCode(ExitCodes.damaged) }
                 return
             }
@@ -59,14 +62,17 @@ struct VerifyCommand: ParsableCommand {
                 print("ok \(check.table): \(check.rows) rows, \(formatBytes(check.bytes))")
             }
             for problem in report.allProblems { Terminal.stderr("supabackup: damaged: \(problem)") }
-            for finding in findings ?? [] { Terminal.stderr("supabackup: \(finding.kind): \(finding.table): \(finding.message)") }
+            for finding in findings ?? [] {
+                Terminal.stderr("supabackup: \(finding.kind): \(finding.table): \(finding.message)")
+            }
             guard intact else {
                 let count = report.allProblems.count + (findings?.count ?? 0)
                 Terminal.stderr("supabackup: error: backup \(name) is damaged or inconsistent (\(count) problems)")
                 throw ExitCode(ExitCodes.damaged)
             }
-            print("backup \(name) is intact: \(report.tables.count) tables, \(archive.manifest.totalRows) rows"
-                + (deep ? "; keys unique and references resolve" : ""))
+            print(
+                "backup \(name) is intact: \(report.tables.count) tables, \(archive.manifest.totalRows) rows"
+                    + (deep ? "; keys unique and references resolve" : ""))
         }
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import SupabackupKit
-import Testing
 import TestSupport
+import Testing
 
 /// Damaged archives are refused by verify and by restore, before the target is written.
 @Suite("Damaged archives")

@@ -1,7 +1,7 @@
 import Foundation
 import SupabackupKit
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Backup")
 struct BackupTests {
@@ -10,13 +10,15 @@ struct BackupTests {
         let source = try TestDatabase("select")
         try source.run(sqlFile: "sample/schema.sql")
         try source.run(sqlFile: "sample/data.sql")
-        try source.execute("CREATE MATERIALIZED VIEW public.mv AS SELECT 1 AS x; CREATE SCHEMA other; CREATE TABLE other.t (id int)")
+        try source.execute(
+            "CREATE MATERIALIZED VIEW public.mv AS SELECT 1 AS x; CREATE SCHEMA other; CREATE TABLE other.t (id int)")
         let directory = try TemporaryDirectory()
         let result = try backup(source, into: directory)
         let names = Set(result.manifest.tables.map(\.name))
         #expect(names.count == 12)
         #expect(names.contains("analytics_events"))
-        #expect(!names.contains("analytics_events_2025") && !names.contains("published_projects") && !names.contains("mv"))
+        #expect(
+            !names.contains("analytics_events_2025") && !names.contains("published_projects") && !names.contains("mv"))
         #expect(!names.contains("t"))
         let events = try #require(result.manifest.tables.first { $0.name == "analytics_events" })
         #expect(events.kind == "partitioned")

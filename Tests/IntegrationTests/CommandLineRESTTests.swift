@@ -1,7 +1,7 @@
 import Foundation
 import SupabackupKit
-import Testing
 import TestSupport
+import Testing
 
 /// REST mode from the command line: configuration from the environment and key files, and
 /// failures that stop at once with one clear line.
@@ -10,7 +10,8 @@ struct CommandLineRESTTests {
     static func database() throws -> TestDatabase {
         let database = try TestDatabase("cli_rest")
         try database.execute(
-            "CREATE TABLE public.items (id int PRIMARY KEY, name text); INSERT INTO public.items SELECT i, 'n' || i FROM generate_series(1, 50) i")
+            "CREATE TABLE public.items (id int PRIMARY KEY, name text); INSERT INTO public.items SELECT i, 'n' || i FROM generate_series(1, 50) i"
+        )
         return database
     }
 
@@ -32,7 +33,9 @@ struct CommandLineRESTTests {
         #expect(try database.scalar("SELECT count(*) FROM public.items WHERE name = 'n' || id") == "50")
     }
 
-    @Test("the project URL (hosted, supabase start, self-hosted), a /rest/v1 root and a bare PostgREST all back up and restore")
+    @Test(
+        "the project URL (hosted, supabase start, self-hosted), a /rest/v1 root and a bare PostgREST all back up and restore"
+    )
     func urlForms() throws {
         let database = try Self.database()
         let gateway = try PostgRESTTestServer(databaseURL: database.url)
@@ -42,7 +45,9 @@ struct CommandLineRESTTests {
         let directory = try TemporaryDirectory()
         // The gateway's root is its own 404, as on the hosted platform and `supabase start`.
         #expect(gateway.url.hasPrefix("http://127.0.0.1:") && !gateway.url.contains("/rest"))
-        for (url, isBare) in [(gateway.url, false), (gateway.url + "/", false), (gateway.url + "/rest/v1/", false), (bare.url, true)] {
+        for (url, isBare) in [
+            (gateway.url, false), (gateway.url + "/", false), (gateway.url + "/rest/v1/", false), (bare.url, true),
+        ] {
             let env = ["SUPABASE_URL": url, "SUPABASE_SERVICE_ROLE_KEY": gateway.options.serviceKey]
             let backup = try CLI.run(["backup", "--out", directory.path], environment: env)
             #expect(backup.status == 0, "\(url): \(backup.stderr)")
@@ -61,7 +66,9 @@ struct CommandLineRESTTests {
         // Neither /rest/v1 nor the root serves PostgREST: the gateway's 404, with what to give.
         let wrong = try CLI.run(
             ["backup", "--out", directory.path],
-            environment: ["SUPABASE_URL": gateway.url + "/nothing", "SUPABASE_SERVICE_ROLE_KEY": gateway.options.serviceKey])
+            environment: [
+                "SUPABASE_URL": gateway.url + "/nothing", "SUPABASE_SERVICE_ROLE_KEY": gateway.options.serviceKey,
+            ])
         #expect(wrong.status == 1)
         #expect(wrong.stderr.contains("404") && wrong.stderr.contains("project URL"), "\(wrong.stderr)")
     }
@@ -74,7 +81,10 @@ struct CommandLineRESTTests {
         let keyFile = directory.file("key")
         try (server.options.serviceKey + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
         let result = try CLI.run(
-            ["backup", "--mode", "rest", "--rest-url", server.url, "--service-key-file", keyFile, "--out", directory.file("b")])
+            [
+                "backup", "--mode", "rest", "--rest-url", server.url, "--service-key-file", keyFile, "--out",
+                directory.file("b"),
+            ])
         #expect(result.status == 0, "\(result.stderr)")
     }
 
@@ -120,7 +130,9 @@ struct CommandLineRESTTests {
         #expect(seconds < 10)
 
         // A JWT whose role claim is anon: RLS would make the backup silently partial.
-        let anon = "eyJhbGciOiJIUzI1NiJ9." + Data(#"{"role":"anon"}"#.utf8).base64EncodedString()
+        let anon =
+            "eyJhbGciOiJIUzI1NiJ9."
+            + Data(#"{"role":"anon"}"#.utf8).base64EncodedString()
             .replacingOccurrences(of: "=", with: "") + ".c2ln"
         let (anonKey, _) = try run([], key: anon)
         #expect(anonKey.status == 64)
@@ -129,7 +141,8 @@ struct CommandLineRESTTests {
         #expect(publishable.status == 64)
 
         for result in [wrongKey, schema, unreachable, anonKey, publishable] {
-            #expect(result.stderr.split(separator: "\n").filter { $0.contains("error:") }.count == 1, "\(result.stderr)")
+            #expect(
+                result.stderr.split(separator: "\n").filter { $0.contains("error:") }.count == 1, "\(result.stderr)")
             #expect(!result.stderr.contains(anon) && !result.stderr.contains("not-the-key"))
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)

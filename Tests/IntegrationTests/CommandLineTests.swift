@@ -1,7 +1,7 @@
 import Foundation
 import SupabackupKit
-import Testing
 import TestSupport
+import Testing
 
 /// The command line as users' scripts see it: stdout, stderr, exit codes.
 @Suite("Command line")
@@ -78,7 +78,8 @@ struct CommandLineTests {
               END IF;
             END $$;
             """)
-        let url = try TestServer.url(database: source.name).replacingOccurrences(of: "postgres@", with: "supabackup_pw:\(password)@")
+        let url = try TestServer.url(database: source.name).replacingOccurrences(
+            of: "postgres@", with: "supabackup_pw:\(password)@")
         let environment = ["PGPASSWORD": "", "PGUSER": ""]
         let directory = try TemporaryDirectory()
         let backup = try CLI.run(["backup", "--db-url", url, "--out", directory.path], environment: environment)
@@ -88,14 +89,22 @@ struct CommandLineTests {
             ["restore", backup.lastLine, "--dir", directory.path, "--db-url", url], environment: environment)
         #expect(restore.status == 0, "\(restore.stderr)")
         let wrong = try CLI.run(
-            ["backup", "--db-url", url.replacingOccurrences(of: password, with: password + "X"), "--out", directory.path],
+            [
+                "backup", "--db-url", url.replacingOccurrences(of: password, with: password + "X"), "--out",
+                directory.path,
+            ],
             environment: environment)
         #expect(wrong.status == 1)
         #expect(wrong.stderr.contains("password authentication failed"))
         let conninfo = try CLI.run(
-            ["backup", "--db-url", "host=127.0.0.1 port=1 user=x password=\(password) dbname=none", "--out", directory.path])
+            [
+                "backup", "--db-url", "host=127.0.0.1 port=1 user=x password=\(password) dbname=none", "--out",
+                directory.path,
+            ])
         #expect(conninfo.status == 1)
-        let malformed = try CLI.run(["backup", "--db-url", "postgresql://u:\(password)@host:notaport/db", "--out", directory.path])
+        let malformed = try CLI.run([
+            "backup", "--db-url", "postgresql://u:\(password)@host:notaport/db", "--out", directory.path,
+        ])
         #expect(malformed.status == 1)
         // No database in the URL: libpq takes the user's name, which does not exist here.
         let noDatabase = try CLI.run(
@@ -148,7 +157,8 @@ struct CommandLineTests {
         let result = try CLI.run(
             ["backup", "--db-url", bare, "--table", "items", "--out", directory.path], environment: ["PGDATABASE": ""])
         #expect(result.status == 64, "\(result.stderr)")
-        #expect(result.stderr.contains("no table items") && result.stderr.contains("database postgres"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("no table items") && result.stderr.contains("database postgres"), "\(result.stderr)")
         #expect(result.stderr.contains("names no database"), "\(result.stderr)")
 
         for url in ["not-a-url", "postgresql://u:hunter2@127.0.0.1/x?nosuchoption=1"] {
@@ -168,7 +178,8 @@ struct CommandLineTests {
         let name = try CLI.run(["backup", "--db-url", source.url, "--out", directory.path, "--quiet"]).lastLine
         func restore(_ flags: [String]) throws -> CLI.Result {
             let target = try TestDatabase("cli_out_dst")
-            let result = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", target.url, "--create-schema"] + flags)
+            let result = try CLI.run(
+                ["restore", name, "--dir", directory.path, "--db-url", target.url, "--create-schema"] + flags)
             #expect(result.status == 0, "\(result.stderr)")
             #expect(try target.digest("public.projects") == source.digest("public.projects"))
             return result

@@ -8,7 +8,8 @@ func backup(
 ) throws -> BackupResult {
     let options = BackupOptions(
         connection: try ConnectionString(database.url), outputDirectory: directory.path, schemas: schemas,
-        tables: try tables.map { try TableFilter(parsing: $0) }, excludeTables: try exclude.map { try TableFilter(parsing: $0) })
+        tables: try tables.map { try TableFilter(parsing: $0) },
+        excludeTables: try exclude.map { try TableFilter(parsing: $0) })
     return try BackupEngine(options: options.forTests, logger: silentLogger).run()
 }
 

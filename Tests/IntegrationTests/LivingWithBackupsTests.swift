@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import SupabackupKit
 
@@ -27,17 +27,22 @@ struct LivingWithBackupsTests {
         let now = Date()
         var names: [String] = []
         for days in [0.0, 1, 29.9, 31, 45] {
-            names.append(try BackupEngine(options: options.forTests, logger: silentLogger).run(now: now.addingTimeInterval(-days * 86_400)).name)
+            names.append(
+                try BackupEngine(options: options.forTests, logger: silentLogger).run(
+                    now: now.addingTimeInterval(-days * 86_400)
+                ).name)
         }
         // Things prune must leave alone: a user's file, a folder that only looks like a backup.
         try Data("keep me".utf8).write(to: URL(fileURLWithPath: directory.file("notes.txt")))
-        try FileManager.default.createDirectory(atPath: directory.file("2020-01-01T00-00-00-000Z"), withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(
+            atPath: directory.file("2020-01-01T00-00-00-000Z"), withIntermediateDirectories: false)
         // A stale leftover of a crashed backup, and a running one (its lock is held).
         let stale = directory.file(".2020-02-02T00-00-00-000Z.partial")
         try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: false)
         try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: stale)
         let running = try PartialBackupFolder(in: directory.path, startingAt: now.addingTimeInterval(-86_400 * 60))
-        try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: running.partialPath)
+        try FileManager.default.setAttributes(
+            [.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: running.partialPath)
 
         let dry = try CLI.run(["prune", "--dir", directory.path, "--dry-run"])
         #expect(dry.status == 0)
@@ -48,12 +53,15 @@ struct LivingWithBackupsTests {
         #expect(result.status == 0, "\(result.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let entries = try #require(json["backups"] as? [[String: Any]])
-        #expect(entries.filter { $0["keep"] as? Bool == false }.compactMap { $0["name"] as? String }.sorted() == [names[3], names[4]].sorted())
+        #expect(
+            entries.filter { $0["keep"] as? Bool == false }.compactMap { $0["name"] as? String }.sorted()
+                == [names[3], names[4]].sorted())
         #expect(json["stale_partials"] as? [String] == [".2020-02-02T00-00-00-000Z.partial"])
 
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: directory.path))
         #expect(left.isSuperset(of: [names[0], names[1], names[2], "notes.txt", "2020-01-01T00-00-00-000Z"]))
-        #expect(!left.contains(names[3]) && !left.contains(names[4]) && !left.contains(".2020-02-02T00-00-00-000Z.partial"))
+        #expect(
+            !left.contains(names[3]) && !left.contains(names[4]) && !left.contains(".2020-02-02T00-00-00-000Z.partial"))
         #expect(FileManager.default.fileExists(atPath: running.partialPath))
         running.discard()
 
@@ -68,13 +76,19 @@ struct LivingWithBackupsTests {
         let database = try Self.smallDatabase("bprune")
         let directory = try TemporaryDirectory()
         let options = BackupOptions(connection: try ConnectionString(database.url), outputDirectory: directory.path)
-        let old = try BackupEngine(options: options.forTests, logger: silentLogger).run(now: Date().addingTimeInterval(-40 * 86_400)).name
+        let old = try BackupEngine(options: options.forTests, logger: silentLogger).run(
+            now: Date().addingTimeInterval(-40 * 86_400)
+        ).name
 
-        let failed = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--table", "nope", "--prune"])
+        let failed = try CLI.run([
+            "backup", "--db-url", database.url, "--out", directory.path, "--table", "nope", "--prune",
+        ])
         #expect(failed.status == 64)
         #expect(try BackupListing.list(in: directory.path).map(\.name) == [old])
 
-        let ok = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--prune", "--keep-days", "30"])
+        let ok = try CLI.run([
+            "backup", "--db-url", database.url, "--out", directory.path, "--prune", "--keep-days", "30",
+        ])
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(try BackupListing.list(in: directory.path).map(\.name) == [ok.lastLine])
         #expect(ok.stderr.contains("1 removed"))
@@ -107,7 +121,9 @@ struct LivingWithBackupsTests {
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "duckdb is installed by scripts/test.sh")
-        let expected = try database.scalar("SELECT '(' || count(*) || ', ' || sum(id) || ', ' || sum(parent_id) || ', ''' || min(note) || ''')' FROM public.children")
+        let expected = try database.scalar(
+            "SELECT '(' || count(*) || ', ' || sum(id) || ', ' || sum(parent_id) || ', ''' || min(note) || ''')' FROM public.children"
+        )
         #expect(output.trimmingCharacters(in: .whitespacesAndNewlines) == expected)
     }
 
@@ -134,9 +150,11 @@ struct LivingWithBackupsTests {
             var table = table
             if table.name == "parents" { table.primaryKey = ["id"] }
             if table.name == "children" {
-                table.foreignKeys = [Manifest.ForeignKey(
-                    name: "children_parent_id_fkey", columns: ["parent_id"], referencedSchema: "public",
-                    referencedTable: "parents", referencedColumns: ["id"], deferrable: false)]
+                table.foreignKeys = [
+                    Manifest.ForeignKey(
+                        name: "children_parent_id_fkey", columns: ["parent_id"], referencedSchema: "public",
+                        referencedTable: "parents", referencedColumns: ["id"], deferrable: false)
+                ]
             }
             return table
         }
@@ -145,11 +163,19 @@ struct LivingWithBackupsTests {
         #expect(bad.status == 3)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(bad.stdout.utf8)) as? [String: Any])
         let findings = try #require(json["findings"] as? [[String: Any]])
-        #expect(findings.contains { $0["kind"] as? String == "orphan" && ($0["message"] as? String)?.contains("999") == true })
-        #expect(findings.contains { $0["kind"] as? String == "duplicate-key" && ($0["message"] as? String)?.contains("(5)") == true })
+        #expect(
+            findings.contains {
+                $0["kind"] as? String == "orphan" && ($0["message"] as? String)?.contains("999") == true
+            })
+        #expect(
+            findings.contains {
+                $0["kind"] as? String == "duplicate-key" && ($0["message"] as? String)?.contains("(5)") == true
+            })
     }
 
-    @Test("backup and restore --json print one result; the summary and per-table lines go to stderr; progress is reported")
+    @Test(
+        "backup and restore --json print one result; the summary and per-table lines go to stderr; progress is reported"
+    )
     func machineReadable() throws {
         let database = try Self.smallDatabase("json")
         let directory = try TemporaryDirectory()
@@ -159,10 +185,14 @@ struct LivingWithBackupsTests {
         #expect(result["rows"] as? Int == 120 && result["mode"] as? String == "direct")
         #expect((result["raw_bytes"] as? Int ?? 0) > (result["bytes"] as? Int ?? 0))
         #expect(backup.stderr.contains("table done") && backup.stderr.contains("public.children"))
-        #expect(backup.stderr.contains("120 rows") && backup.stderr.contains("compressed") && backup.stderr.contains("rows/s"))
+        #expect(
+            backup.stderr.contains("120 rows") && backup.stderr.contains("compressed")
+                && backup.stderr.contains("rows/s"))
         let name = try #require(result["name"] as? String)
 
-        let restore = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", database.url, "--json", "--quiet"])
+        let restore = try CLI.run([
+            "restore", name, "--dir", directory.path, "--db-url", database.url, "--json", "--quiet",
+        ])
         #expect(restore.status == 0, "\(restore.stderr)")
         let restored = try #require(try JSONSerialization.jsonObject(with: Data(restore.stdout.utf8)) as? [String: Any])
         let tables = try #require(restored["tables"] as? [[String: Any]])
@@ -170,12 +200,18 @@ struct LivingWithBackupsTests {
         #expect(restore.stderr.isEmpty)
 
         let verify = try CLI.run(["verify", name, "--dir", directory.path, "--json"])
-        #expect((try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["intact"] as? Bool == true)
+        #expect(
+            (try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])?["intact"] as? Bool
+                == true)
 
         // Progress events while a bigger table is read.
-        try database.execute("CREATE TABLE public.big AS SELECT i AS id, repeat('x', 200) AS pad FROM generate_series(1, 300000) i; ANALYZE public.big")
+        try database.execute(
+            "CREATE TABLE public.big AS SELECT i AS id, repeat('x', 200) AS pad FROM generate_series(1, 300000) i; ANALYZE public.big"
+        )
         let events = ProgressLog()
-        var options = BackupOptions(connection: try ConnectionString(database.url), outputDirectory: directory.path, tables: [try TableFilter(parsing: "big")])
+        var options = BackupOptions(
+            connection: try ConnectionString(database.url), outputDirectory: directory.path,
+            tables: [try TableFilter(parsing: "big")])
         options.progress = { events.append($0) }
         _ = try BackupEngine(options: options.forTests, logger: silentLogger).run()
         let seen = events.all

@@ -1,7 +1,8 @@
 import Foundation
-@testable import SupabackupKit
-import Testing
 import TestSupport
+import Testing
+
+@testable import SupabackupKit
 
 @Suite("Parallel backup")
 struct ParallelBackupTests {
@@ -13,7 +14,9 @@ struct ParallelBackupTests {
         return files
     }
 
-    private func run(_ database: TestDatabase, into directory: TemporaryDirectory, jobs: Int, split: Int64) throws -> BackupResult {
+    private func run(_ database: TestDatabase, into directory: TemporaryDirectory, jobs: Int, split: Int64) throws
+        -> BackupResult
+    {
         var options = BackupOptions(connection: try ConnectionString(database.url), outputDirectory: directory.path)
         options.jobs = jobs
         options.splitBytes = split
@@ -48,8 +51,9 @@ struct ParallelBackupTests {
         #expect(Set(one.keys) == Set(many.keys))
         for (table, data) in one {
             if partitioned.contains(table) {
-                #expect(data.split(separator: 0x0A).sorted { $0.lexicographicallyPrecedes($1) }
-                    == many[table]!.split(separator: 0x0A).sorted { $0.lexicographicallyPrecedes($1) }, "\(table)")
+                #expect(
+                    data.split(separator: 0x0A).sorted { $0.lexicographicallyPrecedes($1) }
+                        == many[table]!.split(separator: 0x0A).sorted { $0.lexicographicallyPrecedes($1) }, "\(table)")
             } else {
                 #expect(data == many[table], "\(table)")
             }
@@ -62,13 +66,17 @@ struct ParallelBackupTests {
     @Test("worker connections see the leader's snapshot, not rows committed after it")
     func sharedSnapshot() throws {
         let database = try TestDatabase("snapshot")
-        try database.execute("CREATE TABLE public.t (id int PRIMARY KEY, pad text); INSERT INTO public.t SELECT i, repeat('x', 200) FROM generate_series(1, 2000) i")
+        try database.execute(
+            "CREATE TABLE public.t (id int PRIMARY KEY, pad text); INSERT INTO public.t SELECT i, repeat('x', 200) FROM generate_series(1, 2000) i"
+        )
         let source = try DirectBackupSource(connection: try ConnectionString(database.url), exportSnapshot: true)
         let tables = try source.tables(in: ["public"], filters: [])
         _ = try source.prepare(tables)
         let layout = try #require(try source.parallelLayout(of: tables))
         #expect(layout[0].splittableBlocks ?? 0 > 1)
-        try database.execute("INSERT INTO public.t SELECT i, 'late' FROM generate_series(2001, 2500) i; DELETE FROM public.t WHERE id <= 100")
+        try database.execute(
+            "INSERT INTO public.t SELECT i, 'late' FROM generate_series(2001, 2500) i; DELETE FROM public.t WHERE id <= 100"
+        )
 
         let reader = try source.makeReader()
         var rows: Int64 = 0
@@ -83,7 +91,9 @@ struct ParallelBackupTests {
     @Test("a worker that would queue behind another session's exclusive lock hands the table to the leader")
     func lockBusy() throws {
         let database = try TestDatabase("lockbusy")
-        try database.execute("CREATE TABLE public.a (id int PRIMARY KEY); INSERT INTO public.a SELECT generate_series(1, 10); CREATE TABLE public.b (id int PRIMARY KEY); INSERT INTO public.b VALUES (1)")
+        try database.execute(
+            "CREATE TABLE public.a (id int PRIMARY KEY); INSERT INTO public.a SELECT generate_series(1, 10); CREATE TABLE public.b (id int PRIMARY KEY); INSERT INTO public.b VALUES (1)"
+        )
         let source = try DirectBackupSource(connection: try ConnectionString(database.url), exportSnapshot: true)
         let tables = try source.tables(in: ["public"], filters: []).sorted { $0.name < $1.name }
         _ = try source.prepare(tables)
@@ -153,7 +163,9 @@ struct ParallelBackupTests {
             folder: folder, level: 3, progress: nil, logger: silentLogger)
         let box = SendableBox(source)
         // The leader waits until the worker has met the lock on a and moved on, then reads a itself.
-        let (entries, _) = try scheduler.run(leader: source, workers: 1, leaderFirst: { Thread.sleep(forTimeInterval: 1) }) {
+        let (entries, _) = try scheduler.run(
+            leader: source, workers: 1, leaderFirst: { Thread.sleep(forTimeInterval: 1) }
+        ) {
             try box.value.makeReader()
         }
         #expect(entries.map(\.rows) == [2000, 10])
@@ -174,7 +186,11 @@ private func queueExclusiveLock(on table: String, in database: TestDatabase) thr
     let admin = try TestServer.connect(database: database.name)
     defer { admin.close() }
     for _ in 0..<100 {
-        if try admin.query("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass", [table]).scalar == "1" { return }
+        if try admin.query("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = $1::regclass", [table])
+            .scalar == "1"
+        {
+            return
+        }
         Thread.sleep(forTimeInterval: 0.05)
     }
     throw TestEnvironmentError(description: "the ACCESS EXCLUSIVE request on \(table) never queued")

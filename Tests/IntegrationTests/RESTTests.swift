@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import SupabackupKit
 
@@ -12,20 +12,25 @@ func restSettings(_ server: PostgRESTTestServer, pageSize: Int = 1000, key: Stri
 }
 
 func restBackup(
-    _ server: PostgRESTTestServer, into directory: TemporaryDirectory, pageSize: Int = 1000, schemas: [String] = ["public"],
+    _ server: PostgRESTTestServer, into directory: TemporaryDirectory, pageSize: Int = 1000,
+    schemas: [String] = ["public"],
     tables: [String] = []
 ) throws -> BackupResult {
     let options = BackupOptions(
-        transport: .rest(try restSettings(server, pageSize: pageSize)), outputDirectory: directory.path, schemas: schemas,
+        transport: .rest(try restSettings(server, pageSize: pageSize)), outputDirectory: directory.path,
+        schemas: schemas,
         tables: try tables.map { try TableFilter(parsing: $0) })
     return try BackupEngine(options: options.forTests, logger: silentLogger).run()
 }
 
 @discardableResult
-func restRestore(_ name: String, from directory: TemporaryDirectory, into server: PostgRESTTestServer, dryRun: Bool = false)
+func restRestore(
+    _ name: String, from directory: TemporaryDirectory, into server: PostgRESTTestServer, dryRun: Bool = false
+)
     throws -> RestoreResult
 {
-    let options = RestoreOptions(target: .rest(try restSettings(server)), directory: directory.path, name: name, dryRun: dryRun)
+    let options = RestoreOptions(
+        target: .rest(try restSettings(server)), directory: directory.path, name: name, dryRun: dryRun)
     return try RestoreEngine(options: options, logger: silentLogger).run()
 }
 
@@ -37,7 +42,8 @@ func sortedLines(_ result: BackupResult, _ table: String) throws -> [String] {
 
 @Suite("REST mode")
 struct RESTTests {
-    @Test("a REST backup equals the direct backup row for row, byte for byte (jsonb JSON null kept apart from SQL NULL)",
+    @Test(
+        "a REST backup equals the direct backup row for row, byte for byte (jsonb JSON null kept apart from SQL NULL)",
         arguments: ["sample", "types"])
     func sameAsDirect(_ fixture: String) throws {
         let database = try TestDatabase("rest_" + fixture)
@@ -70,19 +76,23 @@ struct RESTTests {
             func normalized(_ lines: [String]) -> [String] {
                 lines.map { line in
                     blind.reduce(line) { line, name in
-                        line.replacingOccurrences(of: ",\"\(name)\":null", with: "").replacingOccurrences(of: "\"\(name)\":null,", with: "")
+                        line.replacingOccurrences(of: ",\"\(name)\":null", with: "").replacingOccurrences(
+                            of: "\"\(name)\":null,", with: "")
                     }
                 }.sorted()
             }
             #expect(blind.count <= 1, "\(blind)")
-            #expect(try normalized(sortedLines(rest, table.name)) == normalized(sortedLines(direct, table.name)), "\(table.name)")
+            #expect(
+                try normalized(sortedLines(rest, table.name)) == normalized(sortedLines(direct, table.name)),
+                "\(table.name)")
         }
         // Foreign keys the OpenAPI document shows are in the manifest.
         let slides = try #require(rest.manifest.tables.first { $0.name == "slides" || $0.name == "types" })
         if slides.name == "slides" { #expect(slides.foreignKeys.map(\.referencedTable) == ["projects"]) }
     }
 
-    @Test("a max-rows cap below the page size, composite keys with , \" ( ) + and faults lose and duplicate nothing",
+    @Test(
+        "a max-rows cap below the page size, composite keys with , \" ( ) + and faults lose and duplicate nothing",
         arguments: [PostgRESTTestServer.Fault.status503, .drop])
     func pagingUnderFaults(_ fault: PostgRESTTestServer.Fault) throws {
         let database = try TestDatabase("rest_paging")
@@ -119,7 +129,10 @@ struct RESTTests {
         let directory = try TemporaryDirectory()
         let restArchive = try restBackup(sourceServer, into: directory)
         let directArchive = try backup(source, into: directory)
-        let tables = ["users", "projects", "slides", "project_comments", "project_analytics", "nr_courses", "nr_modules", "videos"]
+        let tables = [
+            "users", "projects", "slides", "project_comments", "project_analytics", "nr_courses", "nr_modules",
+            "videos",
+        ]
 
         // REST backup -> REST restore, direct backup -> REST restore.
         for archive in [restArchive, directArchive] {
@@ -129,14 +142,17 @@ struct RESTTests {
             let server = try PostgRESTTestServer(databaseURL: target.url)
             let result = try restRestore(archive.name, from: directory, into: server)
             for table in tables {
-                #expect(try target.digest("public.\(table)") == source.digest("public.\(table)"), "\(archive.manifest.mode): \(table)")
+                #expect(
+                    try target.digest("public.\(table)") == source.digest("public.\(table)"),
+                    "\(archive.manifest.mode): \(table)")
             }
             // JSON null in jsonb survives a direct backup restored over REST only as SQL NULL.
             #expect(try target.scalar("SELECT count(*) FROM public.analytics_events") == "5000")
             if archive.manifest.mode == .direct {
                 #expect(result.sequences.contains { $0.sequence.name == "projects_id_seq" && $0.value == 500 })
                 let id = try target.scalar(
-                    "INSERT INTO public.projects (owner_id, title) SELECT owner_id, 'new' FROM public.projects LIMIT 1 RETURNING id")
+                    "INSERT INTO public.projects (owner_id, title) SELECT owner_id, 'new' FROM public.projects LIMIT 1 RETURNING id"
+                )
                 #expect(id == "501")
             }
             // A rerun converges: same data.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import SupabackupKit
 
@@ -14,7 +14,8 @@ struct RESTViewTests {
         CREATE VIEW public.vw_active_users AS SELECT id, email FROM public.users WHERE active;
         CREATE VIEW public.user_count AS SELECT count(*) AS n FROM public.users;
         """
-    static let rows = "INSERT INTO public.users SELECT i, 'u' || i || '@example.com', i % 3 <> 0 FROM generate_series(1, 30) i"
+    static let rows =
+        "INSERT INTO public.users SELECT i, 'u' || i || '@example.com', i % 3 <> 0 FROM generate_series(1, 30) i"
 
     static func database(_ label: String, data: Bool = true) throws -> TestDatabase {
         let database = try TestDatabase(label)
@@ -27,9 +28,11 @@ struct RESTViewTests {
     func listedLikeATable() throws {
         let source = try Self.database("rv_list")
         let server = try PostgRESTTestServer(databaseURL: source.url)
-        let client = PostgRESTClient(settings: try PostgRESTClient.resolve(try restSettings(server), logger: silentLogger), logger: silentLogger)
+        let client = PostgRESTClient(
+            settings: try PostgRESTClient.resolve(try restSettings(server), logger: silentLogger), logger: silentLogger)
         defer { client.shutdown() }
-        let document = try OpenAPISchema(document: client.get("", headers: [("Accept", "application/openapi+json")]).body)
+        let document = try OpenAPISchema(
+            document: client.get("", headers: [("Accept", "application/openapi+json")]).body)
         let view = try #require(document.tables.first { $0.name == "vw_active_users" })
         #expect(view.insertable && view.primaryKey == ["id"])
         #expect(document.tables.first { $0.name == "user_count" }?.insertable == false)

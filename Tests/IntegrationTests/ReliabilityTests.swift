@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import SupabackupKit
 
@@ -33,7 +33,8 @@ struct ReliabilityTests {
     static func waitForPartialData(in directory: String, timeout: TimeInterval = 60) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where entry.hasSuffix(".partial") {
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            where entry.hasSuffix(".partial") {
                 // All files together: a table read in slices grows several part files at once.
                 let data = directory + "/" + entry + "/data"
                 let files = (try? FileManager.default.contentsOfDirectory(atPath: data)) ?? []
@@ -56,7 +57,8 @@ struct ReliabilityTests {
     func interrupted(_ number: Int32) throws {
         let database = try Self.database("signal")
         let directory = try TemporaryDirectory()
-        let earlier = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--table", "small"]).lastLine
+        let earlier = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--table", "small"])
+            .lastLine
         let (process, errors) = try Self.start(["backup", "--db-url", database.url, "--out", directory.path])
         _ = try Self.waitForPartialData(in: directory.path)
         kill(process.processIdentifier, number)
@@ -71,7 +73,8 @@ struct ReliabilityTests {
     func killed() throws {
         let database = try Self.database("sigkill")
         let directory = try TemporaryDirectory()
-        let earlier = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--table", "small"]).lastLine
+        let earlier = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--table", "small"])
+            .lastLine
         let (process, errors) = try Self.start(["backup", "--db-url", database.url, "--out", directory.path])
         let partial = try Self.waitForPartialData(in: directory.path)
         kill(process.processIdentifier, SIGKILL)
@@ -91,10 +94,14 @@ struct ReliabilityTests {
     func diskFull() throws {
         let database = try Self.database("diskfull", rows: 100_000)
         let directory = try TemporaryDirectory()
-        let earlier = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--table", "small"]).lastLine
+        let earlier = try CLI.run(["backup", "--db-url", database.url, "--out", directory.path, "--table", "small"])
+            .lastLine
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", "ulimit -f 1024; exec \"$0\" backup --db-url \"$1\" --out \"$2\"", CLI.binary, database.url, directory.path]
+        process.arguments = [
+            "-c", "ulimit -f 1024; exec \"$0\" backup --db-url \"$1\" --out \"$2\"", CLI.binary, database.url,
+            directory.path,
+        ]
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -106,7 +113,8 @@ struct ReliabilityTests {
 
         let unwritable = try CLI.run(["backup", "--db-url", database.url, "--out", "/proc/supabackup-test"])
         #expect(unwritable.status == 1)
-        #expect(unwritable.stderr.split(separator: "\n").count == 1 && unwritable.stderr.contains("/proc/supabackup-test"))
+        #expect(
+            unwritable.stderr.split(separator: "\n").count == 1 && unwritable.stderr.contains("/proc/supabackup-test"))
     }
 
     @Test("the server ending the session mid-table fails the backup with the cause and leaves no folder")
@@ -200,10 +208,16 @@ struct ReliabilityTests {
         var settings = try restSettings(server)
         settings.batchBytes = 64 * 1024
         #expect(throws: RESTError.self) {
-            try RestoreEngine(options: RestoreOptions(target: .rest(settings), directory: directory.path, name: name), logger: silentLogger).run()
+            try RestoreEngine(
+                options: RestoreOptions(target: .rest(settings), directory: directory.path, name: name),
+                logger: silentLogger
+            ).run()
         }
         #expect(try target.digest("public.big") != source.digest("public.big"))
-        _ = try RestoreEngine(options: RestoreOptions(target: .rest(settings), directory: directory.path, name: name), logger: silentLogger).run()
+        _ = try RestoreEngine(
+            options: RestoreOptions(target: .rest(settings), directory: directory.path, name: name),
+            logger: silentLogger
+        ).run()
         #expect(try target.digest("public.big") == source.digest("public.big"))
         #expect(try target.digest("public.small") == source.digest("public.small"))
     }
@@ -258,7 +272,10 @@ struct ReliabilityTests {
         #expect(orders > 0)
         #expect(try target.scalar("SELECT count(*) FROM public.order_lines") == String(orders))
         #expect(try target.scalar("SELECT value FROM public.counters") == String(orders))
-        #expect(try target.scalar("SELECT count(*) FROM public.order_lines l LEFT JOIN public.orders o ON o.id = l.order_id WHERE o.id IS NULL") == "0")
+        #expect(
+            try target.scalar(
+                "SELECT count(*) FROM public.order_lines l LEFT JOIN public.orders o ON o.id = l.order_id WHERE o.id IS NULL"
+            ) == "0")
     }
 
     @Test("a role without SELECT gets an error naming the table; a role without restore rights, one before any write")
@@ -274,15 +291,18 @@ struct ReliabilityTests {
             REVOKE ALL ON public.big FROM supabackup_reader;
             """)
         let directory = try TemporaryDirectory()
-        let reader = try TestServer.url(database: database.name).replacingOccurrences(of: "postgres@", with: "supabackup_reader:reader-pw@")
-        let denied = try CLI.run(["backup", "--db-url", reader, "--out", directory.path], environment: ["PGPASSWORD": ""])
+        let reader = try TestServer.url(database: database.name).replacingOccurrences(
+            of: "postgres@", with: "supabackup_reader:reader-pw@")
+        let denied = try CLI.run(
+            ["backup", "--db-url", reader, "--out", directory.path], environment: ["PGPASSWORD": ""])
         #expect(denied.status == 1)
         #expect(denied.stderr.contains("big") && denied.stderr.contains("permission denied"))
 
         let name = try backup(database, into: directory, tables: ["small"]).name
         try database.execute("UPDATE public.small SET note = 'unchanged'")
         let before = try database.digest("public.small")
-        let restore = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", reader], environment: ["PGPASSWORD": ""])
+        let restore = try CLI.run(
+            ["restore", name, "--dir", directory.path, "--db-url", reader], environment: ["PGPASSWORD": ""])
         #expect(restore.status == 1)
         #expect(restore.stderr.contains("lacks INSERT on public.small"))
         #expect(try database.digest("public.small") == before)
@@ -298,7 +318,8 @@ struct ReliabilityTests {
             """#
         let source = try TestDatabase("idents")
         try source.execute(ddl)
-        try source.execute(#"""
+        try source.execute(
+            #"""
             INSERT INTO "Sch; ema"""."Tä;ble ""x""" VALUES (1, 'x''); DROP TABLE y; --', '{"k": null}'), (2, NULL, NULL);
             INSERT INTO "Sch; ema"""."child'); DROP TABLE x; --" VALUES (10, 1), (11, 2);
             """#)
@@ -364,7 +385,9 @@ struct ServerStopTests {
         env["REPO"] = repository
         env["BIN"] = CLI.binary
         env["OUT"] = directory.file("backups")
-        for key in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PG_TMP", "PG_BINDIR"] { env.removeValue(forKey: key) }
+        for key in ["PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PG_TMP", "PG_BINDIR"] {
+            env.removeValue(forKey: key)
+        }
         process.environment = env
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -373,7 +396,9 @@ struct ServerStopTests {
         process.waitUntilExit()
         let stderr = (try? String(contentsOfFile: directory.file("backups.err"), encoding: .utf8)) ?? ""
         #expect(output.contains("status=1"), "\(output) \(stderr)")
-        #expect(stderr.contains("error:") && (stderr.contains("terminat") || stderr.contains("closed") || stderr.contains("shut")), "\(stderr)")
+        #expect(
+            stderr.contains("error:")
+                && (stderr.contains("terminat") || stderr.contains("closed") || stderr.contains("shut")), "\(stderr)")
         let left = (try? FileManager.default.contentsOfDirectory(atPath: directory.file("backups"))) ?? []
         #expect(left.isEmpty, "\(left)")
     }

@@ -1,15 +1,18 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import SupabackupKit
 
 /// One suite, both restore destinations: the same archive in, the same rows out.
 @Suite("Restore destinations")
 struct RestoreDestinationTests {
-    static let tables = ["users", "projects", "slides", "project_comments", "project_analytics", "nr_courses", "nr_modules", "videos"]
+    static let tables = [
+        "users", "projects", "slides", "project_comments", "project_analytics", "nr_courses", "nr_modules", "videos",
+    ]
 
-    @Test("direct and REST destinations restore the same archive to the same rows, sequences forward, reruns unchanged",
+    @Test(
+        "direct and REST destinations restore the same archive to the same rows, sequences forward, reruns unchanged",
         arguments: ["direct", "rest"])
     func sameRowsOut(_ kind: String) throws {
         let source = try TestDatabase("dest_src_" + kind)
@@ -32,9 +35,12 @@ struct RestoreDestinationTests {
         #expect(Set(result.tables.map(\.table.name)).isSuperset(of: Self.tables))
         #expect(result.tables.allSatisfy { kind == "rest" ? $0.path == .rest : $0.path != .rest })
         // The sequence arithmetic is the engine's: both move projects_id_seq to the backup's 500.
-        #expect(result.sequences.contains { $0.sequence.name == "projects_id_seq" && $0.value == 500 }, "\(result.sequences)")
+        #expect(
+            result.sequences.contains { $0.sequence.name == "projects_id_seq" && $0.value == 500 },
+            "\(result.sequences)")
         let id = try target.scalar(
-            "INSERT INTO public.projects (owner_id, title) SELECT owner_id, 'new' FROM public.projects LIMIT 1 RETURNING id")
+            "INSERT INTO public.projects (owner_id, title) SELECT owner_id, 'new' FROM public.projects LIMIT 1 RETURNING id"
+        )
         #expect(id == "501")
 
         // A rerun converges: same rows.
@@ -44,13 +50,15 @@ struct RestoreDestinationTests {
 
     @Test("sequence arithmetic: never backwards, above the backup, the target and the restored keys")
     func arithmetic() {
-        let backup = Manifest.Sequence(schema: "public", name: "s", lastValue: 10, isCalled: true, increment: 1, feeds: [])
+        let backup = Manifest.Sequence(
+            schema: "public", name: "s", lastValue: 10, isCalled: true, increment: 1, feeds: [])
         let state = SequenceState(increment: 1, minimum: 1, lastUsed: nil)
         #expect(SequenceArithmetic.target(backup: backup, state: state, maxima: []) == (10, true))
         #expect(SequenceArithmetic.target(backup: backup, state: state, maxima: [42, 7]) == (42, true))
         let ahead = SequenceState(increment: 1, minimum: 1, lastUsed: 99)
         #expect(SequenceArithmetic.target(backup: backup, state: ahead, maxima: [42]) == (99, true))
-        let fresh = Manifest.Sequence(schema: "public", name: "s", lastValue: 1, isCalled: false, increment: 1, feeds: [])
+        let fresh = Manifest.Sequence(
+            schema: "public", name: "s", lastValue: 1, isCalled: false, increment: 1, feeds: [])
         #expect(SequenceArithmetic.target(backup: fresh, state: state, maxima: []) == (1, false))
     }
 }

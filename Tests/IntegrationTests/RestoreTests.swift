@@ -1,7 +1,7 @@
 import Foundation
 import SupabackupKit
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Restore")
 struct RestoreTests {
@@ -24,7 +24,9 @@ struct RestoreTests {
         }
     }
 
-    @Test("a cycle without deferrable keys: into empty tables it loads (keys checked set-based); into rows it fails with advice, and restores with --disable-triggers")
+    @Test(
+        "a cycle without deferrable keys: into empty tables it loads (keys checked set-based); into rows it fails with advice, and restores with --disable-triggers"
+    )
     func blockedCycle() throws {
         let (source, target) = try sourceAndTarget("cycle", schema: "fixtures/graph.sql")
         for database in [source, target] {
@@ -53,7 +55,8 @@ struct RestoreTests {
         #expect(try empty.digest("public.players") == source.digest("public.players"))
 
         // Tables holding rows go through the upsert, whose row-by-row checks the cycle blocks.
-        try target.execute("INSERT INTO public.teams VALUES (99, NULL); INSERT INTO public.players VALUES (99, 99, 'local')")
+        try target.execute(
+            "INSERT INTO public.teams VALUES (99, NULL); INSERT INTO public.players VALUES (99, 99, 'local')")
         let plan = try restore(result.name, from: directory, into: target, dryRun: true).plan
         #expect(plan.blockedCycles.map { $0.map(\.name) } == [["players", "teams"]])
 
@@ -116,10 +119,12 @@ struct RestoreTests {
         try restore(result.name, from: directory, into: target)
         let maxProject = try #require(try target.scalar("SELECT max(id) FROM public.projects"))
         let newID = try target.scalar(
-            "INSERT INTO public.projects (owner_id, title) SELECT owner_id, 'new' FROM public.projects LIMIT 1 RETURNING id")
+            "INSERT INTO public.projects (owner_id, title) SELECT owner_id, 'new' FROM public.projects LIMIT 1 RETURNING id"
+        )
         #expect(Int(newID ?? "0")! > Int(maxProject)!)
         let newComment = try target.scalar(
-            "INSERT INTO public.project_comments (project_id, author_id, body) SELECT project_id, author_id, 'x' FROM public.project_comments LIMIT 1 RETURNING id")
+            "INSERT INTO public.project_comments (project_id, author_id, body) SELECT project_id, author_id, 'x' FROM public.project_comments LIMIT 1 RETURNING id"
+        )
         #expect(Int(newComment ?? "0")! > 1000)
         // Generated columns are computed by the target, identity ALWAYS values were kept.
         #expect(try target.digest("public.slides") == source.digest("public.slides"))
@@ -252,7 +257,8 @@ struct RestoreTypeTests {
     func types() throws {
         let source = try TestDatabase("types_diff_src")
         try source.execute(
-            "CREATE TABLE public.a (id int PRIMARY KEY, code text, n int); INSERT INTO public.a VALUES (1, 'x1', 5), (2, 'x2', 6)")
+            "CREATE TABLE public.a (id int PRIMARY KEY, code text, n int); INSERT INTO public.a VALUES (1, 'x1', 5), (2, 'x2', 6)"
+        )
         let directory = try TemporaryDirectory()
         let name = try backup(source, into: directory).name
 
@@ -262,7 +268,8 @@ struct RestoreTypeTests {
             try restore(name, from: directory, into: incompatible)
         } throws: { error in
             guard let error = error as? RestoreValidationError else { return false }
-            return error.problems.count == 1 && error.problems[0].contains("public.a") && error.problems[0].contains("code")
+            return error.problems.count == 1 && error.problems[0].contains("public.a")
+                && error.problems[0].contains("code")
         }
         #expect(try incompatible.scalar("SELECT count(*) FROM public.a") == "0")
 
@@ -270,6 +277,7 @@ struct RestoreTypeTests {
         try compatible.execute("CREATE TABLE public.a (id bigint PRIMARY KEY, code varchar(10), n numeric)")
         let result = try restore(name, from: directory, into: compatible)
         #expect(result.plan.warnings.contains { $0.contains("converted") })
-        #expect(try compatible.scalar("SELECT string_agg(code || ':' || n, ',' ORDER BY id) FROM public.a") == "x1:5,x2:6")
+        #expect(
+            try compatible.scalar("SELECT string_agg(code || ':' || n, ',' ORDER BY id) FROM public.a") == "x1:5,x2:6")
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import SupabackupKit
-import Testing
 import TestSupport
+import Testing
 
 /// The scheduling assets in scripts/schedule, checked as far as this machine allows.
 @Suite("Scheduling")
@@ -32,7 +32,8 @@ struct SchedulingTests {
         let service = try String(contentsOfFile: Self.folder + "/supabackup.service", encoding: .utf8)
             .replacingOccurrences(of: "/usr/local/bin/supabackup", with: CLI.binary)
         try service.write(toFile: directory.file("supabackup.service"), atomically: true, encoding: .utf8)
-        try FileManager.default.copyItem(atPath: Self.folder + "/supabackup.timer", toPath: directory.file("supabackup.timer"))
+        try FileManager.default.copyItem(
+            atPath: Self.folder + "/supabackup.timer", toPath: directory.file("supabackup.timer"))
         let (status, output) = try Self.run(
             ["systemd-analyze", "verify", directory.file("supabackup.service"), directory.file("supabackup.timer")])
         #expect(status == 0, "\(output)")
@@ -67,7 +68,8 @@ struct SchedulingTests {
         try database.execute("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t VALUES (1), (2)")
         let directory = try TemporaryDirectory()
         let cron = try String(contentsOfFile: Self.folder + "/supabackup.cron", encoding: .utf8)
-        let line = try #require(cron.split(separator: "\n").first { !$0.hasPrefix("#") && $0.contains("supabackup backup") })
+        let line = try #require(
+            cron.split(separator: "\n").first { !$0.hasPrefix("#") && $0.contains("supabackup backup") })
         // Fields: minute hour day month weekday user command...
         let fields = line.split(separator: " ", maxSplits: 6)
         #expect(fields.count == 7 && fields[5] == "supabackup")
@@ -81,7 +83,9 @@ struct SchedulingTests {
             .replacingOccurrences(of: "/var/backups/supabackup", with: directory.file("backups"))
             .replacingOccurrences(of: "/var/log/supabackup", with: directory.file("log"))
         let (status, output) = try Self.run(["bash", "-c", command], environment: ["DATABASE_URL": ""])
-        #expect(status == 0, "\(output) \((try? String(contentsOfFile: directory.file("log/backup.log"), encoding: .utf8)) ?? "")")
+        #expect(
+            status == 0,
+            "\(output) \((try? String(contentsOfFile: directory.file("log/backup.log"), encoding: .utf8)) ?? "")")
         let backups = try BackupListing.list(in: directory.file("backups"))
         #expect(backups.count == 1 && backups[0].rows == 2)
     }

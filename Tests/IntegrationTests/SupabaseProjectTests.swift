@@ -1,7 +1,7 @@
 import Foundation
 import SupabackupKit
-import Testing
 import TestSupport
+import Testing
 
 /// The disaster-recovery case: a backup of a Supabase project restored into a fresh one.
 @Suite("Supabase projects")
@@ -67,7 +67,10 @@ struct SupabaseProjectTests {
         let result = try Self.backupWithAuth(source, into: directory)
         let names = Set(result.manifest.tables.map(\.tableName.description))
         #expect(names.isSuperset(of: ["auth.users", "auth.identities", "public.profiles", "public.notes"]))
-        #expect(names.isDisjoint(with: ["auth.sessions", "auth.refresh_tokens", "auth.schema_migrations", "storage.migrations"]))
+        #expect(
+            names.isDisjoint(with: [
+                "auth.sessions", "auth.refresh_tokens", "auth.schema_migrations", "storage.migrations",
+            ]))
         #expect(result.manifest.schemaFile != nil)
 
         let fresh = try Self.project("sb_fresh", app: false, data: false)
@@ -89,8 +92,11 @@ struct SupabaseProjectTests {
 
         // The app works afterwards: the trigger makes profiles, identities continue.
         try fresh.execute(
-            "INSERT INTO auth.users (id, email, raw_user_meta_data) VALUES ('11111111-1111-1111-1111-111111111111', 'new@example.com', '{\"username\": \"newbie\"}')")
-        #expect(try fresh.scalar("SELECT username FROM public.profiles WHERE id = '11111111-1111-1111-1111-111111111111'") == "newbie")
+            "INSERT INTO auth.users (id, email, raw_user_meta_data) VALUES ('11111111-1111-1111-1111-111111111111', 'new@example.com', '{\"username\": \"newbie\"}')"
+        )
+        #expect(
+            try fresh.scalar("SELECT username FROM public.profiles WHERE id = '11111111-1111-1111-1111-111111111111'")
+                == "newbie")
         let note = try fresh.scalar(
             "INSERT INTO public.notes (owner, body) VALUES ('11111111-1111-1111-1111-111111111111', 'hi') RETURNING id")
         #expect(note == "301")
@@ -118,7 +124,8 @@ struct SupabaseProjectTests {
         ORDER BY 1
         """
 
-    @Test("a fresh project with Supabase's default privileges is exactly as locked down as the source, no more open",
+    @Test(
+        "a fresh project with Supabase's default privileges is exactly as locked down as the source, no more open",
         arguments: ["app", "rbac"])
     func exactPrivileges(_ app: String) throws {
         let source = try Self.project("sb_acl_src", app: app == "app", data: app == "app")
@@ -127,7 +134,9 @@ struct SupabaseProjectTests {
         let result = try Self.backupWithAuth(source, into: directory)
         let fresh = try Self.project("sb_acl_dst", app: false, data: false)
         // Before the restore the target's defaults would open everything to the API roles.
-        try fresh.execute("CREATE TABLE public.probe (id int); CREATE FUNCTION public.probe_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        try fresh.execute(
+            "CREATE TABLE public.probe (id int); CREATE FUNCTION public.probe_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'"
+        )
         #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.probe', 'DELETE')") == "t")
         try fresh.execute("DROP TABLE public.probe; DROP FUNCTION public.probe_fn()")
 
@@ -138,14 +147,26 @@ struct SupabaseProjectTests {
             #expect(expected.contains { $0[0] == "column authenticated profiles.username UPDATE NO" })
             #expect(expected.contains { $0[0] == "execute anon handle_new_user() false" })
             #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.notes', 'DELETE')") == "f")
-            #expect(try fresh.scalar("SELECT has_function_privilege('anon', 'public.handle_new_user()', 'EXECUTE')") == "f")
-            #expect(try fresh.scalar("SELECT has_function_privilege('authenticated', 'public.handle_new_user()', 'EXECUTE')") == "f")
+            #expect(
+                try fresh.scalar("SELECT has_function_privilege('anon', 'public.handle_new_user()', 'EXECUTE')") == "f")
+            #expect(
+                try fresh.scalar(
+                    "SELECT has_function_privilege('authenticated', 'public.handle_new_user()', 'EXECUTE')") == "f")
         } else {
-            #expect(try fresh.scalar("SELECT has_table_privilege('authenticated', 'public.member_roles', 'SELECT')") == "f")
-            #expect(try fresh.scalar("SELECT has_table_privilege('supabase_auth_admin', 'public.member_roles', 'SELECT')") == "t")
+            #expect(
+                try fresh.scalar("SELECT has_table_privilege('authenticated', 'public.member_roles', 'SELECT')") == "f")
+            #expect(
+                try fresh.scalar("SELECT has_table_privilege('supabase_auth_admin', 'public.member_roles', 'SELECT')")
+                    == "t")
             #expect(try fresh.scalar("SELECT has_table_privilege('anon', 'public.role_permissions', 'INSERT')") == "f")
-            #expect(try fresh.scalar("SELECT has_function_privilege('anon', 'public.allowed(public.app_permission, uuid)', 'EXECUTE')") == "f")
-            #expect(try fresh.scalar("SELECT has_function_privilege('authenticated', 'public.allowed(public.app_permission, uuid)', 'EXECUTE')") == "t")
+            #expect(
+                try fresh.scalar(
+                    "SELECT has_function_privilege('anon', 'public.allowed(public.app_permission, uuid)', 'EXECUTE')")
+                    == "f")
+            #expect(
+                try fresh.scalar(
+                    "SELECT has_function_privilege('authenticated', 'public.allowed(public.app_permission, uuid)', 'EXECUTE')"
+                ) == "t")
         }
     }
 
@@ -162,12 +183,14 @@ struct SupabaseProjectTests {
 
         let fresh = try Self.project("sb_role_dst", app: false, data: false)
         let restored = try Self.restoreProject(result.name, from: directory, into: fresh, createSchema: true)
-        #expect(restored.schemaSkipped.count == 1 && restored.schemaSkipped[0].contains(role), "\(restored.schemaSkipped)")
+        #expect(
+            restored.schemaSkipped.count == 1 && restored.schemaSkipped[0].contains(role), "\(restored.schemaSkipped)")
         #expect(try fresh.scalar("SELECT count(*) FROM public.notes") == "300")
         #expect(try fresh.scalar("SELECT has_table_privilege('authenticated', 'public.notes', 'SELECT')") == "t")
     }
 
-    @Test("into an existing project the profile trigger fires or not, and profiles are never duplicated",
+    @Test(
+        "into an existing project the profile trigger fires or not, and profiles are never duplicated",
         arguments: [false, true])
     func profileTrigger(disableTriggers: Bool) throws {
         let source = try Self.project("sb_trig_src")
@@ -203,7 +226,8 @@ struct SupabaseProjectTests {
         #expect(archive.manifest.schemaFile == nil)
         #expect(archive.manifest.warnings.contains { $0.contains("create-schema") })
         let target = try TestDatabase("sb_rest_dst")
-        var options = RestoreOptions(connection: try ConnectionString(target.url), directory: directory.path, name: archive.name)
+        var options = RestoreOptions(
+            connection: try ConnectionString(target.url), directory: directory.path, name: archive.name)
         options.createSchema = true
         #expect {
             try RestoreEngine(options: options, logger: silentLogger).run()
@@ -222,7 +246,9 @@ struct SupabaseRESTTests {
         return try RestoreEngine(options: options, logger: silentLogger).run()
     }
 
-    @Test("a REST backup with --with-auth has the users but no password hashes; restoring creates them and names who must reset")
+    @Test(
+        "a REST backup with --with-auth has the users but no password hashes; restoring creates them and names who must reset"
+    )
     func usersWithoutHashes() throws {
         let source = try SupabaseProjectTests.project("sbr_src")
         let sourceServer = try PostgRESTTestServer(databaseURL: source.url)

@@ -1,7 +1,7 @@
 import Foundation
 import SupabackupKit
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Type fidelity")
 struct TypeFidelityTests {
@@ -24,7 +24,8 @@ struct TypeFidelityTests {
         let columns = try source.rows(
             "SELECT attname FROM pg_attribute WHERE attrelid = 'public.types'::regclass AND attnum > 0 ORDER BY attnum")
         for column in columns.map({ $0[0]! }) {
-            let query = "SELECT id, \(SQL.quoteIdentifier(column))::text, \(SQL.quoteIdentifier(column)) IS NULL FROM public.types ORDER BY 1"
+            let query =
+                "SELECT id, \(SQL.quoteIdentifier(column))::text, \(SQL.quoteIdentifier(column)) IS NULL FROM public.types ORDER BY 1"
             #expect(try target.rows(query) == source.rows(query), "column \(column)")
         }
     }
@@ -88,7 +89,8 @@ struct TypeFidelityTests {
         let directory = try TemporaryDirectory()
         let result = try backup(source, into: directory)
         try source.execute(
-            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'")
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET bytea_output = 'hex'"
+        )
         let archive = try BackupArchive.open(name: result.name, in: directory.path)
         for table in archive.manifest.tables {
             // An independent rendering: one to_json piece per column, SQL-NULL jsonb left out.
@@ -104,7 +106,9 @@ struct TypeFidelityTests {
             let expected = try source.rows(
                 "SELECT '{' || coalesce(concat_ws(',', \(pieces.joined(separator: ", "))), '') || '}' FROM \(table.tableName.quoted)"
             ).map { $0[0] ?? "" }.sorted()
-            let lines = String(decoding: try ndjson(archive, table), as: UTF8.self).split(separator: "\n").map(String.init).sorted()
+            let lines = String(decoding: try ndjson(archive, table), as: UTF8.self).split(separator: "\n").map(
+                String.init
+            ).sorted()
             #expect(lines.count == expected.count, "\(table.tableName)")
             #expect(lines == expected, "\(table.tableName)")
         }

@@ -13,10 +13,12 @@ struct BackupNameTests {
         #expect(BackupName.iso8601(date) == "2025-11-30T12:00:00.123Z")
     }
 
-    @Test("other folder names are not backups", arguments: [
-        "", "2025-11-30T12-00-00-000", "2025-13-30T12-00-00-000Z", ".2025-11-30T12-00-00-000Z.partial",
-        "2025-11-30T12:00:00-000Z", "notes", "2025-11-30T12-00-00-00xZ",
-    ])
+    @Test(
+        "other folder names are not backups",
+        arguments: [
+            "", "2025-11-30T12-00-00-000", "2025-13-30T12-00-00-000Z", ".2025-11-30T12-00-00-000Z.partial",
+            "2025-11-30T12:00:00-000Z", "notes", "2025-11-30T12-00-00-00xZ",
+        ])
     func notNames(_ name: String) {
         #expect(BackupName.date(of: name) == nil)
     }

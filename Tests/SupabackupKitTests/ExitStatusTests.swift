@@ -39,9 +39,15 @@ struct ExitStatusTests {
             (PostgresError(code: .protocolViolation, message: "x"), .database, 1),
             (RestoreError(table: nil, underlying: postgres, advice: nil), .database, 1),
             (BackupError(table: TableName(schema: "public", name: "t"), underlying: postgres), .database, 1),
-            (RESTError(status: 401, code: nil, message: "Invalid API key", details: nil, advice: nil, table: nil), .rest, 1),
+            (
+                RESTError(status: 401, code: nil, message: "Invalid API key", details: nil, advice: nil, table: nil),
+                .rest, 1
+            ),
             // A message starting with "invalid" is no usage error: codes decide, not text.
-            (RESTError(status: nil, code: nil, message: "invalid response", details: nil, advice: nil, table: nil), .rest, 1),
+            (
+                RESTError(status: nil, code: nil, message: "invalid response", details: nil, advice: nil, table: nil),
+                .rest, 1
+            ),
             (RestoreValidationError(problems: ["x"]), .targetMismatch, 1),
             (InternalError("x"), .internalFailure, 1),
             (Other(), nil, 1),

@@ -1,6 +1,7 @@
 import Foundation
-@testable import SupabackupKit
 import Testing
+
+@testable import SupabackupKit
 
 @Suite("Manifest")
 struct ManifestTests {
@@ -13,7 +14,11 @@ struct ManifestTests {
             tables: [
                 Manifest.Table(
                     schema: "public", name: "users", kind: "table", file: "data/public.users.ndjson.zst",
-                    columns: [.init(name: "id", type: "integer", nullable: false, generated: nil, identity: nil, encoding: .json)],
+                    columns: [
+                        .init(
+                            name: "id", type: "integer", nullable: false, generated: nil, identity: nil, encoding: .json
+                        )
+                    ],
                     primaryKey: ["id"], foreignKeys: [], rows: 1, bytes: 10, sha256: String(repeating: "a", count: 64))
             ],
             restoreOrder: [TableName(schema: "public", name: "users")], sequences: [], warnings: [])
@@ -27,9 +32,12 @@ struct ManifestTests {
         #expect(try Manifest.decode(data) == Self.sample())
     }
 
-    @Test("files outside data/ are refused", arguments: [
-        "data/../x", "../x", "/etc/passwd", "data/a/b", "data/", "data/.hidden", "x.ndjson.zst", "data/a\\b", "data/a\u{0}",
-    ])
+    @Test(
+        "files outside data/ are refused",
+        arguments: [
+            "data/../x", "../x", "/etc/passwd", "data/a/b", "data/", "data/.hidden", "x.ndjson.zst", "data/a\\b",
+            "data/a\u{0}",
+        ])
     func unsafeFiles(_ file: String) {
         var manifest = Self.sample()
         manifest.tables[0].file = file
@@ -45,7 +53,9 @@ struct ManifestTests {
         } throws: { ($0 as? ArchiveError)?.code == .unsupported }
     }
 
-    @Test("garbage is damaged", arguments: ["", "{", "[]", "{\"format\":\"other\"}", "{\"format\":\"supabackup\",\"format_version\":1}"])
+    @Test(
+        "garbage is damaged",
+        arguments: ["", "{", "[]", "{\"format\":\"other\"}", "{\"format\":\"supabackup\",\"format_version\":1}"])
     func garbage(_ text: String) {
         #expect { try Manifest.decode(Data(text.utf8)) } throws: { ($0 as? ArchiveError)?.code == .damaged }
     }

@@ -24,7 +24,8 @@ struct ParserPropertyTests {
     }
 
     static let tokens = [
-        "{", "}", "[", "]", ":", ",", " ", "\n", "\"a\"", "\"k\\\"e\\\\y\"", "\"\\u00e9\"", "\"日本\"", "1", "-0", "12.5e-3",
+        "{", "}", "[", "]", ":", ",", " ", "\n", "\"a\"", "\"k\\\"e\\\\y\"", "\"\\u00e9\"", "\"日本\"", "1", "-0",
+        "12.5e-3",
         "1.", ".5", "01", "true", "false", "null", "nul", "\"", "\\", "\"\\x\"", "\t", "1e", "-", "\"unterminated",
     ]
 
@@ -62,7 +63,9 @@ struct ParserPropertyTests {
             let page = rows.isEmpty ? "[]" : "[" + rows.joined(separator: ", \n ") + "]"
             var split: [String] = []
             let ok = Array(page.utf8).withUnsafeBytes { buffer in
-                JSONScanner.forEachArrayElement(buffer) { split.append(String(decoding: UnsafeRawBufferPointer(rebasing: buffer[$0]), as: UTF8.self)) }
+                JSONScanner.forEachArrayElement(buffer) {
+                    split.append(String(decoding: UnsafeRawBufferPointer(rebasing: buffer[$0]), as: UTF8.self))
+                }
             }
             #expect(ok && split == rows)
         }

@@ -6,13 +6,15 @@ import Testing
 struct RESTSettingsTests {
     static let key = try! APIKey("test-key")
 
-    @Test("a project URL, whatever the host, puts PostgREST at /rest/v1 and Auth at /auth/v1", arguments: [
-        ("https://abcdefgh.supabase.co", "https://abcdefgh.supabase.co"),
-        ("https://abcdefgh.supabase.co/", "https://abcdefgh.supabase.co"),
-        ("http://127.0.0.1:54321", "http://127.0.0.1:54321"),
-        ("https://supabase.example.com/", "https://supabase.example.com"),
-        ("https://example.com/supabase", "https://example.com/supabase"),
-    ])
+    @Test(
+        "a project URL, whatever the host, puts PostgREST at /rest/v1 and Auth at /auth/v1",
+        arguments: [
+            ("https://abcdefgh.supabase.co", "https://abcdefgh.supabase.co"),
+            ("https://abcdefgh.supabase.co/", "https://abcdefgh.supabase.co"),
+            ("http://127.0.0.1:54321", "http://127.0.0.1:54321"),
+            ("https://supabase.example.com/", "https://supabase.example.com"),
+            ("https://example.com/supabase", "https://example.com/supabase"),
+        ])
     func projectURL(_ url: String, _ project: String) throws {
         let settings = try RESTSettings(url: url, key: Self.key)
         #expect(settings.root.absoluteString == project + "/rest/v1")
@@ -21,9 +23,11 @@ struct RESTSettingsTests {
         #expect(settings.fallbackRoot?.absoluteString == project)
     }
 
-    @Test("a URL ending in /rest/v1 is the PostgREST root, used as given", arguments: [
-        "http://127.0.0.1:54321/rest/v1", "http://127.0.0.1:54321/rest/v1/", "https://abcdefgh.supabase.co/rest/v1",
-    ])
+    @Test(
+        "a URL ending in /rest/v1 is the PostgREST root, used as given",
+        arguments: [
+            "http://127.0.0.1:54321/rest/v1", "http://127.0.0.1:54321/rest/v1/", "https://abcdefgh.supabase.co/rest/v1",
+        ])
     func restRoot(_ url: String) throws {
         let settings = try RESTSettings(url: url, key: Self.key)
         #expect(settings.root.absoluteString.hasSuffix("/rest/v1"))
@@ -32,9 +36,11 @@ struct RESTSettingsTests {
         #expect(settings.authRoot?.absoluteString.hasSuffix("/auth/v1") == true)
     }
 
-    @Test("URLs that cannot name a project are usage errors", arguments: [
-        "ftp://host", "not a url", "https://user:pw@host", "https://host/?apikey=x", "",
-    ])
+    @Test(
+        "URLs that cannot name a project are usage errors",
+        arguments: [
+            "ftp://host", "not a url", "https://user:pw@host", "https://host/?apikey=x", "",
+        ])
     func invalid(_ url: String) {
         #expect(throws: UsageError.self) { try RESTSettings(url: url, key: Self.key) }
     }

@@ -20,11 +20,12 @@ struct RestorePlanTests {
             },
             "primary_key": primaryKey as Any? ?? NSNull(), "unique_keys": unique as Any? ?? NSNull(),
             "foreign_keys": try foreignKeys.map { fk in
-                try JSONSerialization.jsonObject(with: { () -> Data in
-                    let encoder = JSONEncoder()
-                    encoder.keyEncodingStrategy = .convertToSnakeCase
-                    return try encoder.encode(fk)
-                }())
+                try JSONSerialization.jsonObject(
+                    with: { () -> Data in
+                        let encoder = JSONEncoder()
+                        encoder.keyEncodingStrategy = .convertToSnakeCase
+                        return try encoder.encode(fk)
+                    }())
             },
         ]
         let decoder = JSONDecoder()
@@ -32,13 +33,18 @@ struct RestorePlanTests {
         return try decoder.decode(CatalogTable.self, from: JSONSerialization.data(withJSONObject: object))
     }
 
-    static func backedUp(_ name: String, columns: [String], primaryKey: [String] = [], foreignKeys: [Manifest.ForeignKey] = [])
+    static func backedUp(
+        _ name: String, columns: [String], primaryKey: [String] = [], foreignKeys: [Manifest.ForeignKey] = []
+    )
         -> Manifest.Table
     {
         Manifest.Table(
             schema: "public", name: name, kind: "table", file: "data/public.\(name).ndjson.zst",
-            columns: columns.map { .init(name: $0, type: "integer", nullable: true, generated: nil, identity: nil, encoding: .json) },
-            primaryKey: primaryKey, foreignKeys: foreignKeys, rows: 3, bytes: 1, sha256: String(repeating: "0", count: 64))
+            columns: columns.map {
+                .init(name: $0, type: "integer", nullable: true, generated: nil, identity: nil, encoding: .json)
+            },
+            primaryKey: primaryKey, foreignKeys: foreignKeys, rows: 3, bytes: 1,
+            sha256: String(repeating: "0", count: 64))
     }
 
     @Test("the upsert key is the primary key, else a non-null unique key, else none")
@@ -49,9 +55,12 @@ struct RestorePlanTests {
             Self.backedUp("n", columns: ["id", "v"]),
         ]
         let target = [
-            try Self.target("p", columns: [("id", "integer", false, false), ("v", "integer", true, false)], primaryKey: ["id"]),
-            try Self.target("u", columns: [("id", "integer", false, false), ("v", "integer", true, false)], unique: [["v"], ["id"]]),
-            try Self.target("n", columns: [("id", "integer", true, false), ("v", "integer", true, false)], unique: [["id"]]),
+            try Self.target(
+                "p", columns: [("id", "integer", false, false), ("v", "integer", true, false)], primaryKey: ["id"]),
+            try Self.target(
+                "u", columns: [("id", "integer", false, false), ("v", "integer", true, false)], unique: [["v"], ["id"]]),
+            try Self.target(
+                "n", columns: [("id", "integer", true, false), ("v", "integer", true, false)], unique: [["id"]]),
         ]
         let plan = try RestorePlan(manifest: manifest, tables: manifest.tables, target: target, disableTriggers: false)
         let keys = Dictionary(uniqueKeysWithValues: plan.steps.map { ($0.table.name, $0.conflictKey) })
@@ -62,10 +71,15 @@ struct RestorePlanTests {
     @Test("missing tables, missing columns and unfillable NOT NULL columns are all reported together")
     func mismatches() throws {
         var manifest = ManifestTests.sample()
-        manifest.tables = [Self.backedUp("a", columns: ["id", "gone"]), Self.backedUp("b", columns: ["id"]), Self.backedUp("c", columns: ["id"])]
+        manifest.tables = [
+            Self.backedUp("a", columns: ["id", "gone"]), Self.backedUp("b", columns: ["id"]),
+            Self.backedUp("c", columns: ["id"]),
+        ]
         let target = [
             try Self.target("a", columns: [("id", "integer", false, false)]),
-            try Self.target("b", columns: [("id", "integer", false, false), ("must", "text", false, false), ("ok", "text", false, true)]),
+            try Self.target(
+                "b",
+                columns: [("id", "integer", false, false), ("must", "text", false, false), ("ok", "text", false, true)]),
         ]
         #expect {
             try RestorePlan(manifest: manifest, tables: manifest.tables, target: target, disableTriggers: false)
@@ -79,30 +93,41 @@ struct RestorePlanTests {
     @Test("deferrable foreign keys do not constrain the order; others do, and their cycles are reported")
     func cycles() throws {
         func fk(_ name: String, to table: String, deferrable: Bool) -> Manifest.ForeignKey {
-            .init(name: name, columns: ["ref"], referencedSchema: "public", referencedTable: table, referencedColumns: ["id"], deferrable: deferrable)
+            .init(
+                name: name, columns: ["ref"], referencedSchema: "public", referencedTable: table,
+                referencedColumns: ["id"], deferrable: deferrable)
         }
         var manifest = ManifestTests.sample()
         manifest.tables = [
             Self.backedUp("a", columns: ["id", "ref"], foreignKeys: [fk("a_b", to: "b", deferrable: true)]),
             Self.backedUp("b", columns: ["id", "ref"], foreignKeys: [fk("b_a", to: "a", deferrable: false)]),
         ]
-        let columns = [("id", "integer", nullable: false, hasDefault: false), ("ref", "integer", nullable: true, hasDefault: false)]
-        let deferrableTarget = [
-            try Self.target("a", columns: columns, primaryKey: ["id"], foreignKeys: [fk("a_b", to: "b", deferrable: true)]),
-            try Self.target("b", columns: columns, primaryKey: ["id"], foreignKeys: [fk("b_a", to: "a", deferrable: false)]),
+        let columns = [
+            ("id", "integer", nullable: false, hasDefault: false),
+            ("ref", "integer", nullable: true, hasDefault: false),
         ]
-        let plan = try RestorePlan(manifest: manifest, tables: manifest.tables, target: deferrableTarget, disableTriggers: false)
+        let deferrableTarget = [
+            try Self.target(
+                "a", columns: columns, primaryKey: ["id"], foreignKeys: [fk("a_b", to: "b", deferrable: true)]),
+            try Self.target(
+                "b", columns: columns, primaryKey: ["id"], foreignKeys: [fk("b_a", to: "a", deferrable: false)]),
+        ]
+        let plan = try RestorePlan(
+            manifest: manifest, tables: manifest.tables, target: deferrableTarget, disableTriggers: false)
         #expect(plan.steps.map(\.table.name) == ["a", "b"])
         #expect(plan.blockedCycles.isEmpty)
 
         let strictTarget = [
-            try Self.target("a", columns: columns, primaryKey: ["id"], foreignKeys: [fk("a_b", to: "b", deferrable: false)]),
+            try Self.target(
+                "a", columns: columns, primaryKey: ["id"], foreignKeys: [fk("a_b", to: "b", deferrable: false)]),
             deferrableTarget[1],
         ]
-        let strict = try RestorePlan(manifest: manifest, tables: manifest.tables, target: strictTarget, disableTriggers: false)
+        let strict = try RestorePlan(
+            manifest: manifest, tables: manifest.tables, target: strictTarget, disableTriggers: false)
         #expect(strict.blockedCycles.map { $0.map(\.name) } == [["a", "b"]])
         #expect(strict.warnings.contains { $0.contains("DEFERRABLE") })
-        let unchecked = try RestorePlan(manifest: manifest, tables: manifest.tables, target: strictTarget, disableTriggers: true)
+        let unchecked = try RestorePlan(
+            manifest: manifest, tables: manifest.tables, target: strictTarget, disableTriggers: true)
         #expect(unchecked.blockedCycles.isEmpty)
     }
 }

@@ -43,14 +43,18 @@ struct RetentionPolicyTests {
 
     @Test("keep-weekly uses ISO weeks and keep-monthly calendar months, in UTC")
     func weeklyMonthly() {
-        let times = ["2025-11-30T23-00-00-000Z", "2025-11-24T00-00-00-000Z", "2025-11-23T23-59-59-999Z", "2025-10-31T23-59-59-999Z",
-            "2025-10-01T00-00-00-000Z", "2025-09-15T00-00-00-000Z"]
+        let times = [
+            "2025-11-30T23-00-00-000Z", "2025-11-24T00-00-00-000Z", "2025-11-23T23-59-59-999Z",
+            "2025-10-31T23-59-59-999Z",
+            "2025-10-01T00-00-00-000Z", "2025-09-15T00-00-00-000Z",
+        ]
         let list = times.map { ($0, BackupName.date(of: $0)!) }
         // 2025-11-24 is a Monday: the 23rd belongs to the week before.
         #expect(kept(RetentionPolicy(keepWeekly: 2), list) == ["2025-11-30T23-00-00-000Z", "2025-11-23T23-59-59-999Z"])
-        #expect(kept(RetentionPolicy(keepMonthly: 3), list) == [
-            "2025-11-30T23-00-00-000Z", "2025-10-31T23-59-59-999Z", "2025-09-15T00-00-00-000Z",
-        ])
+        #expect(
+            kept(RetentionPolicy(keepMonthly: 3), list) == [
+                "2025-11-30T23-00-00-000Z", "2025-10-31T23-59-59-999Z", "2025-09-15T00-00-00-000Z",
+            ])
     }
 
     @Test("a backup kept by any rule stays; keep-last counts the newest")

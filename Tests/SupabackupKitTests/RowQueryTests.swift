@@ -1,5 +1,6 @@
-@testable import SupabackupKit
 import Testing
+
+@testable import SupabackupKit
 
 @Suite("Row queries")
 struct RowQueryTests {
@@ -26,7 +27,10 @@ struct RowQueryTests {
         #expect(RowQuery.maskedColumns(columns) == [150])
         columns.append(.init(name: "b", encoding: .jsonOmitNull))
         let two = RowQuery.copyStatement(table: table, partitioned: false, columns: columns)
-        #expect(two.hasPrefix("COPY (SELECT row_to_json(r.*), concat((r.\"it's\" IS NULL)::int, (r.\"b\" IS NULL)::int) FROM (SELECT "))
+        #expect(
+            two.hasPrefix(
+                "COPY (SELECT row_to_json(r.*), concat((r.\"it's\" IS NULL)::int, (r.\"b\" IS NULL)::int) FROM (SELECT "
+            ))
         let plain = RowQuery.copyStatement(table: table, partitioned: false, columns: [columns[151]])
         #expect(plain.hasPrefix("COPY (SELECT row_to_json(r.*) FROM (SELECT \"always\" FROM ONLY"))
     }
@@ -62,10 +66,14 @@ struct RowQueryTests {
         let jsonb = RowQuery.copyStatement(
             table: table, partitioned: false, columns: [.init(name: "doc", encoding: .jsonOmitNull)],
             slice: TableSlice(leaf: TableName(schema: "public", name: "t_2025"), blocks: BlockRange(start: 0, end: 5)))
-        #expect(jsonb.hasSuffix("FROM ONLY \"public\".\"t_2025\" WHERE ctid < '(5,0)'::tid) r) TO STDOUT WITH \(RowQuery.copyOptions)"))
+        #expect(
+            jsonb.hasSuffix(
+                "FROM ONLY \"public\".\"t_2025\" WHERE ctid < '(5,0)'::tid) r) TO STDOUT WITH \(RowQuery.copyOptions)"))
     }
 
-    @Test("block ranges cover every block once, the last open-ended", arguments: [(1, 4), (10, 3), (100, 7), (7, 100), (64, 64)])
+    @Test(
+        "block ranges cover every block once, the last open-ended",
+        arguments: [(1, 4), (10, 3), (100, 7), (7, 100), (64, 64)])
     func split(blocks: Int64, parts: Int) {
         let ranges = BlockRange.split(blocks: blocks, into: parts)
         #expect(ranges.count <= max(1, min(parts, Int(blocks))))

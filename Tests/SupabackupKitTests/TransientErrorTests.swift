@@ -16,7 +16,8 @@ struct TransientErrorTests {
             ChannelError.eof, ChannelError.ioOnClosedChannel, NIOSSLError.uncleanShutdown,
         ]
         let fatal: [Error] = [
-            IOError(errnoCode: ECONNREFUSED, reason: "connect"), HTTPClientError.invalidURL, ChannelError.writeMessageTooLarge,
+            IOError(errnoCode: ECONNREFUSED, reason: "connect"), HTTPClientError.invalidURL,
+            ChannelError.writeMessageTooLarge,
             NIOSSLError.handshakeFailed(.sslError([])), RESTError(message: "reset EOF"), CocoaError(.fileReadUnknown),
         ]
         for error in transient { #expect(PostgRESTClient.transient(error), "\(error)") }

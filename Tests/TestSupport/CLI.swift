@@ -19,7 +19,9 @@ public enum CLI {
 
     /// Starts the executable without waiting: stdout and stderr are the returned pipes.
     /// `DATABASE_URL` is removed from the inherited environment unless `environment` sets it.
-    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, out: Pipe, err: Pipe) {
+    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (
+        Process, out: Pipe, err: Pipe
+    ) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = TestJobs.arguments(arguments)

@@ -65,7 +65,8 @@ final class TestHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             for (name, value) in extra { headers.add(name: name, value: value) }
             headers.add(name: "Content-Length", value: String(bytes.count))
             headers.add(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+            let head = HTTPResponseHead(
+                version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: bytes)))), promise: nil)
             let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))

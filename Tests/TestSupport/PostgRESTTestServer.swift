@@ -79,7 +79,8 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         let (number, injected) = lock.withLock { () -> (Int, Bool) in
             requests += 1
             let n = requests
-            let due = options.faultEvery > 0 && n > options.faultAfter && (n - options.faultAfter) % options.faultEvery == 0
+            let due =
+                options.faultEvery > 0 && n > options.faultAfter && (n - options.faultAfter) % options.faultEvery == 0
                 && (options.faultLimit.map { faults < $0 } ?? true)
             if due { faults += 1 }
             return (n, due)
@@ -87,26 +88,41 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         _ = number
         if options.delay > 0 { Thread.sleep(forTimeInterval: options.delay) }
         guard let apikey = request.headers.first(name: "apikey") else {
-            return json(401, ["message": "No API key found in request", "hint": "No `apikey` request header or url param was found."])
+            return json(
+                401,
+                [
+                    "message": "No API key found in request",
+                    "hint": "No `apikey` request header or url param was found.",
+                ])
         }
         guard apikey == options.serviceKey || apikey == options.anonKey else {
-            return json(401, ["message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."])
+            return json(
+                401,
+                ["message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."])
         }
         if injected {
             switch options.fault {
             case .drop: return .drop
             case .status503:
-                return json(503, ["code": "PGRST002", "details": nil, "hint": nil,
-                    "message": "Could not query the database for the schema cache. Retrying."])
+                return json(
+                    503,
+                    [
+                        "code": "PGRST002", "details": nil, "hint": nil,
+                        "message": "Could not query the database for the schema cache. Retrying.",
+                    ])
             case .unauthorized:
-                return json(401, ["code": "PGRST303", "details": nil, "hint": nil, "message": "JWT expired"],
-                    headers: [("WWW-Authenticate", "Bearer error=\"invalid_token\", error_description=\"JWT expired\"")])
+                return json(
+                    401, ["code": "PGRST303", "details": nil, "hint": nil, "message": "JWT expired"],
+                    headers: [("WWW-Authenticate", "Bearer error=\"invalid_token\", error_description=\"JWT expired\"")]
+                )
             }
         }
         let anon = apikey == options.anonKey
         let (path, query) = Self.split(request.uri)
         if path.hasPrefix("/auth/v1/") && options.gateway {
-            guard !anon else { return json(403, ["code": "403", "error_code": "not_admin", "msg": "User not allowed"]) }
+            guard !anon else {
+                return json(403, ["code": "403", "error_code": "not_admin", "msg": "User not allowed"])
+            }
             do {
                 return try withConnection { try authAdmin(request.method, path, query: query, body: request.body, $0) }
             } catch let error as PostgresError {
@@ -119,7 +135,12 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         if !options.gateway {
             // A bare PostgREST: one path segment names a relation; anything deeper is PGRST125.
             guard path.split(separator: "/").count <= 1 || path.hasPrefix("/rpc/") else {
-                return json(404, ["code": "PGRST125", "details": nil, "hint": nil, "message": "Invalid path specified in request URL"])
+                return json(
+                    404,
+                    [
+                        "code": "PGRST125", "details": nil, "hint": nil,
+                        "message": "Invalid path specified in request URL",
+                    ])
             }
             route = path
         } else if path == "/rest/v1" || path.hasPrefix("/rest/v1/") {
@@ -136,24 +157,38 @@ public final class PostgRESTTestServer: @unchecked Sendable {
             return try withConnection { connection in
                 try connection.execute("BEGIN")
                 do {
-                    if anon { try connection.execute("DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN SET LOCAL ROLE anon; END IF; END $$") }
+                    if anon {
+                        try connection.execute(
+                            "DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'anon') THEN SET LOCAL ROLE anon; END IF; END $$"
+                        )
+                    }
                     let reply: TestHTTPHandler.Reply
                     if route == "" || route == "/" {
-                        guard request.method == .GET else { throw Failure(status: 405, body: ["message": "method not allowed"]) }
+                        guard request.method == .GET else {
+                            throw Failure(status: 405, body: ["message": "method not allowed"])
+                        }
                         if anon { throw Failure(status: 401, body: ["message": "Invalid API key"]) }
-                        reply = .response(status: 200, headers: [("Content-Type", "application/openapi+json; charset=utf-8")],
+                        reply = .response(
+                            status: 200, headers: [("Content-Type", "application/openapi+json; charset=utf-8")],
                             body: Array(try openAPI(schema, connection).utf8))
                     } else if route.hasPrefix("/rpc/") {
-                        reply = try rpc(String(route.dropFirst(5)).removingPercentEncoding ?? "", schema: schema,
+                        reply = try rpc(
+                            String(route.dropFirst(5)).removingPercentEncoding ?? "", schema: schema,
                             body: request.body, connection)
                     } else {
                         let table = String(route.dropFirst()).removingPercentEncoding ?? ""
                         guard try relationExists(schema, table, connection) else {
-                            throw Failure(status: 404, body: ["code": "PGRST205", "details": nil,
-                                "hint": nil, "message": "Could not find the table '\(schema).\(table)' in the schema cache"])
+                            throw Failure(
+                                status: 404,
+                                body: [
+                                    "code": "PGRST205", "details": nil,
+                                    "hint": nil,
+                                    "message": "Could not find the table '\(schema).\(table)' in the schema cache",
+                                ])
                         }
                         if write {
-                            reply = try upsert(schema, table, query: query, headers: request.headers, body: request.body, connection)
+                            reply = try upsert(
+                                schema, table, query: query, headers: request.headers, body: request.body, connection)
                         } else {
                             reply = try read(schema, table, query: query, headers: request.headers, connection)
                         }
@@ -168,9 +203,11 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         } catch let failure as Failure {
             return json(failure.status, failure.body)
         } catch let error as PostgresError {
-            return json(Self.status(for: error, anon: anon), [
-                "code": error.sqlState, "details": error.detail, "hint": error.hint, "message": error.message,
-            ])
+            return json(
+                Self.status(for: error, anon: anon),
+                [
+                    "code": error.sqlState, "details": error.detail, "hint": error.hint, "message": error.message,
+                ])
         } catch {
             return json(500, ["message": "\(error)"])
         }
@@ -188,12 +225,15 @@ public final class PostgRESTTestServer: @unchecked Sendable {
     }
 
     private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        let connection = try lock.withLock { idle.popLast() } ?? {
-            let connection = try PostgresConnection(conninfo: databaseURL)
-            try connection.execute(
-                "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET client_min_messages = warning")
-            return connection
-        }()
+        let connection =
+            try lock.withLock { idle.popLast() }
+            ?? {
+                let connection = try PostgresConnection(conninfo: databaseURL)
+                try connection.execute(
+                    "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; SET extra_float_digits = 1; SET client_min_messages = warning"
+                )
+                return connection
+            }()
         do {
             let result = try body(connection)
             lock.withLock { idle.append(connection) }
@@ -207,12 +247,17 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         }
     }
 
-    private func json(_ status: Int, _ object: [String: String?], headers: [(String, String)] = []) -> TestHTTPHandler.Reply {
+    private func json(_ status: Int, _ object: [String: String?], headers: [(String, String)] = [])
+        -> TestHTTPHandler.Reply
+    {
         // PostgREST writes compact JSON with sorted keys.
-        let body = "{" + object.keys.sorted().map { key in
-            SQL.jsonString(key) + ":" + (object[key]!.map { SQL.jsonString($0) } ?? "null")
-        }.joined(separator: ",") + "}"
-        return .response(status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers,
+        let body =
+            "{"
+            + object.keys.sorted().map { key in
+                SQL.jsonString(key) + ":" + (object[key]!.map { SQL.jsonString($0) } ?? "null")
+            }.joined(separator: ",") + "}"
+        return .response(
+            status: status, headers: [("Content-Type", "application/json; charset=utf-8")] + headers,
             body: Array(body.utf8))
     }
 
@@ -236,13 +281,15 @@ public final class PostgRESTTestServer: @unchecked Sendable {
             """
             SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition
-            """, [schema, table]).rows.count == 1
+            """, [schema, table]
+        ).rows.count == 1
     }
 
     // MARK: - Reading
 
     private func read(
-        _ schema: String, _ table: String, query: [(String, String)], headers: HTTPHeaders, _ connection: PostgresConnection
+        _ schema: String, _ table: String, query: [(String, String)], headers: HTTPHeaders,
+        _ connection: PostgresConnection
     ) throws -> TestHTTPHandler.Reply {
         var select = "*"
         var order: [String] = []
@@ -263,7 +310,8 @@ public final class PostgRESTTestServer: @unchecked Sendable {
                 var parser = LogicParser(text: value)
                 conditions.append("NOT " + (try parser.tree(String(key.dropFirst(4)), parameters: &parameters)))
             default:
-                conditions.append(try LogicParser.condition(field: key, operation: value, topLevel: true, parameters: &parameters))
+                conditions.append(
+                    try LogicParser.condition(field: key, operation: value, topLevel: true, parameters: &parameters))
             }
         }
         if let cap = options.maxRows { limit = min(limit ?? cap, cap) }
@@ -287,7 +335,8 @@ public final class PostgRESTTestServer: @unchecked Sendable {
             if count < exact { status = 206 }
         }
         let range = count == 0 ? "*/\(total)" : "\(offset)-\(offset + count - 1)/\(total)"
-        return .response(status: status, headers: [("Content-Type", "application/json; charset=utf-8"), ("Content-Range", range)],
+        return .response(
+            status: status, headers: [("Content-Type", "application/json; charset=utf-8"), ("Content-Range", range)],
             body: Array(body.utf8))
     }
 
@@ -318,7 +367,9 @@ public final class PostgRESTTestServer: @unchecked Sendable {
 
     static func orderItem(_ text: String) throws -> String {
         var parts = splitOutsideQuotes(text, by: ".")
-        guard let first = parts.first else { throw Failure(status: 400, body: ["code": "PGRST100", "message": "bad order"]) }
+        guard let first = parts.first else {
+            throw Failure(status: 400, body: ["code": "PGRST100", "message": "bad order"])
+        }
         parts.removeFirst()
         var sql = SQL.quoteIdentifier(try unquoteField(first))
         for modifier in parts {
@@ -327,7 +378,8 @@ public final class PostgRESTTestServer: @unchecked Sendable {
             case "desc": sql += " DESC"
             case "nullsfirst": sql += " NULLS FIRST"
             case "nullslast": sql += " NULLS LAST"
-            default: throw Failure(status: 400, body: ["code": "PGRST100", "message": "bad order modifier \(modifier)"])
+            default:
+                throw Failure(status: 400, body: ["code": "PGRST100", "message": "bad order modifier \(modifier)"])
             }
         }
         return sql
@@ -407,17 +459,24 @@ public final class PostgRESTTestServer: @unchecked Sendable {
             guard let objects = try? JSONSerialization.jsonObject(with: Data(body)) as? [[String: Any]],
                 let first = objects.first
             else {
-                throw Failure(status: 400, body: ["code": "PGRST102", "details": nil, "hint": nil, "message": "Empty or invalid json"])
+                throw Failure(
+                    status: 400,
+                    body: ["code": "PGRST102", "details": nil, "hint": nil, "message": "Empty or invalid json"])
             }
             columns = first.keys.sorted()
         }
         for column in columns where types[column] == nil {
-            throw Failure(status: 400, body: ["code": "PGRST204", "details": nil, "hint": nil,
-                "message": "Could not find the '\(column)' column of '\(table)' in the schema cache"])
+            throw Failure(
+                status: 400,
+                body: [
+                    "code": "PGRST204", "details": nil, "hint": nil,
+                    "message": "Could not find the '\(column)' column of '\(table)' in the schema cache",
+                ])
         }
         let definition = columns.map { "\(SQL.quoteIdentifier($0)) \(types[$0]!)" }.joined(separator: ", ")
         let list = columns.map(SQL.quoteIdentifier).joined(separator: ", ")
-        var sql = "INSERT INTO \(name.quoted) AS t (\(list)) SELECT \(list) FROM json_to_recordset($1::json) AS x(\(definition))"
+        var sql =
+            "INSERT INTO \(name.quoted) AS t (\(list)) SELECT \(list) FROM json_to_recordset($1::json) AS x(\(definition))"
         if prefer.contains("resolution=") {
             var conflict: [String]
             if let list = query.first(where: { $0.0 == "on_conflict" })?.1 {
@@ -427,22 +486,29 @@ public final class PostgRESTTestServer: @unchecked Sendable {
                     """
                     SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
                     WHERE i.indrelid = $1::regclass AND i.indisprimary
-                    """, [name.quoted]).rows.map { $0[0]! }
+                    """, [name.quoted]
+                ).rows.map { $0[0]! }
             }
             sql += " ON CONFLICT (" + conflict.map(SQL.quoteIdentifier).joined(separator: ", ") + ")"
             if prefer.contains("resolution=ignore-duplicates") {
                 sql += " DO NOTHING"
             } else {
-                sql += " DO UPDATE SET " + columns.map { "\(SQL.quoteIdentifier($0)) = EXCLUDED.\(SQL.quoteIdentifier($0))" }
+                sql +=
+                    " DO UPDATE SET "
+                    + columns.map { "\(SQL.quoteIdentifier($0)) = EXCLUDED.\(SQL.quoteIdentifier($0))" }
                     .joined(separator: ", ")
             }
         }
         let payload = String(decoding: body, as: UTF8.self)
         // Partitioned tables have no xmax to tell inserts from updates: report them as inserted.
-        let partitioned = try connection.query("SELECT relkind = 'p' FROM pg_class WHERE oid = $1::regclass", [name.quoted]).scalar == "t"
-        let inserted = try connection.query(
-            "WITH w AS (\(sql) RETURNING \(partitioned ? "true" : "(t.xmax = 0)") AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM w",
-            [payload.hasPrefix("[") ? payload : "[" + payload + "]"]).scalar ?? "0"
+        let partitioned =
+            try connection.query("SELECT relkind = 'p' FROM pg_class WHERE oid = $1::regclass", [name.quoted]).scalar
+            == "t"
+        let inserted =
+            try connection.query(
+                "WITH w AS (\(sql) RETURNING \(partitioned ? "true" : "(t.xmax = 0)") AS inserted) SELECT count(*) FILTER (WHERE inserted) FROM w",
+                [payload.hasPrefix("[") ? payload : "[" + payload + "]"]
+            ).scalar ?? "0"
         let status = prefer.contains("resolution=merge-duplicates") && inserted == "0" ? 200 : 201
         return .response(status: status, headers: [], body: [])
     }
@@ -450,14 +516,22 @@ public final class PostgRESTTestServer: @unchecked Sendable {
     private func rpc(_ function: String, schema: String, body: [UInt8], _ connection: PostgresConnection) throws
         -> TestHTTPHandler.Reply
     {
-        let exists = try connection.query(
-            "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
-            [schema, function]).rows.count > 0
+        let exists =
+            try connection.query(
+                "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
+                [schema, function]
+            ).rows.count > 0
         guard exists else {
-            throw Failure(status: 404, body: ["code": "PGRST202", "details": nil, "hint": nil,
-                "message": "Could not find the function \(schema).\(function) in the schema cache"])
+            throw Failure(
+                status: 404,
+                body: [
+                    "code": "PGRST202", "details": nil, "hint": nil,
+                    "message": "Could not find the function \(schema).\(function) in the schema cache",
+                ])
         }
-        let arguments = (try? JSONSerialization.jsonObject(with: Data(body.isEmpty ? Array("{}".utf8) : body)) as? [String: Any]) ?? [:]
+        let arguments =
+            (try? JSONSerialization.jsonObject(with: Data(body.isEmpty ? Array("{}".utf8) : body)) as? [String: Any])
+            ?? [:]
         let names = arguments.keys.sorted()
         let values: [String?] = names.map { name in
             switch arguments[name] {
@@ -470,7 +544,8 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         let call = names.enumerated().map { "\(SQL.quoteIdentifier($1)) => $\($0 + 1)" }.joined(separator: ", ")
         let result = try connection.query(
             "SELECT to_json(\(SQL.quoteIdentifier(schema)).\(SQL.quoteIdentifier(function))(\(call)))::text", values)
-        return .response(status: 200, headers: [("Content-Type", "application/json")], body: Array((result.scalar ?? "null").utf8))
+        return .response(
+            status: 200, headers: [("Content-Type", "application/json")], body: Array((result.scalar ?? "null").utf8))
     }
 
     // MARK: - Auth admin API
@@ -504,10 +579,12 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         if method == .GET {
             let page = max(1, Int(query.first { $0.0 == "page" }?.1 ?? "1") ?? 1)
             let perPage = min(1000, max(1, Int(query.first { $0.0 == "per_page" }?.1 ?? "50") ?? 50))
-            let users = try connection.query(
-                "SELECT coalesce(json_agg(x.j), '[]')::text FROM (\(userJSON) ORDER BY u.created_at, u.id LIMIT \(perPage) OFFSET \((page - 1) * perPage)) x(j)"
-            ).scalar ?? "[]"
-            return .response(status: 200, headers: [("Content-Type", "application/json")],
+            let users =
+                try connection.query(
+                    "SELECT coalesce(json_agg(x.j), '[]')::text FROM (\(userJSON) ORDER BY u.created_at, u.id LIMIT \(perPage) OFFSET \((page - 1) * perPage)) x(j)"
+                ).scalar ?? "[]"
+            return .response(
+                status: 200, headers: [("Content-Type", "application/json")],
                 body: Array("{\"users\":\(users),\"aud\":\"authenticated\"}".utf8))
         }
         guard method == .POST, parts.count == 4,
@@ -515,7 +592,9 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         else { return json(400, ["code": "400", "msg": "bad request"]) }
         func text(_ key: String) -> String? { user[key] as? String }
         func jsonText(_ key: String) -> String? {
-            guard let value = user[key], let data = try? JSONSerialization.data(withJSONObject: value) else { return nil }
+            guard let value = user[key], let data = try? JSONSerialization.data(withJSONObject: value) else {
+                return nil
+            }
             return String(decoding: data, as: UTF8.self)
         }
         let id = text("id") ?? UUID().uuidString.lowercased()
@@ -529,8 +608,12 @@ public final class PostgRESTTestServer: @unchecked Sendable {
                   CASE WHEN $5::boolean THEN now() END, CASE WHEN $6::boolean THEN now() END,
                   coalesce($7::jsonb, '{"provider": "email", "providers": ["email"]}'), coalesce($8::jsonb, '{}'), now(), now())
                 """,
-                [id, text("email"), text("phone"), text("password_hash"), String(user["email_confirm"] as? Bool ?? false),
-                 String(user["phone_confirm"] as? Bool ?? false), jsonText("app_metadata"), jsonText("user_metadata")])
+                [
+                    id, text("email"), text("phone"), text("password_hash"),
+                    String(user["email_confirm"] as? Bool ?? false),
+                    String(user["phone_confirm"] as? Bool ?? false), jsonText("app_metadata"),
+                    jsonText("user_metadata"),
+                ])
             if let email = text("email") {
                 _ = try connection.query(
                     """
@@ -556,13 +639,15 @@ public final class PostgRESTTestServer: @unchecked Sendable {
             SELECT c.oid::text, c.relname, c.relkind::text, pg_relation_is_updatable(c.oid::regclass, true) & 8 = 8
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition ORDER BY c.relname
-            """, [schema]).rows
+            """, [schema]
+        ).rows
         var paths: [String] = []
         var definitions: [String] = []
         for relation in relations {
             let (oid, name, kind) = (relation[0]!, relation[1]!, relation[2]!)
             // PostgREST lists an insertable view exactly like a table.
-            let operations = kind == "r" || kind == "p" || relation[3] == "t"
+            let operations =
+                kind == "r" || kind == "p" || relation[3] == "t"
                 ? "{\"get\":{},\"post\":{},\"patch\":{},\"delete\":{}}" : "{\"get\":{}}"
             paths.append(SQL.jsonString("/" + name) + ":" + operations)
             let columns = try connection.query(
@@ -586,7 +671,8 @@ public final class PostgRESTTestServer: @unchecked Sendable {
                 LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
                 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                 WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
-                """, [oid]).rows
+                """, [oid]
+            ).rows
             var required: [String] = []
             var properties: [String] = []
             for column in columns {
@@ -601,10 +687,13 @@ public final class PostgRESTTestServer: @unchecked Sendable {
                 if column[4] == "t" { notes.append("This is a Primary Key.<pk/>") }
                 if let reference = column[5] {
                     let parts = reference.split(separator: ".", maxSplits: 1).map(String.init)
-                    notes.append("This is a Foreign Key to `\(reference)`.<fk table='\(parts[0])' column='\(parts[1])'/>")
+                    notes.append(
+                        "This is a Foreign Key to `\(reference)`.<fk table='\(parts[0])' column='\(parts[1])'/>")
                 }
                 if let defaultValue = column[3] { fields.append("\"default\":" + SQL.jsonString(defaultValue)) }
-                if !notes.isEmpty { fields.append("\"description\":" + SQL.jsonString("Note:\n" + notes.joined(separator: "\n"))) }
+                if !notes.isEmpty {
+                    fields.append("\"description\":" + SQL.jsonString("Note:\n" + notes.joined(separator: "\n")))
+                }
                 fields.append("\"format\":" + SQL.jsonString(format))
                 let base = column[1]!
                 let category = column[6]!
@@ -695,7 +784,8 @@ struct LogicParser {
         } else {
             value = try readValue()
         }
-        let sql = try Self.condition(field: field, operation: (negate ? "not." : "") + operation + "." + value, topLevel: false,
+        let sql = try Self.condition(
+            field: field, operation: (negate ? "not." : "") + operation + "." + value, topLevel: false,
             parameters: &parameters)
         return sql
     }
@@ -757,13 +847,19 @@ struct LogicParser {
     }
 
     private func bad(_ message: String) -> Error {
-        PostgRESTTestServer.Failure(status: 400, body: ["code": "PGRST100", "details": nil, "hint": nil,
-            "message": "\"failed to parse logic tree\" (\(message))"])
+        PostgRESTTestServer.Failure(
+            status: 400,
+            body: [
+                "code": "PGRST100", "details": nil, "hint": nil,
+                "message": "\"failed to parse logic tree\" (\(message))",
+            ])
     }
 
     /// `field` and `op.value` (optionally `not.op.value`) as SQL. At the top level quotes are
     /// literal characters; inside trees a quoted value was unwrapped by the parser (marked).
-    static func condition(field: String, operation: String, topLevel: Bool, parameters: inout [String?]) throws -> String {
+    static func condition(field: String, operation: String, topLevel: Bool, parameters: inout [String?]) throws
+        -> String
+    {
         var rest = Substring(operation)
         var negate = false
         if rest.hasPrefix("not.") {
@@ -771,7 +867,8 @@ struct LogicParser {
             rest = rest.dropFirst(4)
         }
         guard let dot = rest.firstIndex(of: ".") else {
-            throw PostgRESTTestServer.Failure(status: 400, body: ["code": "PGRST100", "message": "bad filter \(operation)"])
+            throw PostgRESTTestServer.Failure(
+                status: 400, body: ["code": "PGRST100", "message": "bad filter \(operation)"])
         }
         let op = String(rest[..<dot])
         var value = String(rest[rest.index(after: dot)...])
@@ -796,7 +893,8 @@ struct LogicParser {
             case "null": sql = "\(column) IS NULL"
             case "true": sql = "\(column) IS TRUE"
             case "false": sql = "\(column) IS FALSE"
-            default: throw PostgRESTTestServer.Failure(status: 400, body: ["code": "PGRST100", "message": "bad is value"])
+            default:
+                throw PostgRESTTestServer.Failure(status: 400, body: ["code": "PGRST100", "message": "bad is value"])
             }
         case "in":
             guard value.hasPrefix("("), value.hasSuffix(")") else {
@@ -807,7 +905,8 @@ struct LogicParser {
             }
             sql = "\(column) IN (" + items.map { parameter($0) }.joined(separator: ", ") + ")"
         default:
-            throw PostgRESTTestServer.Failure(status: 400, body: ["code": "PGRST100", "message": "unknown operator \(op)"])
+            throw PostgRESTTestServer.Failure(
+                status: 400, body: ["code": "PGRST100", "message": "unknown operator \(op)"])
         }
         return negate ? "NOT (\(sql))" : sql
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SupabackupKit
 
 /// The test server is missing or unreachable. Tests fail with this; they never skip.
@@ -12,9 +13,13 @@ public enum TestServer {
     public static func url(database: String = "postgres") throws -> String {
         guard let base = ProcessInfo.processInfo.environment["SUPABACKUP_TEST_DATABASE_URL"], !base.isEmpty else {
             throw TestEnvironmentError(
-                description: "SUPABACKUP_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh, which starts PostgreSQL")
+                description:
+                    "SUPABACKUP_TEST_DATABASE_URL is not set: run the tests with scripts/test.sh, which starts PostgreSQL"
+            )
         }
-        guard let slash = base.range(of: "/", options: .backwards), slash.lowerBound > base.index(base.startIndex, offsetBy: 12) else {
+        guard let slash = base.range(of: "/", options: .backwards),
+            slash.lowerBound > base.index(base.startIndex, offsetBy: 12)
+        else {
             return base
         }
         return String(base[..<slash.upperBound]) + database
@@ -95,8 +100,6 @@ public final class TemporaryDirectory {
 
     public func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 }
-
-import Logging
 
 /// A logger that discards everything, for engines under test.
 public let silentLogger = Logger(label: "supabackup.test") { _ in SwiftLogNoOpLogHandler() }

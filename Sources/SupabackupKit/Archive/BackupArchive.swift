@@ -29,10 +29,13 @@ public struct BackupArchive: Sendable {
         let path = (directory as NSString).appendingPathComponent(name)
         guard FileSystem.isRealDirectory(path) else {
             if FileManager.default.fileExists(atPath: path) {
-                throw ArchiveError(.invalidName, "'\(BackupName.printable(name))' in \(directory) is not a backup folder")
+                throw ArchiveError(
+                    .invalidName, "'\(BackupName.printable(name))' in \(directory) is not a backup folder")
             }
             throw ArchiveError(
-                .notFound, "no backup named '\(BackupName.printable(name))' in \(directory) (see: supabackup list --dir \(directory))")
+                .notFound,
+                "no backup named '\(BackupName.printable(name))' in \(directory) (see: supabackup list --dir \(directory))"
+            )
         }
         let manifestPath = (path as NSString).appendingPathComponent(manifestFile)
         guard FileSystem.isRegularFile(manifestPath) else {
@@ -95,7 +98,9 @@ extension Manifest {
         do {
             return try decoder.decode(Manifest.self, from: data)
         } catch {
-            throw ArchiveError(.damaged, "does not match format version \(version): \(describe(error))", file: BackupArchive.manifestFile)
+            throw ArchiveError(
+                .damaged, "does not match format version \(version): \(describe(error))",
+                file: BackupArchive.manifestFile)
         }
     }
 
@@ -114,7 +119,8 @@ extension Manifest {
             ArchiveError(.damaged, message, file: BackupArchive.manifestFile)
         }
         if let folderName, name != folderName {
-            throw damaged("names backup '\(BackupName.printable(name))' but lies in folder '\(BackupName.printable(folderName))'")
+            throw damaged(
+                "names backup '\(BackupName.printable(name))' but lies in folder '\(BackupName.printable(folderName))'")
         }
         if let schema = schemaFile, schema.file != BackupArchive.schemaFile {
             throw damaged("names schema file '\(BackupName.printable(schema.file))'; it is always schema.sql")
@@ -124,12 +130,14 @@ extension Manifest {
         for table in tables {
             let label = table.tableName.description
             guard Self.isSafeDataFile(table.file) else {
-                throw damaged("table \(label) names file '\(BackupName.printable(table.file))', which is not a file inside data/")
+                throw damaged(
+                    "table \(label) names file '\(BackupName.printable(table.file))', which is not a file inside data/")
             }
             guard files.insert(table.file).inserted else { throw damaged("file \(table.file) is listed twice") }
             guard names.insert(table.tableName).inserted else { throw damaged("table \(label) is listed twice") }
             guard table.rows >= 0, table.bytes >= 0 else { throw damaged("table \(label) has a negative size") }
-            guard table.sha256.utf8.count == 64, table.sha256.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
+            guard table.sha256.utf8.count == 64,
+                table.sha256.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
             else { throw damaged("table \(label) has no valid sha256") }
             if let parts = table.parts,
                 parts.reduce(0, { $0 + $1.rows }) != table.rows || parts.reduce(0, { $0 + $1.bytes }) != table.bytes

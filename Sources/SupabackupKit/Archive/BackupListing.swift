@@ -41,7 +41,9 @@ public enum BackupListing {
             else { continue }
             var summary = BackupSummary(name: entry, time: time)
             for item in [path, (path as NSString).appendingPathComponent(BackupArchive.manifestFile)] {
-                if let mode = (try? FileManager.default.attributesOfItem(atPath: item)[.posixPermissions]) as? Int, mode & 0o077 != 0 {
+                if let mode = (try? FileManager.default.attributesOfItem(atPath: item)[.posixPermissions]) as? Int,
+                    mode & 0o077 != 0
+                {
                     summary.readableByOthers = true
                 }
             }

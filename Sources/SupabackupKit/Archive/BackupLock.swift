@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An advisory lock (`flock`) on a file, held while a backup writes its partial folder, so a
@@ -15,7 +15,8 @@ final class BackupLock {
     /// Takes the lock, creating the file (or locking the directory itself when `path` is one);
     /// throws if another process holds it.
     init(path: String) throws {
-        fd = FileSystem.isRealDirectory(path)
+        fd =
+            FileSystem.isRealDirectory(path)
             ? open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw ArchiveError(.io, "cannot create lock file \(path): \(errnoText())") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {

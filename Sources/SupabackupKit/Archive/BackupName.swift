@@ -66,7 +66,8 @@ public enum BackupName {
             let last = name.split(separator: "/").last.map(String.init) ?? name
             throw ArchiveError(
                 .invalidName,
-                "'\(printable(name))' is a path; give the backup's name (e.g. '\(printable(last))') and its folder with --dir")
+                "'\(printable(name))' is a path; give the backup's name (e.g. '\(printable(last))') and its folder with --dir"
+            )
         }
         if name == "." || name == ".." || name.hasPrefix(".") {
             throw ArchiveError(.invalidName, "'\(printable(name))' is not a backup name")

@@ -30,7 +30,8 @@ public struct DataFileName {
     static func encode(_ identifier: String) -> String {
         var out = ""
         for byte in identifier.utf8 {
-            let plain = (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57)
+            let plain =
+                (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57)
                 || byte == 95 || byte == 45
             if plain {
                 out.unicodeScalars.append(Unicode.Scalar(byte))

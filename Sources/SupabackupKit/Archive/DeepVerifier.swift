@@ -35,9 +35,12 @@ public enum DeepVerifier {
                 guard !sets[index].insert(key).inserted, keys[index] == table.primaryKey else { return }
                 duplicates += 1
                 if duplicates <= limit {
-                    findings.append(Finding(
-                        table: table.tableName.description, kind: "duplicate-key",
-                        message: "primary key (\(keys[index].joined(separator: ", ")))=(\(text())) occurs more than once"))
+                    findings.append(
+                        Finding(
+                            table: table.tableName.description, kind: "duplicate-key",
+                            message:
+                                "primary key (\(keys[index].joined(separator: ", ")))=(\(text())) occurs more than once"
+                        ))
                 }
             }
             keySets[table.tableName] = Dictionary(uniqueKeysWithValues: zip(keys, sets))
@@ -53,9 +56,12 @@ public enum DeepVerifier {
                 guard keySets[fk.referenced]?[fk.referencedColumns]?.contains(key) == false else { return }
                 orphans[index] += 1
                 if orphans[index] <= limit {
-                    findings.append(Finding(
-                        table: table.tableName.description, kind: "orphan",
-                        message: "(\(fk.columns.joined(separator: ", ")))=(\(text())) has no row in \(fk.referenced) (foreign key \(fk.name))"))
+                    findings.append(
+                        Finding(
+                            table: table.tableName.description, kind: "orphan",
+                            message:
+                                "(\(fk.columns.joined(separator: ", ")))=(\(text())) has no row in \(fk.referenced) (foreign key \(fk.name))"
+                        ))
                 }
             }
         }

@@ -128,10 +128,15 @@ public enum JSONValidator {
             // UTF-8 multi-byte sequence (RFC 3629).
             let length: Int
             let minimum: UInt32
-            if b & 0xE0 == 0xC0 { length = 2; minimum = 0x80 }
-            else if b & 0xF0 == 0xE0 { length = 3; minimum = 0x800 }
-            else if b & 0xF8 == 0xF0 { length = 4; minimum = 0x10000 }
-            else { return false }
+            if b & 0xE0 == 0xC0 {
+                length = 2; minimum = 0x80
+            } else if b & 0xF0 == 0xE0 {
+                length = 3; minimum = 0x800
+            } else if b & 0xF8 == 0xF0 {
+                length = 4; minimum = 0x10000
+            } else {
+                return false
+            }
             guard i + length <= n else { return false }
             var scalar = UInt32(b) & (0x7F >> UInt32(length))
             for k in 1..<length {

@@ -33,7 +33,8 @@ final class PartialBackupFolder {
                 self.partialPath = partial
                 lock = try BackupLock(path: (partial as NSString).appendingPathComponent(Self.lockFile))
                 ActiveBackups.shared.add(partial)
-                try FileSystem.makeNewPrivateDirectory((partial as NSString).appendingPathComponent(BackupArchive.dataDirectory))
+                try FileSystem.makeNewPrivateDirectory(
+                    (partial as NSString).appendingPathComponent(BackupArchive.dataDirectory))
                 return
             }
             if errno != EEXIST && !FileManager.default.fileExists(atPath: final) {
@@ -54,7 +55,8 @@ final class PartialBackupFolder {
         let file = try OutputFile(creating: path(of: name))
         try file.write(contents)
         try file.syncAndClose()
-        return Manifest.FileEntry(file: name, bytes: Int64(contents.count), sha256: Crypto.SHA256.hash(data: contents).hex)
+        return Manifest.FileEntry(
+            file: name, bytes: Int64(contents.count), sha256: Crypto.SHA256.hash(data: contents).hex)
     }
 
     /// Writes the manifest, syncs, and renames the folder to its final name.

@@ -13,7 +13,10 @@ public struct RetentionPolicy: Sendable, Equatable {
     public var keepWeekly: Int?
     public var keepMonthly: Int?
 
-    public init(keepDays: Int? = nil, keepLast: Int? = nil, keepDaily: Int? = nil, keepWeekly: Int? = nil, keepMonthly: Int? = nil) {
+    public init(
+        keepDays: Int? = nil, keepLast: Int? = nil, keepDaily: Int? = nil, keepWeekly: Int? = nil,
+        keepMonthly: Int? = nil
+    ) {
         self.keepDays = keepDays
         self.keepLast = keepLast
         self.keepDaily = keepDaily

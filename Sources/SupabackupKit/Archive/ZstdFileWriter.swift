@@ -149,9 +149,11 @@ final class ZstdFileWriter {
                 var inBuffer = ZSTD_inBuffer(src: bytes.baseAddress, size: bytes.count, pos: 0)
                 while true {
                     var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
-                    let remaining = ZSTD_compressStream2(cctx, &outBuffer, &inBuffer, end ? ZSTD_e_end : ZSTD_e_continue)
+                    let remaining = ZSTD_compressStream2(
+                        cctx, &outBuffer, &inBuffer, end ? ZSTD_e_end : ZSTD_e_continue)
                     if ZSTD_isError(remaining) != 0 {
-                        throw ArchiveError(.io, "zstd compression failed: \(String(cString: ZSTD_getErrorName(remaining)))")
+                        throw ArchiveError(
+                            .io, "zstd compression failed: \(String(cString: ZSTD_getErrorName(remaining)))")
                     }
                     if outBuffer.pos > 0 {
                         let chunk = UnsafeRawBufferPointer(rebasing: output[0..<outBuffer.pos])

@@ -111,12 +111,14 @@ public struct BackupEngine {
                 serverVersion: serverVersion, consistentSnapshot: source.consistentSnapshot, schemas: options.schemas,
                 tables: entries, restoreOrder: RestoreOrder(manifestTables: entries).order, sequences: sequences,
                 warnings: source.warnings, foreignKeysComplete: source.foreignKeysComplete ? nil : false,
-                authPasswordHashes: selected.contains { $0.name.schema == "auth" } && !source.authPasswordHashes ? false : nil,
+                authPasswordHashes: selected.contains { $0.name.schema == "auth" } && !source.authPasswordHashes
+                    ? false : nil,
                 schemaFile: schemaFile)
             let path = try folder.publish(manifest)
             logger.info("backup complete", metadata: ["name": "\(folder.name)", "tables": "\(manifest.tables.count)"])
             return BackupResult(
-                name: folder.name, path: path, manifest: manifest, rawBytes: rawBytes, seconds: Date().timeIntervalSince(now))
+                name: folder.name, path: path, manifest: manifest, rawBytes: rawBytes,
+                seconds: Date().timeIntervalSince(now))
         } catch {
             folder.discard()
             throw error
@@ -144,7 +146,8 @@ public struct BackupEngine {
         if options.withAuth && !schemas.contains("auth") { schemas.append("auth") }
         let all = try source.tables(in: schemas, filters: options.tables)
         if options.withAuth && !all.contains(where: { $0.name == TableName(schema: "auth", name: "users") }) {
-            throw UsageError("--with-auth: this database has no auth.users table (is it a Supabase project?)", code: .unknownName)
+            throw UsageError(
+                "--with-auth: this database has no auth.users table (is it a Supabase project?)", code: .unknownName)
         }
         // Platform internals only when named with --table (schema included).
         let candidates = all.filter { table in
@@ -176,15 +179,24 @@ public struct BackupEngine {
         let parallel = source as? any ParallelBackupSource
         let layout = options.jobs > 1 && tables.count > 0 ? try parallel?.parallelLayout(of: tables) : nil
         if let reason = parallel?.sharingFailure {
-            logger.warning("cannot share the snapshot with more connections; reading with one", metadata: ["reason": "\(reason)"])
+            logger.warning(
+                "cannot share the snapshot with more connections; reading with one", metadata: ["reason": "\(reason)"])
         }
         if let layout {
             // Largest first, so the last items to finish are small ones.
             order.sort { (layout[$0].bytes, $1) > (layout[$1].bytes, $0) }
             for index in tables.indices where layout[index].bytes > options.splitBytes {
-                let split = layout[index].leaves.map { leaves in
-                    leaves.flatMap { leaf in slice(bytes: leaf.bytes, blocks: leaf.blocks).map { TableSlice(leaf: leaf.name, blocks: $0) } }
-                } ?? slice(bytes: layout[index].bytes, blocks: layout[index].splittableBlocks).map { TableSlice(blocks: $0) }
+                let split =
+                    layout[index].leaves.map { leaves in
+                        leaves.flatMap { leaf in
+                            slice(bytes: leaf.bytes, blocks: leaf.blocks).map {
+                                TableSlice(leaf: leaf.name, blocks: $0)
+                            }
+                        }
+                    }
+                    ?? slice(bytes: layout[index].bytes, blocks: layout[index].splittableBlocks).map {
+                        TableSlice(blocks: $0)
+                    }
                 if split.count > 1 && split.count <= BackupOptions.maxParts { slices[index] = split }
             }
         }
@@ -194,7 +206,9 @@ public struct BackupEngine {
         let workers = layout == nil ? 0 : min(options.jobs - 1, slices.reduce(0) { $0 + $1.count } - 1)
         let reader = SendableBox(parallel)
         return try scheduler.run(leader: source, workers: max(workers, 0), leaderFirst: leaderFirst) {
-            guard let source = reader.value else { throw InternalError("worker readers need a source that shares its snapshot") }
+            guard let source = reader.value else {
+                throw InternalError("worker readers need a source that shares its snapshot")
+            }
             return try source.makeReader()
         }
     }
@@ -218,7 +232,8 @@ public struct BackupError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         if underlying.sqlState == "42501" {
-            return "table \(table): \(underlying.message); the role needs SELECT on it and must bypass row level security (BYPASSRLS or table owner)"
+            return
+                "table \(table): \(underlying.message); the role needs SELECT on it and must bypass row level security (BYPASSRLS or table owner)"
         }
         return "table \(table): \(underlying)"
     }

@@ -56,7 +56,8 @@ protocol RowReader: AnyObject {
     /// Streams the rows of `slice` (nil: the whole table); each chunk holds whole lines, each
     /// ending in `\n`.
     /// - Returns: the number of rows.
-    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64
+    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+        -> Int64
 
     /// Ends a worker's transaction and connection (the source ends with `finish()`).
     func close()

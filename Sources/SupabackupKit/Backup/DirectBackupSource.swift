@@ -72,7 +72,9 @@ final class DirectBackupSource: ParallelBackupSource {
         return tables
     }
 
-    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+        -> Int64
+    {
         try Self.copyRows(of: table, slice: slice, on: connection, body)
     }
 
@@ -97,7 +99,8 @@ final class DirectBackupSource: ParallelBackupSource {
     /// snapshot. Block ranges need TID range scans (PostgreSQL 14+).
     func parallelLayout(of tables: [SourceTable]) throws -> [TableLayout]? {
         guard snapshot != nil else { return nil }
-        let settings = try connection.query("SELECT current_setting('server_version_num'), current_setting('block_size')")
+        let settings = try connection.query(
+            "SELECT current_setting('server_version_num'), current_setting('block_size')")
         let version = Int(settings.rows.first?[0] ?? "") ?? 0
         guard version >= 120000 else { return nil }  // pg_partition_tree
         let blockSize = Int64(settings.rows.first?[1] ?? "") ?? 8192
@@ -154,7 +157,8 @@ final class DirectBackupSource: ParallelBackupSource {
 
     func source() throws -> (source: Manifest.Source, serverVersion: String) {
         (
-            Manifest.Source(host: connection.host, port: connection.port, database: connection.database, user: connection.user),
+            Manifest.Source(
+                host: connection.host, port: connection.port, database: connection.database, user: connection.user),
             try connection.query("SHOW server_version").scalar ?? ""
         )
     }
@@ -188,7 +192,9 @@ final class SnapshotReader: RowReader {
 
     /// Takes the table's lock with NOWAIT first, like pg_dump's workers: the leader holds it
     /// already, and waiting behind another session's queued exclusive lock would deadlock.
-    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+        -> Int64
+    {
         if !locked.contains(table.oid) {
             do {
                 try connection.execute("LOCK TABLE \(table.name.quoted) IN ACCESS SHARE MODE NOWAIT")

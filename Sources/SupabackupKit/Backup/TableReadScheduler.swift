@@ -205,7 +205,8 @@ final class TableReadScheduler: @unchecked Sendable {
         logger.info(
             "table done",
             metadata: [
-                "table": "\(table.name)", "rows": "\(entry.rows)", "raw_bytes": "\(complete.reduce(0) { $0 + $1.rawBytes })",
+                "table": "\(table.name)", "rows": "\(entry.rows)",
+                "raw_bytes": "\(complete.reduce(0) { $0 + $1.rawBytes })",
                 "bytes": "\(entry.bytes)", "seconds": "\(String(format: "%.2f", seconds))",
             ])
     }
@@ -263,7 +264,9 @@ final class TableReadScheduler: @unchecked Sendable {
         return (total, hasher.finalize().hex)
     }
 
-    private func makeEntry(_ index: Int, rows: Int64, bytes: Int64, sha256: String, parts: [Manifest.Part]?) -> Manifest.Table {
+    private func makeEntry(_ index: Int, rows: Int64, bytes: Int64, sha256: String, parts: [Manifest.Part]?)
+        -> Manifest.Table
+    {
         let table = tables[index]
         return Manifest.Table(
             schema: table.name.schema, name: table.name.name, kind: table.partitioned ? "partitioned" : "table",

@@ -25,7 +25,8 @@ enum AccessControl {
         Object(key: key, keyword: "TABLE", sqlName: name, catalog: ("pg_class", "relacl", "relowner", "r", "regclass"))
     }
     static func sequence(_ name: String, key: String) -> Object {
-        Object(key: key, keyword: "SEQUENCE", sqlName: name, catalog: ("pg_class", "relacl", "relowner", "s", "regclass"))
+        Object(
+            key: key, keyword: "SEQUENCE", sqlName: name, catalog: ("pg_class", "relacl", "relowner", "s", "regclass"))
     }
     static func function(_ signature: String) -> Object {
         Object(
@@ -48,17 +49,20 @@ enum AccessControl {
     }
 
     /// A grantee as SQL names it: `PUBLIC` for the pseudo-role 0.
-    static let granteeSQL = "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END"
+    static let granteeSQL =
+        "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END"
 
     /// The statements for `objects`: per object a reset (`acl`), then one `grant` per grantee.
-    static func statements(for objects: [Object], on connection: PostgresConnection) throws -> [SchemaScript.Statement] {
+    static func statements(for objects: [Object], on connection: PostgresConnection) throws -> [SchemaScript.Statement]
+    {
         var statements: [SchemaScript.Statement] = []
         for object in objects {
             let c = object.catalog
             statements.append(
                 SchemaScript.Statement(section: .postData, kind: "acl", name: object.key, sql: reset(object)))
             // The source's effective ACL (NULL means the built-in default), less the owner's.
-            let rows = try connection.decode(Grant.self,
+            let rows = try connection.decode(
+                Grant.self,
                 """
                 SELECT \(granteeSQL) AS grantee, a.is_grantable AS grantable,
                        string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
@@ -71,7 +75,9 @@ enum AccessControl {
                 statements.append(
                     SchemaScript.Statement(
                         section: .postData, kind: "grant", name: "\(object.key) \(row.grantee)",
-                        sql: "GRANT \(row.privileges) ON \(object.keyword) \(object.sqlName) TO \(row.grantee)\(row.option);"))
+                        sql:
+                            "GRANT \(row.privileges) ON \(object.keyword) \(object.sqlName) TO \(row.grantee)\(row.option);"
+                    ))
             }
         }
         return statements
@@ -98,7 +104,8 @@ enum AccessControl {
     {
         var statements: [SchemaScript.Statement] = []
         for table in tables {
-            for row in try connection.decode(Grant.self,
+            for row in try connection.decode(
+                Grant.self,
                 """
                 SELECT quote_ident(c.attname) AS column, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
                        string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
@@ -108,11 +115,15 @@ enum AccessControl {
                 """, [table.name])
             {
                 let column = row.column ?? ""
-                let privileges = row.privileges.split(separator: ",").map { "\($0.trimmingCharacters(in: .whitespaces)) (\(column))" }
+                let privileges = row.privileges.split(separator: ",").map {
+                    "\($0.trimmingCharacters(in: .whitespaces)) (\(column))"
+                }
                 statements.append(
                     SchemaScript.Statement(
                         section: .postData, kind: "grant", name: "\(table.key) \(row.grantee)",
-                        sql: "GRANT \(privileges.joined(separator: ", ")) ON TABLE \(table.name) TO \(row.grantee)\(row.option);"))
+                        sql:
+                            "GRANT \(privileges.joined(separator: ", ")) ON TABLE \(table.name) TO \(row.grantee)\(row.option);"
+                    ))
             }
         }
         return statements
@@ -120,12 +131,17 @@ enum AccessControl {
 
     /// `ALTER DEFAULT PRIVILEGES` of `schemas` (set by the app or its platform), each entry reset
     /// in the target and then granted as in the source.
-    static func defaultPrivileges(in schemas: [String], on connection: PostgresConnection) throws -> [SchemaScript.Statement] {
+    static func defaultPrivileges(in schemas: [String], on connection: PostgresConnection) throws -> [SchemaScript
+        .Statement]
+    {
         let kinds = ["r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES"]
         var statements: [SchemaScript.Statement] = []
         var previous: String?
-        struct Row: Decodable { var role: String, schema: String, kind: String, grantee: String, grantable: Bool, privileges: String }
-        for row in try connection.decode(Row.self,
+        struct Row: Decodable {
+            var role: String, schema: String, kind: String, grantee: String, grantable: Bool, privileges: String
+        }
+        for row in try connection.decode(
+            Row.self,
             """
             SELECT quote_ident(pg_catalog.pg_get_userbyid(d.defaclrole)) AS role, quote_ident(n.nspname) AS schema,
                    d.defaclobjtype::text AS kind, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
@@ -160,7 +176,9 @@ enum AccessControl {
             statements.append(
                 SchemaScript.Statement(
                     section: .postData, kind: "default-acl", name: "\(name) \(row.grantee)",
-                    sql: "ALTER DEFAULT PRIVILEGES \(entry) GRANT \(row.privileges) ON \(kind) TO \(row.grantee)\(row.grantable ? " WITH GRANT OPTION" : "");"))
+                    sql:
+                        "ALTER DEFAULT PRIVILEGES \(entry) GRANT \(row.privileges) ON \(kind) TO \(row.grantee)\(row.grantable ? " WITH GRANT OPTION" : "");"
+                ))
         }
         return statements
     }

@@ -75,7 +75,8 @@ public enum Catalog {
 
     /// Relations of `schemas` that look like tables over REST but are not: views, materialized
     /// views and foreign tables, with what each is.
-    public static func nonTables(in schemas: [String], on connection: PostgresConnection) throws -> [TableName: String] {
+    public static func nonTables(in schemas: [String], on connection: PostgresConnection) throws -> [TableName: String]
+    {
         struct Row: Decodable { var schema: String, name: String, kind: String }
         let rows = try connection.decode(
             Row.self,
@@ -85,7 +86,9 @@ public enum Catalog {
             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('v', 'm', 'f') AND n.nspname = ANY($1::text[])
             """, [SQL.textArrayLiteral(schemas)])
-        return Dictionary(rows.map { (TableName(schema: $0.schema, name: $0.name), $0.kind) }, uniquingKeysWith: { first, _ in first })
+        return Dictionary(
+            rows.map { (TableName(schema: $0.schema, name: $0.name), $0.kind) }, uniquingKeysWith: { first, _ in first }
+        )
     }
 
     /// Schemas that exist, out of `names`.

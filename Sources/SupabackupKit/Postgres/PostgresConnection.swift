@@ -1,5 +1,5 @@
-import Foundation
 import CLibpq
+import Foundation
 
 /// One libpq connection (`PGconn`), used from one thread at a time.
 ///
@@ -50,7 +50,8 @@ public final class PostgresConnection {
     public func location(_ connectionString: ConnectionString) -> String {
         var text = "database \(SQL.displayIdentifier(database)) on \(host):\(port)"
         if !connectionString.namesDatabase {
-            text += "; the URL names no database, so libpq used the user's name: add /DBNAME to the URL (Supabase: /postgres)"
+            text +=
+                "; the URL names no database, so libpq used the user's name: add /DBNAME to the URL (Supabase: /postgres)"
         }
         return text
     }
@@ -157,7 +158,9 @@ public final class PostgresConnection {
         while let result = PQgetResult(conn) {
             defer { PQclear(result) }
             if firstError == nil {
-                do { try check(result, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK]) } catch let error as PostgresError {
+                do { try check(result, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK]) } catch let error
+                    as PostgresError
+                {
                     firstError = error
                 }
             }

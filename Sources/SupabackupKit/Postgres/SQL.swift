@@ -22,9 +22,11 @@ public enum SQL {
 
     /// The name as a user would type it: bare when it is a plain lowercase identifier.
     public static func displayIdentifier(_ name: String) -> String {
-        let plain = !name.isEmpty && name.utf8.allSatisfy { byte in
-            (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || byte == 95
-        } && !(name.utf8.first! >= 48 && name.utf8.first! <= 57)
+        let plain =
+            !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || byte == 95
+            } && !(name.utf8.first! >= 48 && name.utf8.first! <= 57)
         return plain ? name : quoteIdentifier(name)
     }
 

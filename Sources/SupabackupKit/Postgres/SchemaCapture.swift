@@ -28,11 +28,14 @@ public struct SchemaScript: Sendable, Equatable {
 
     /// The file text: each statement under a marker line naming its section, kind and object.
     public func render() -> String {
-        var text = "-- Schema captured by supabackup \(Supabackup.version). Apply in order; sections: pre-data, then the\n"
+        var text =
+            "-- Schema captured by supabackup \(Supabackup.version). Apply in order; sections: pre-data, then the\n"
             + "-- table rows, then post-data. Each statement follows a '\(Self.marker)<section> <kind> <name>' line.\n"
             + "SET check_function_bodies = false;\n\n"
         for statement in statements {
-            text += Self.marker + "\(statement.section.rawValue) \(statement.kind) \(statement.name.replacingOccurrences(of: "\n", with: " "))\n"
+            text +=
+                Self.marker
+                + "\(statement.section.rawValue) \(statement.kind) \(statement.name.replacingOccurrences(of: "\n", with: " "))\n"
             text += statement.sql + "\n\n"
         }
         return text
@@ -59,7 +62,8 @@ public struct SchemaScript: Sendable, Equatable {
                 close()
                 let parts = line.dropFirst(Self.marker.count).split(separator: " ", maxSplits: 2).map(String.init)
                 guard parts.count == 3, let section = Section(rawValue: parts[0]) else {
-                    throw ArchiveError(.damaged, "has a malformed statement marker: \(line.prefix(80))", file: "schema.sql")
+                    throw ArchiveError(
+                        .damaged, "has a malformed statement marker: \(line.prefix(80))", file: "schema.sql")
                 }
                 current = Statement(section: section, kind: parts[1], name: parts[2], sql: "")
             } else if current != nil {
@@ -123,10 +127,13 @@ enum SchemaCapture {
         struct NameAndSQL: Decodable { var name: String; var sql: String }
 
         mutating func schemas() throws -> [String] {
-            let names = try rows(Name.self, """
+            let names = try rows(
+                Name.self,
+                """
                 SELECT DISTINCT n.nspname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.oid = ANY($1::oid[]) ORDER BY 1
-                """).map(\.name)
+                """
+            ).map(\.name)
             for name in names {
                 add(.preData, "schema", name, "CREATE SCHEMA IF NOT EXISTS \(SQL.quoteIdentifier(name));")
             }
@@ -136,7 +143,9 @@ enum SchemaCapture {
         /// Extensions whose types the columns use or whose functions the defaults call.
         mutating func extensions() throws {
             struct Row: Decodable { var name: String; var schema: String }
-            for row in try rows(Row.self, """
+            for row in try rows(
+                Row.self,
+                """
                 WITH RECURSIVE used(oid) AS (
                     SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
                     UNION
@@ -155,15 +164,19 @@ enum SchemaCapture {
                 ORDER BY 1
                 """)
             {
-                add(.preData, "extension", row.name,
-                    "CREATE EXTENSION IF NOT EXISTS \(SQL.quoteIdentifier(row.name)) WITH SCHEMA \(SQL.quoteIdentifier(row.schema));")
+                add(
+                    .preData, "extension", row.name,
+                    "CREATE EXTENSION IF NOT EXISTS \(SQL.quoteIdentifier(row.name)) WITH SCHEMA \(SQL.quoteIdentifier(row.schema));"
+                )
             }
         }
 
         /// User types the columns use (through arrays, domains and composites), dependencies first.
         mutating func types() throws {
             struct Row: Decodable { var oid: String; var kind: String; var name: String }
-            let types = try rows(Row.self, """
+            let types = try rows(
+                Row.self,
+                """
                 WITH RECURSIVE used(oid, depth) AS (
                     SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
                     UNION
@@ -182,37 +195,53 @@ enum SchemaCapture {
             for type in types {
                 switch type.kind {
                 case "e":
-                    let labels = try rows(Name.self,
-                        "SELECT enumlabel AS name FROM pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder", [type.oid])
-                    add(.preData, "type", type.name,
-                        "CREATE TYPE \(type.name) AS ENUM (\(labels.map { SQL.quoteLiteral($0.name) }.joined(separator: ", ")));")
+                    let labels = try rows(
+                        Name.self,
+                        "SELECT enumlabel AS name FROM pg_enum WHERE enumtypid = $1::oid ORDER BY enumsortorder",
+                        [type.oid])
+                    add(
+                        .preData, "type", type.name,
+                        "CREATE TYPE \(type.name) AS ENUM (\(labels.map { SQL.quoteLiteral($0.name) }.joined(separator: ", ")));"
+                    )
                 case "d":
-                    struct Domain: Decodable { var base: String; var notNull: Bool; var defaultValue: String?; var constraints: String? }
-                    guard let domain = try rows(Domain.self, """
-                        SELECT format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull AS not_null, t.typdefault AS default_value,
-                          (SELECT string_agg(' CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), '' ORDER BY c.conname)
-                             FROM pg_constraint c WHERE c.contypid = t.oid) AS constraints
-                        FROM pg_type t WHERE t.oid = $1::oid
-                        """, [type.oid]).first
+                    struct Domain: Decodable {
+                        var base: String; var notNull: Bool; var defaultValue: String?; var constraints: String?
+                    }
+                    guard
+                        let domain = try rows(
+                            Domain.self,
+                            """
+                            SELECT format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull AS not_null, t.typdefault AS default_value,
+                              (SELECT string_agg(' CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), '' ORDER BY c.conname)
+                                 FROM pg_constraint c WHERE c.contypid = t.oid) AS constraints
+                            FROM pg_type t WHERE t.oid = $1::oid
+                            """, [type.oid]
+                        ).first
                     else { continue }
                     var sql = "CREATE DOMAIN \(type.name) AS \(domain.base)"
                     if let value = domain.defaultValue { sql += " DEFAULT \(value)" }
                     if domain.notNull { sql += " NOT NULL" }
                     add(.preData, "type", type.name, sql + (domain.constraints ?? "") + ";")
                 default:
-                    let attributes = try rows(Name.self, """
+                    let attributes = try rows(
+                        Name.self,
+                        """
                         SELECT quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod) AS name
                         FROM pg_type t JOIN pg_attribute a ON a.attrelid = t.typrelid
                         WHERE t.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
                         """, [type.oid])
-                    add(.preData, "type", type.name, "CREATE TYPE \(type.name) AS (\(attributes.map(\.name).joined(separator: ", ")));")
+                    add(
+                        .preData, "type", type.name,
+                        "CREATE TYPE \(type.name) AS (\(attributes.map(\.name).joined(separator: ", ")));")
                 }
             }
         }
 
         /// Sequences the columns draw from that are not identity sequences.
         mutating func sequences() throws -> [String] {
-            let sequences = try rows(NameAndSQL.self, """
+            let sequences = try rows(
+                NameAndSQL.self,
+                """
                 SELECT DISTINCT s.oid::regclass::text AS name,
                        'CREATE SEQUENCE ' || s.oid::regclass::text || ' AS ' || format_type(q.seqtypid, NULL)
                        || ' INCREMENT BY ' || q.seqincrement || ' MINVALUE ' || q.seqmin || ' MAXVALUE ' || q.seqmax
@@ -232,7 +261,9 @@ enum SchemaCapture {
         /// Functions that triggers, policies, defaults and checks call (not the platform's or
         /// extensions'), as `CREATE FUNCTION` so an existing one is left alone.
         mutating func functions() throws -> [String] {
-            let functions = try rows(NameAndSQL.self, """
+            let functions = try rows(
+                NameAndSQL.self,
+                """
                 WITH objects AS (
                     SELECT t.tgfoid AS fn FROM pg_trigger t WHERE t.tgrelid = ANY($1::oid[]) AND NOT t.tgisinternal
                     UNION SELECT t.tgfoid FROM pg_trigger t WHERE t.tgrelid = to_regclass('auth.users') AND NOT t.tgisinternal
@@ -267,7 +298,9 @@ enum SchemaCapture {
                 var rowSecurity: Bool, forceRowSecurity: Bool, comment: String?
             }
             struct Constraint: Decodable { var name: String; var definition: String; var kind: String }
-            let relations = try rows(Relation.self, """
+            let relations = try rows(
+                Relation.self,
+                """
                 SELECT c.oid::text AS oid, c.oid::regclass::text AS name, c.relispartition AS is_partition,
                        CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
                        CASE WHEN c.relispartition THEN (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid) END AS parent,
@@ -281,7 +314,9 @@ enum SchemaCapture {
                 ORDER BY c.relispartition, 2
                 """)
             for relation in relations {
-                let constraints = try rows(Constraint.self, """
+                let constraints = try rows(
+                    Constraint.self,
+                    """
                     SELECT quote_ident(conname) AS name, pg_get_constraintdef(oid) AS definition, contype::text AS kind FROM pg_constraint
                     WHERE conrelid = $1::oid AND contype IN ('p', 'u', 'c', 'x') AND conislocal ORDER BY contype <> 'p', conname
                     """, [relation.oid])
@@ -292,7 +327,9 @@ enum SchemaCapture {
                     add(.preData, "table", relation.name, sql + " \(bound);")
                     continue
                 }
-                var elements = try rows(Column.self, """
+                var elements = try rows(
+                    Column.self,
+                    """
                     SELECT quote_ident(a.attname) AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
                            a.attidentity::text AS identity, a.attgenerated::text AS generated, pg_get_expr(d.adbin, d.adrelid) AS expression,
                            CASE WHEN a.attcollation <> t.typcollation THEN (SELECT quote_ident(n.nspname) || '.' || quote_ident(co.collname)
@@ -300,15 +337,26 @@ enum SchemaCapture {
                     FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
                     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                     WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
-                    """, [relation.oid]).map(Self.columnDefinition)
+                    """, [relation.oid]
+                ).map(Self.columnDefinition)
                 elements += constraints.map { "CONSTRAINT \($0.name) \($0.definition)" }
                 var sql = "CREATE TABLE \(relation.name) (\n    " + elements.joined(separator: ",\n    ") + "\n)"
                 if let key = relation.partitionKey { sql += " PARTITION BY \(key)" }
                 add(.preData, "table", relation.name, sql + ";")
-                if relation.rowSecurity { add(.postData, "row-security", relation.name, "ALTER TABLE \(relation.name) ENABLE ROW LEVEL SECURITY;") }
-                if relation.forceRowSecurity { add(.postData, "row-security", relation.name, "ALTER TABLE \(relation.name) FORCE ROW LEVEL SECURITY;") }
+                if relation.rowSecurity {
+                    add(
+                        .postData, "row-security", relation.name,
+                        "ALTER TABLE \(relation.name) ENABLE ROW LEVEL SECURITY;")
+                }
+                if relation.forceRowSecurity {
+                    add(
+                        .postData, "row-security", relation.name,
+                        "ALTER TABLE \(relation.name) FORCE ROW LEVEL SECURITY;")
+                }
                 if let comment = relation.comment {
-                    add(.postData, "comment", relation.name, "COMMENT ON TABLE \(relation.name) IS \(SQL.quoteLiteral(comment));")
+                    add(
+                        .postData, "comment", relation.name,
+                        "COMMENT ON TABLE \(relation.name) IS \(SQL.quoteLiteral(comment));")
                 }
             }
             return relations.map(\.name)
@@ -337,7 +385,9 @@ enum SchemaCapture {
 
         /// Sequence ownership (serial columns).
         mutating func sequenceOwnership() throws {
-            for row in try rows(NameAndSQL.self, """
+            for row in try rows(
+                NameAndSQL.self,
+                """
                 SELECT s.oid::regclass::text AS name,
                        'ALTER SEQUENCE ' || s.oid::regclass::text || ' OWNED BY ' || t.oid::regclass::text || '.' || quote_ident(a.attname) || ';' AS sql
                 FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
@@ -351,7 +401,9 @@ enum SchemaCapture {
         }
 
         mutating func foreignKeys() throws {
-            for row in try rows(NameAndSQL.self, """
+            for row in try rows(
+                NameAndSQL.self,
+                """
                 SELECT conrelid::regclass::text || '.' || quote_ident(conname) AS name,
                        'ALTER TABLE ' || conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(conname) || ' '
                        || pg_get_constraintdef(oid) || ';' AS sql
@@ -364,7 +416,9 @@ enum SchemaCapture {
 
         /// Indexes that no primary, unique or exclusion constraint already creates.
         mutating func indexes() throws {
-            for row in try rows(NameAndSQL.self, """
+            for row in try rows(
+                NameAndSQL.self,
+                """
                 SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) || ';' AS sql FROM pg_index i
                 WHERE i.indrelid = ANY($1::oid[])
                   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.contype IN ('p', 'u', 'x'))
@@ -377,9 +431,12 @@ enum SchemaCapture {
 
         mutating func policies() throws {
             struct Row: Decodable {
-                var table: String, name: String, permissive: String, command: String, roles: String?, qual: String?, check: String?
+                var table: String, name: String, permissive: String, command: String, roles: String?, qual: String?,
+                    check: String?
             }
-            for row in try rows(Row.self, """
+            for row in try rows(
+                Row.self,
+                """
                 SELECT quote_ident(p.schemaname) || '.' || quote_ident(p.tablename) AS table, quote_ident(p.policyname) AS name,
                        p.permissive, p.cmd AS command,
                        (SELECT string_agg(CASE WHEN r = 'public' THEN 'PUBLIC' ELSE quote_ident(r) END, ', ') FROM unnest(p.roles) r) AS roles,
@@ -389,7 +446,8 @@ enum SchemaCapture {
                 WHERE c.oid = ANY($1::oid[]) ORDER BY 1, 2
                 """)
             {
-                var sql = "CREATE POLICY \(row.name) ON \(row.table) AS \(row.permissive) FOR \(row.command) TO \(row.roles ?? "PUBLIC")"
+                var sql =
+                    "CREATE POLICY \(row.name) ON \(row.table) AS \(row.permissive) FOR \(row.command) TO \(row.roles ?? "PUBLIC")"
                 if let qual = row.qual { sql += " USING (\(qual))" }
                 if let check = row.check { sql += " WITH CHECK (\(check))" }
                 add(.postData, "policy", "\(row.table).\(row.name)", sql + ";")
@@ -398,7 +456,9 @@ enum SchemaCapture {
 
         /// The tables' triggers and the app's triggers on auth.users, not the platform's own.
         mutating func triggers() throws {
-            for row in try rows(NameAndSQL.self, """
+            for row in try rows(
+                NameAndSQL.self,
+                """
                 SELECT t.tgrelid::regclass::text || '.' || quote_ident(t.tgname) AS name, pg_get_triggerdef(t.oid) || ';' AS sql
                 FROM pg_trigger t
                 WHERE (t.tgrelid = ANY($1::oid[]) OR t.tgrelid = to_regclass('auth.users')) AND NOT t.tgisinternal AND t.tgparentid = 0
@@ -413,12 +473,16 @@ enum SchemaCapture {
 
         /// Every created object's ACL as in the source, whatever the target's default
         /// privileges add; then the schemas' own default privileges.
-        mutating func accessControl(schemas: [String], relations: [String], sequences: [String], functions: [String]) throws {
+        mutating func accessControl(schemas: [String], relations: [String], sequences: [String], functions: [String])
+            throws
+        {
             var objects = schemas.map(AccessControl.schema)
             objects += relations.map { AccessControl.table($0, key: "table \($0)") }
             objects += sequences.map { AccessControl.sequence($0, key: "sequence \($0)") }
             struct Identity: Decodable { var sequence: String; var table: String }
-            for row in try rows(Identity.self, """
+            for row in try rows(
+                Identity.self,
+                """
                 SELECT s.oid::regclass::text AS sequence, d.refobjid::regclass::text AS table FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
                 WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
                   AND s.relkind = 'S' AND d.refobjid = ANY($1::oid[]) ORDER BY 1
@@ -434,14 +498,18 @@ enum SchemaCapture {
 
         mutating func columnComments() throws {
             struct Row: Decodable { var column: String; var description: String }
-            for row in try rows(Row.self, """
+            for row in try rows(
+                Row.self,
+                """
                 SELECT c.oid::regclass::text || '.' || quote_ident(a.attname) AS column, d.description FROM pg_description d
                 JOIN pg_class c ON c.oid = d.objoid AND d.classoid = 'pg_class'::regclass
                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.objsubid
                 WHERE c.oid = ANY($1::oid[]) AND d.objsubid > 0 ORDER BY 1
                 """)
             {
-                add(.postData, "comment", row.column, "COMMENT ON COLUMN \(row.column) IS \(SQL.quoteLiteral(row.description));")
+                add(
+                    .postData, "comment", row.column,
+                    "COMMENT ON COLUMN \(row.column) IS \(SQL.quoteLiteral(row.description));")
             }
         }
     }

@@ -4,8 +4,11 @@ enum SequenceCatalog {
     static func sequences(feeding tables: [Int64], on connection: PostgresConnection) throws -> [Manifest.Sequence] {
         guard !tables.isEmpty else { return [] }
         let oids = "{" + tables.map(String.init).joined(separator: ",") + "}"
-        struct Row: Decodable { var schema: String, name: String, increment: Int64, tableSchema: String, table: String, column: String }
-        let rows = try connection.decode(Row.self,
+        struct Row: Decodable {
+            var schema: String, name: String, increment: Int64, tableSchema: String, table: String, column: String
+        }
+        let rows = try connection.decode(
+            Row.self,
             """
             SELECT sn.nspname AS schema, s.relname AS name, seq.seqincrement AS increment, tn.nspname AS table_schema,
                    t.relname AS table, a.attname AS column

@@ -10,21 +10,32 @@ struct AuthAdminClient {
     static let userColumns: [Manifest.Column] = [
         ("id", "uuid", false), ("aud", "character varying(255)", true), ("role", "character varying(255)", true),
         ("email", "character varying(255)", true), ("phone", "text", true),
-        ("email_confirmed_at", "timestamp with time zone", true), ("phone_confirmed_at", "timestamp with time zone", true),
+        ("email_confirmed_at", "timestamp with time zone", true),
+        ("phone_confirmed_at", "timestamp with time zone", true),
         ("last_sign_in_at", "timestamp with time zone", true), ("raw_app_meta_data", "jsonb", true),
         ("raw_user_meta_data", "jsonb", true), ("created_at", "timestamp with time zone", true),
         ("updated_at", "timestamp with time zone", true), ("is_anonymous", "boolean", false),
-    ].map { Manifest.Column(name: $0.0, type: $0.1, nullable: $0.2, generated: nil, identity: nil, encoding: $0.1 == "jsonb" ? .jsonOmitNull : .json) }
+    ].map {
+        Manifest.Column(
+            name: $0.0, type: $0.1, nullable: $0.2, generated: nil, identity: nil,
+            encoding: $0.1 == "jsonb" ? .jsonOmitNull : .json)
+    }
 
     /// The user's field for each column (the API renames the metadata).
-    static let userFields: [String: String] = ["raw_app_meta_data": "app_metadata", "raw_user_meta_data": "user_metadata"]
+    static let userFields: [String: String] = [
+        "raw_app_meta_data": "app_metadata", "raw_user_meta_data": "user_metadata",
+    ]
 
     static let identityColumns: [Manifest.Column] = [
         ("provider_id", "text", false), ("user_id", "uuid", false), ("identity_data", "jsonb", false),
         ("provider", "text", false), ("last_sign_in_at", "timestamp with time zone", true),
         ("created_at", "timestamp with time zone", true), ("updated_at", "timestamp with time zone", true),
         ("id", "uuid", false),
-    ].map { Manifest.Column(name: $0.0, type: $0.1, nullable: $0.2, generated: nil, identity: nil, encoding: $0.1 == "jsonb" ? .jsonOmitNull : .json) }
+    ].map {
+        Manifest.Column(
+            name: $0.0, type: $0.1, nullable: $0.2, generated: nil, identity: nil,
+            encoding: $0.1 == "jsonb" ? .jsonOmitNull : .json)
+    }
 
     /// Identity fields: `id` is the provider's id and `identity_id` the row's (GoTrue >= 2.x).
     static let identityFields: [String: String] = ["provider_id": "id", "id": "identity_id"]
@@ -32,7 +43,8 @@ struct AuthAdminClient {
     init(settings: RESTSettings, logger: Logger) throws {
         guard let root = settings.authRoot else {
             throw UsageError(
-                "--with-auth over REST needs the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321, https://supabase.example.com); \(settings.root.absoluteString) is a bare PostgREST with no Auth API beside it", code: .notSupported)
+                "--with-auth over REST needs the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321, https://supabase.example.com); \(settings.root.absoluteString) is a bare PostgREST with no Auth API beside it",
+                code: .notSupported)
         }
         var auth = settings
         auth.root = root
@@ -58,7 +70,9 @@ struct AuthAdminClient {
             var pageUsers = 0
             let ok = response.body.withUnsafeBytes { body -> Bool in
                 guard let top = JSONScanner.members(body, in: 0..<body.count),
-                    let list = top.first(where: { JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: body[$0.key])) == "users" })
+                    let list = top.first(where: {
+                        JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: body[$0.key])) == "users"
+                    })
                 else { return false }
                 return JSONScanner.forEachArrayElement(UnsafeRawBufferPointer(rebasing: body[list.value])) { range in
                     let offset = list.value.lowerBound
@@ -71,7 +85,8 @@ struct AuthAdminClient {
                         _ = JSONScanner.forEachArrayElement(UnsafeRawBufferPointer(rebasing: body[list])) { range in
                             let identity = (range.lowerBound + list.lowerBound)..<(range.upperBound + list.lowerBound)
                             guard let members = JSONScanner.members(body, in: identity) else { return }
-                            Self.appendLine(body, Self.fields(body, members), columns: Self.identityColumns,
+                            Self.appendLine(
+                                body, Self.fields(body, members), columns: Self.identityColumns,
                                 renamed: Self.identityFields, to: &identityLines)
                             identityCount += 1
                         }
@@ -79,7 +94,10 @@ struct AuthAdminClient {
                 }
             }
             guard ok else {
-                throw RESTError(status: response.status, code: nil, message: "the Auth admin API answered with something other than a user list", details: nil, advice: nil, table: table)
+                throw RESTError(
+                    status: response.status, code: nil,
+                    message: "the Auth admin API answered with something other than a user list", details: nil,
+                    advice: nil, table: table)
             }
             if pageUsers == 0 { break }
             try userLines.withUnsafeBytes { try users($0) }
@@ -90,10 +108,13 @@ struct AuthAdminClient {
         return (userCount, identityCount)
     }
 
-    private static func fields(_ body: UnsafeRawBufferPointer, _ members: [JSONScanner.Member]) -> [String: Range<Int>] {
+    private static func fields(_ body: UnsafeRawBufferPointer, _ members: [JSONScanner.Member]) -> [String: Range<Int>]
+    {
         var fields: [String: Range<Int>] = [:]
         for member in members {
-            if let key = JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: body[member.key])) { fields[key] = member.value }
+            if let key = JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: body[member.key])) {
+                fields[key] = member.value
+            }
         }
         return fields
     }
@@ -188,7 +209,8 @@ struct AuthAdminClient {
             if let metadata = raw("raw_app_meta_data") { body.append("\"app_metadata\":\(metadata)") }
             let hash = raw("encrypted_password").flatMap { $0 == "\"\"" ? nil : $0 }
             if let hash { body.append("\"password_hash\":\(hash)") }
-            _ = try client.post("admin/users", body: Array(("{" + body.joined(separator: ",") + "}").utf8), table: table)
+            _ = try client.post(
+                "admin/users", body: Array(("{" + body.joined(separator: ",") + "}").utf8), table: table)
             return .created(hash == nil ? (string("email") ?? string("phone") ?? id) : nil)
         }
     }

@@ -65,7 +65,9 @@ enum JSONScanner {
 
     /// Calls `body` with the byte range of each element of the top-level array in `bytes`.
     /// - Returns: false when `bytes` is not a well-formed array of values.
-    static func forEachArrayElement(_ bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) throws -> Void) rethrows -> Bool {
+    static func forEachArrayElement(_ bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) throws -> Void) rethrows
+        -> Bool
+    {
         var i = skipSpace(bytes, 0)
         guard i < bytes.count, bytes[i] == UInt8(ascii: "[") else { return false }
         i = skipSpace(bytes, i + 1)
@@ -104,9 +106,10 @@ enum JSONScanner {
             guard i < slice.count, slice[i] == UInt8(ascii: ":") else { return nil }
             let valueStart = skipSpace(slice, i + 1)
             guard let valueEnd = valueEnd(slice, from: valueStart) else { return nil }
-            members.append(Member(
-                key: (key.lowerBound + range.lowerBound)..<(key.upperBound + range.lowerBound),
-                value: (valueStart + range.lowerBound)..<(valueEnd + range.lowerBound)))
+            members.append(
+                Member(
+                    key: (key.lowerBound + range.lowerBound)..<(key.upperBound + range.lowerBound),
+                    value: (valueStart + range.lowerBound)..<(valueEnd + range.lowerBound)))
             i = skipSpace(slice, valueEnd)
             guard i < slice.count else { return nil }
             if slice[i] == UInt8(ascii: "}") { return members }

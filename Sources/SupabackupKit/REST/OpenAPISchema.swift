@@ -32,7 +32,8 @@ struct OpenAPISchema {
                 throw RESTError(message: "the OpenAPI document is not a JSON object")
             }
             func member(_ name: String, of members: [JSONScanner.Member]) -> Range<Int>? {
-                members.first { JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: bytes[$0.key])) == name }?.value
+                members.first { JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: bytes[$0.key])) == name }?
+                    .value
             }
             var insertable = Set<String>()
             if let paths = member("paths", of: top), let entries = JSONScanner.members(bytes, in: paths) {
@@ -44,7 +45,9 @@ struct OpenAPISchema {
                     if member("post", of: operations) != nil { insertable.insert(String(path.dropFirst())) }
                 }
             }
-            guard let definitions = member("definitions", of: top), let entries = JSONScanner.members(bytes, in: definitions) else {
+            guard let definitions = member("definitions", of: top),
+                let entries = JSONScanner.members(bytes, in: definitions)
+            else {
                 return []
             }
             var tables: [Table] = []
@@ -59,10 +62,13 @@ struct OpenAPISchema {
                     required = Set(array)
                 }
                 var columns: [Column] = []
-                if let properties = member("properties", of: definition), let props = JSONScanner.members(bytes, in: properties) {
+                if let properties = member("properties", of: definition),
+                    let props = JSONScanner.members(bytes, in: properties)
+                {
                     for prop in props {
                         guard let column = JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: bytes[prop.key])),
-                            let object = try? JSONSerialization.jsonObject(with: Data(bytes[prop.value])) as? [String: Any]
+                            let object = try? JSONSerialization.jsonObject(with: Data(bytes[prop.value]))
+                                as? [String: Any]
                         else { continue }
                         columns.append(Self.column(column, object, required: required.contains(column)))
                     }
@@ -85,7 +91,8 @@ struct OpenAPISchema {
         }
         let description = (object["description"] as? String) ?? ""
         var references: (String, String)?
-        if let start = description.range(of: "<fk table='"), let tableEnd = description[start.upperBound...].range(of: "'"),
+        if let start = description.range(of: "<fk table='"),
+            let tableEnd = description[start.upperBound...].range(of: "'"),
             let columnStart = description[tableEnd.upperBound...].range(of: "column='"),
             let columnEnd = description[columnStart.upperBound...].range(of: "'")
         {

@@ -67,7 +67,9 @@ final class PostgRESTClient {
             guard let response = try? direct.get("", headers: accept),
                 String(decoding: response.body.prefix(64), as: UTF8.self).contains("\"swagger\"")
             else { throw error }
-            logger.notice("\(settings.root.absoluteString) answers 404 and \(fallback.absoluteString) serves PostgREST itself: using it as the REST root")
+            logger.notice(
+                "\(settings.root.absoluteString) answers 404 and \(fallback.absoluteString) serves PostgREST itself: using it as the REST root"
+            )
             return bare
         }
     }
@@ -84,7 +86,8 @@ final class PostgRESTClient {
         } catch let error as RESTError where error.code == "42703" {
             return true
         } catch let error as RESTError where error.status == 400 {
-            logger.debug("cannot tell whether \(table) is a view; taking it for a table", metadata: ["error": "\(error)"])
+            logger.debug(
+                "cannot tell whether \(table) is a view; taking it for a table", metadata: ["error": "\(error)"])
             return false
         }
     }
@@ -100,7 +103,9 @@ final class PostgRESTClient {
         _ path: String, query: [(String, String)] = [], headers: [(String, String)] = [], body: [UInt8],
         table: TableName? = nil
     ) throws -> RESTResponse {
-        try send(.POST, path, query: query, headers: headers + [("Content-Type", "application/json")], body: body, table: table)
+        try send(
+            .POST, path, query: query, headers: headers + [("Content-Type", "application/json")], body: body,
+            table: table)
     }
 
     static func url(root: URL, path: String, query: [(String, String)]) -> String {
@@ -118,7 +123,8 @@ final class PostgRESTClient {
     static func percentEncode(_ text: String) -> String {
         var out = ""
         for byte in text.utf8 {
-            let unreserved = (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57)
+            let unreserved =
+                (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57)
                 || byte == 45 || byte == 46 || byte == 95 || byte == 126
             if unreserved {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
@@ -143,10 +149,13 @@ final class PostgRESTClient {
                 request.headers.add(name: "User-Agent", value: Self.userAgent)
                 for (name, value) in settings.key.headers + headers { request.headers.add(name: name, value: value) }
                 if let body { request.body = .bytes(body) }
-                let response = try client.execute(request: request, deadline: .now() + .seconds(settings.requestTimeout)).wait()
+                let response = try client.execute(
+                    request: request, deadline: .now() + .seconds(settings.requestTimeout)
+                ).wait()
                 var bytes: [UInt8] = []
                 if var buffer = response.body { bytes = buffer.readBytes(length: buffer.readableBytes) ?? [] }
-                outcome = .success(RESTResponse(status: Int(response.status.code), headers: response.headers, body: bytes))
+                outcome = .success(
+                    RESTResponse(status: Int(response.status.code), headers: response.headers, body: bytes))
             } catch {
                 outcome = .failure(error)
             }
@@ -161,7 +170,9 @@ final class PostgRESTClient {
             case .success(let response):
                 throw Self.error(for: response, table: table, root: settings.root, attempts: attempt)
             case .failure(let error) where attempt < settings.retry.attempts && Self.transient(error):
-                logger.warning("retrying", metadata: ["error": "\(Self.describe(error))", "attempt": "\(attempt)", "path": "\(path)"])
+                logger.warning(
+                    "retrying",
+                    metadata: ["error": "\(Self.describe(error))", "attempt": "\(attempt)", "path": "\(path)"])
                 Thread.sleep(forTimeInterval: settings.retry.delay(attempt))
             case .failure(let error):
                 var message = "cannot reach \(settings.root.absoluteString): \(Self.describe(error))"
@@ -241,15 +252,19 @@ final class PostgRESTClient {
         case 403:
             advice = "the key's role lacks the privilege: use the service_role key or a secret key"
         case 404 where table == nil:
-            advice = "no PostgREST API at \(root.absoluteString): give the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321 for supabase start) or the PostgREST root"
+            advice =
+                "no PostgREST API at \(root.absoluteString): give the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321 for supabase start) or the PostgREST root"
         case 404:
-            advice = "the table is not exposed by the REST API (grants to service_role, or the schema cache needs a reload: NOTIFY pgrst, 'reload schema')"
+            advice =
+                "the table is not exposed by the REST API (grants to service_role, or the schema cache needs a reload: NOTIFY pgrst, 'reload schema')"
         case 406 where code == "PGRST106":
-            advice = "add the schema to the API's exposed schemas (Supabase: Settings > API > Exposed schemas)"
+            advice =
+                "add the schema to the API's exposed schemas (Supabase: Settings > API > Exposed schemas)"
                 + (hint.map { " — \($0)" } ?? "")
         default:
             if attempts > 1 { advice = "gave up after \(attempts) attempts" }
         }
-        return RESTError(status: response.status, code: code, message: message, details: details, advice: advice, table: table)
+        return RESTError(
+            status: response.status, code: code, message: message, details: details, advice: advice, table: table)
     }
 }

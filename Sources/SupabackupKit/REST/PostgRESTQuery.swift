@@ -2,9 +2,11 @@
 enum PostgRESTQuery {
     /// A column name as PostgREST's parser reads it: bare when plain, else double-quoted.
     static func field(_ name: String) -> String {
-        let plain = !name.isEmpty && name.utf8.allSatisfy { byte in
-            (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || byte == 95
-        }
+        let plain =
+            !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || (byte >= 48 && byte <= 57) || byte == 95
+            }
         return plain ? name : quoted(name)
     }
 
@@ -17,7 +19,8 @@ enum PostgRESTQuery {
     /// (whose JSON null would otherwise look like SQL NULL).
     static func select(_ columns: [Manifest.Column]) -> String {
         columns.map { column in
-            column.encoding == .text || column.encoding == .jsonOmitNull ? field(column.name) + "::text" : field(column.name)
+            column.encoding == .text || column.encoding == .jsonOmitNull
+                ? field(column.name) + "::text" : field(column.name)
         }.joined(separator: ",")
     }
 

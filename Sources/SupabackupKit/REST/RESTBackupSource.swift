@@ -66,11 +66,13 @@ final class RESTBackupSource: BackupSource {
             name: TableName(schema: "auth", name: "users"), partitioned: false, columns: AuthAdminClient.userColumns,
             primaryKey: ["id"], foreignKeys: [], estimatedRows: 0),
         SourceTable(
-            name: TableName(schema: "auth", name: "identities"), partitioned: false, columns: AuthAdminClient.identityColumns,
+            name: TableName(schema: "auth", name: "identities"), partitioned: false,
+            columns: AuthAdminClient.identityColumns,
             primaryKey: ["id"],
             foreignKeys: [
                 Manifest.ForeignKey(
-                    name: "identities_user_id_fkey", columns: ["user_id"], referencedSchema: "auth", referencedTable: "users",
+                    name: "identities_user_id_fkey", columns: ["user_id"], referencedSchema: "auth",
+                    referencedTable: "users",
                     referencedColumns: ["id"], deferrable: false)
             ], estimatedRows: 0),
     ]
@@ -85,7 +87,8 @@ final class RESTBackupSource: BackupSource {
         var kept: [SourceTable] = []
         for table in tables {
             if table.name.schema != "auth", try client.isView(table.name) {
-                let note = "\(table.name) is a view (PostgREST lists updatable views like tables): skipped, its rows are backed up with its base table"
+                let note =
+                    "\(table.name) is a view (PostgREST lists updatable views like tables): skipped, its rows are backed up with its base table"
                 logger.warning("\(note)")
                 warnings.append(note)
             } else {
@@ -96,23 +99,28 @@ final class RESTBackupSource: BackupSource {
         if tables.contains(where: { $0.name.schema == "auth" }) {
             authPasswordHashes = false
             warnings.append(
-                "auth users come from the Auth admin API, which never returns password hashes: restored users must reset their passwords (or restore a direct-mode --with-auth backup)")
+                "auth users come from the Auth admin API, which never returns password hashes: restored users must reset their passwords (or restore a direct-mode --with-auth backup)"
+            )
         }
         for table in tables where table.primaryKey.isEmpty {
             warnings.append(
-                "table \(table.name) has no primary key: read in pages by offset, ordered by all columns; rows written meanwhile can be missed or repeated")
+                "table \(table.name) has no primary key: read in pages by offset, ordered by all columns; rows written meanwhile can be missed or repeated"
+            )
         }
         return tables
     }
 
     func close() {}
 
-    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Int64 {
+    func readRows(of table: SourceTable, slice: TableSlice?, _ body: (UnsafeRawBufferPointer) throws -> Void) throws
+        -> Int64
+    {
         if table.name.schema == "auth" {
             let admin = try AuthAdminClient(settings: settings, logger: logger)
             defer { admin.shutdown() }
             let users = table.name.name == "users"
-            let counts = try admin.readUsers(users: { if users { try body($0) } }, identities: { if !users { try body($0) } })
+            let counts = try admin.readUsers(
+                users: { if users { try body($0) } }, identities: { if !users { try body($0) } })
             return users ? counts.users : counts.identities
         }
         let jsonb = Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name))
@@ -146,7 +154,9 @@ final class RESTBackupSource: BackupSource {
                 }
             }
             guard wellFormed else {
-                throw RESTError(status: response.status, code: nil, message: "the server sent a page that is not a JSON array", details: nil, advice: nil, table: table.name)
+                throw RESTError(
+                    status: response.status, code: nil, message: "the server sent a page that is not a JSON array",
+                    details: nil, advice: nil, table: table.name)
             }
             // Only an empty page ends a table: the server caps pages silently (db-max-rows).
             if pageRows == 0 { break }
@@ -165,7 +175,9 @@ final class RESTBackupSource: BackupSource {
     /// Appends one row and a newline. jsonb columns arrive as text (`col::text`), so SQL NULL
     /// (`null`, its key left out as in direct mode) and JSON null (`"null"`) stay apart; their
     /// text is jsonb's own rendering, the bytes `to_json` gives.
-    static func appendLine(_ page: UnsafeRawBufferPointer, _ row: Range<Int>, jsonbAsText jsonb: Set<String>, to lines: inout [UInt8]) {
+    static func appendLine(
+        _ page: UnsafeRawBufferPointer, _ row: Range<Int>, jsonbAsText jsonb: Set<String>, to lines: inout [UInt8]
+    ) {
         let start = lines.count
         if !jsonb.isEmpty, let members = JSONScanner.members(page, in: row) {
             lines.append(UInt8(ascii: "{"))
@@ -200,22 +212,31 @@ final class RESTBackupSource: BackupSource {
     }
 
     /// The key columns' values in the row, as text for a filter.
-    static func keyValues(_ page: UnsafeRawBufferPointer, _ row: Range<Int>, keys: [String], table: TableName) throws -> [String] {
+    static func keyValues(_ page: UnsafeRawBufferPointer, _ row: Range<Int>, keys: [String], table: TableName) throws
+        -> [String]
+    {
         guard let members = JSONScanner.members(page, in: row) else {
-            throw RESTError(status: nil, code: nil, message: "a row is not a JSON object", details: nil, advice: nil, table: table)
+            throw RESTError(
+                status: nil, code: nil, message: "a row is not a JSON object", details: nil, advice: nil, table: table)
         }
         var byName: [String: Range<Int>] = [:]
         for member in members {
-            if let key = JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: page[member.key])) { byName[key] = member.value }
+            if let key = JSONScanner.decodeString(UnsafeRawBufferPointer(rebasing: page[member.key])) {
+                byName[key] = member.value
+            }
         }
         return try keys.map { key in
             guard let range = byName[key] else {
-                throw RESTError(status: nil, code: nil, message: "rows lack key column \(key)", details: nil, advice: nil, table: table)
+                throw RESTError(
+                    status: nil, code: nil, message: "rows lack key column \(key)", details: nil, advice: nil,
+                    table: table)
             }
             let raw = UnsafeRawBufferPointer(rebasing: page[range])
             if raw.first == UInt8(ascii: "\"") {
                 guard let text = JSONScanner.decodeString(raw) else {
-                    throw RESTError(status: nil, code: nil, message: "cannot read key \(key)", details: nil, advice: nil, table: table)
+                    throw RESTError(
+                        status: nil, code: nil, message: "cannot read key \(key)", details: nil, advice: nil,
+                        table: table)
                 }
                 return text
             }
@@ -230,7 +251,8 @@ final class RESTBackupSource: BackupSource {
     func source() throws -> (source: Manifest.Source, serverVersion: String) {
         let root = settings.root
         return (
-            Manifest.Source(host: root.host ?? "", port: root.port.map(String.init) ?? "", database: root.path, user: "rest"),
+            Manifest.Source(
+                host: root.host ?? "", port: root.port.map(String.init) ?? "", database: root.path, user: "rest"),
             ""
         )
     }

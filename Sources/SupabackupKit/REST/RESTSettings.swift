@@ -22,13 +22,15 @@ public struct RESTSettings: Sendable, CustomStringConvertible {
     ///     `https://supabase.example.com`): PostgREST is at `<url>/rest/v1`, as supabase-js
     ///     assumes; or a URL ending in `/rest/v1`, the PostgREST root used as given.
     public init(url: String, key: APIKey) throws {
-        guard let parsed = URL(string: url.trimmingCharacters(in: .whitespaces)), let scheme = parsed.scheme?.lowercased(),
+        guard let parsed = URL(string: url.trimmingCharacters(in: .whitespaces)),
+            let scheme = parsed.scheme?.lowercased(),
             scheme == "https" || scheme == "http", let host = parsed.host, !host.isEmpty
         else {
             throw UsageError("invalid REST URL '\(url)': give the project URL, e.g. https://<ref>.supabase.co")
         }
         guard parsed.user == nil && parsed.password == nil && parsed.query == nil else {
-            throw UsageError("the REST URL must not carry credentials or a query; pass the key through SUPABASE_SERVICE_ROLE_KEY")
+            throw UsageError(
+                "the REST URL must not carry credentials or a query; pass the key through SUPABASE_SERVICE_ROLE_KEY")
         }
         var text = parsed.absoluteString
         while text.hasSuffix("/") { text.removeLast() }
@@ -109,10 +111,12 @@ public struct APIKey: Sendable, CustomStringConvertible {
         switch kind {
         case .publishable:
             throw UsageError(
-                "this is a publishable key: row level security would hide rows and the backup would be silently partial; use the secret key (sb_secret_...) or the service_role key")
+                "this is a publishable key: row level security would hide rows and the backup would be silently partial; use the secret key (sb_secret_...) or the service_role key"
+            )
         case .jwt(let role?) where role != "service_role" && role != "supabase_admin":
             throw UsageError(
-                "this key has role '\(role)': row level security would hide rows and the backup would be silently partial; use the service_role key")
+                "this key has role '\(role)': row level security would hide rows and the backup would be silently partial; use the service_role key"
+            )
         default:
             return
         }

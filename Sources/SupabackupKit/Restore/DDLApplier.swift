@@ -29,7 +29,8 @@ struct DDLApplier {
                 continue
             }
             if statement.kind == "schema",
-                try connection.query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", [statement.name]).rows.count == 1
+                try connection.query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", [statement.name]).rows
+                    .count == 1
             {
                 existing.append(object)
                 continue

@@ -39,7 +39,9 @@ final class DirectRestoreDestination: RestoreDestination {
 
     func warnings(for selected: [Manifest.Table]) -> [String] { [] }
 
-    func catalog(schemas: [String], selected: [Manifest.Table]) throws -> (tables: [CatalogTable], nonTables: [TableName: String]) {
+    func catalog(schemas: [String], selected: [Manifest.Table]) throws -> (
+        tables: [CatalogTable], nonTables: [TableName: String]
+    ) {
         if let schema {
             try connection.execute("SET LOCAL check_function_bodies = off")
             try ddl.apply(schema.statements.filter { $0.section == .preData })
@@ -60,7 +62,9 @@ final class DirectRestoreDestination: RestoreDestination {
 
     func planned(_ selected: [Manifest.Table]) -> [Manifest.Table] { selected }
 
-    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws -> RestoreLoad {
+    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws
+        -> RestoreLoad
+    {
         try connection.execute("SET CONSTRAINTS ALL DEFERRED")
         if disableTriggers {
             try connection.execute("SET LOCAL session_replication_role = replica")
@@ -79,11 +83,16 @@ final class DirectRestoreDestination: RestoreDestination {
             progress?(step.table, index + 1, plan.steps.count)
             let started = Date()
             do {
-                let checks = triggerFree.contains(step.table) ? try ForeignKeyCheck.prepare(step.table, on: connection) : nil
+                let checks =
+                    triggerFree.contains(step.table) ? try ForeignKeyCheck.prepare(step.table, on: connection) : nil
                 let outcome: RestoreResult.TableOutcome
-                if let rows = try loadAsText(step, table: table, archive: archive, on: connection, skipTriggers: checks != nil) {
+                if let rows = try loadAsText(
+                    step, table: table, archive: archive, on: connection, skipTriggers: checks != nil)
+                {
                     if let checks, rows.path == .copy { pendingChecks += checks }
-                    outcome = .init(table: step.table, rows: table.rows, written: rows.written, inserted: rows.inserted, path: rows.path)
+                    outcome = .init(
+                        table: step.table, rows: table.rows, written: rows.written, inserted: rows.inserted,
+                        path: rows.path)
                 } else {
                     try stage(table, archive: archive, on: connection)
                     let counts = try connection.query(
@@ -100,7 +109,8 @@ final class DirectRestoreDestination: RestoreDestination {
                         "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
                     ])
             } catch let error as PostgresError {
-                throw RestoreError(table: step.table, underlying: error, advice: advice(for: error, table: step.table, plan: plan))
+                throw RestoreError(
+                    table: step.table, underlying: error, advice: advice(for: error, table: step.table, plan: plan))
             } catch var error as ArchiveError {
                 error.file = error.file ?? table.file
                 throw error
@@ -128,7 +138,9 @@ final class DirectRestoreDestination: RestoreDestination {
         }
         let current = try connection.query("SELECT last_value::text, is_called FROM \(name.quoted)")
         let lastUsed = current.rows.first.flatMap { state in
-            Int64(state[0] ?? "").map { SequenceArithmetic.lastUsed(lastValue: $0, isCalled: state[1] == "t", increment: increment) }
+            Int64(state[0] ?? "").map {
+                SequenceArithmetic.lastUsed(lastValue: $0, isCalled: state[1] == "t", increment: increment)
+            }
         }
         return SequenceState(increment: increment, minimum: minimum, lastUsed: lastUsed)
     }
@@ -137,15 +149,19 @@ final class DirectRestoreDestination: RestoreDestination {
         // Only integer columns can be compared with a sequence value.
         let type = try connection.query(
             "SELECT atttypid::regtype::text FROM pg_catalog.pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2",
-            [feed.tableName.quoted, feed.column]).scalar
+            [feed.tableName.quoted, feed.column]
+        ).scalar
         guard let type, ["smallint", "integer", "bigint"].contains(type) else { return nil }
-        return try connection.query("SELECT max(\(SQL.quoteIdentifier(feed.column)))::text FROM \(feed.tableName.quoted)").scalar
+        return try connection.query(
+            "SELECT max(\(SQL.quoteIdentifier(feed.column)))::text FROM \(feed.tableName.quoted)"
+        ).scalar
             .flatMap { Int64($0) }
     }
 
     func setSequence(_ name: TableName, to value: Int64, isCalled: Bool) throws -> String? {
         _ = try connection.query(
-            "SELECT setval($1::regclass, $2::int8, $3::bool)", [name.quoted, String(value), isCalled ? "true" : "false"])
+            "SELECT setval($1::regclass, $2::int8, $3::bool)",
+            [name.quoted, String(value), isCalled ? "true" : "false"])
         return nil
     }
 
@@ -184,16 +200,20 @@ final class DirectRestoreDestination: RestoreDestination {
                     return nil
                 }
                 if skipTriggers { try connection.execute("SET LOCAL session_replication_role = replica") }
-                try copyText(columns, into: "\(step.table.quoted) (\(list))", table: table, archive: archive, on: connection)
+                try copyText(
+                    columns, into: "\(step.table.quoted) (\(list))", table: table, archive: archive, on: connection)
                 if skipTriggers { try connection.execute("SET LOCAL session_replication_role = origin") }
                 try connection.execute("RELEASE SAVEPOINT supabackup_text")
                 return (table.rows, table.rows, .copy)
             }
             try connection.execute(UpsertStatement.createTyped(columns))
-            try copyText(columns, into: "\(UpsertStatement.typedTable) (\(list))", table: table, archive: archive, on: connection)
+            try copyText(
+                columns, into: "\(UpsertStatement.typedTable) (\(list))", table: table, archive: archive, on: connection
+            )
             let counts = try connection.query(
                 UpsertStatement.make(
-                    table: step.table, step: step, partitioned: step.partitioned, rows: UpsertStatement.selectTyped(columns)))
+                    table: step.table, step: step, partitioned: step.partitioned,
+                    rows: UpsertStatement.selectTyped(columns)))
             try connection.execute("DROP TABLE \(UpsertStatement.typedTable)")
             try connection.execute("RELEASE SAVEPOINT supabackup_text")
             return (Int64(counts.rows.first?[0] ?? "0") ?? 0, counts.rows.first?[1].flatMap { Int64($0) }, .upsert)
@@ -230,7 +250,8 @@ final class DirectRestoreDestination: RestoreDestination {
     /// Loads a table's lines into the temporary stage (checking them against the manifest).
     private func stage(_ table: Manifest.Table, archive: BackupArchive, on connection: PostgresConnection) throws {
         try connection.execute("TRUNCATE \(UpsertStatement.stageTable)")
-        try connection.copyIn("COPY \(UpsertStatement.stageTable) (line) FROM STDIN WITH \(RowQuery.copyOptions)") { writer in
+        try connection.copyIn("COPY \(UpsertStatement.stageTable) (line) FROM STDIN WITH \(RowQuery.copyOptions)") {
+            writer in
             try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
                 try writer.write(chunk)
             }
@@ -239,7 +260,8 @@ final class DirectRestoreDestination: RestoreDestination {
 
     /// Where the target's column types differ from the backup's, converts the staged values
     /// without writing them, so an incompatible type is reported table by table before any write.
-    private func checkConversions(_ plan: RestorePlan, archive: BackupArchive, on connection: PostgresConnection) throws {
+    private func checkConversions(_ plan: RestorePlan, archive: BackupArchive, on connection: PostgresConnection) throws
+    {
         let steps = plan.steps.filter { $0.columns.contains(where: \.typeDiffers) }
         guard !steps.isEmpty else { return }
         try createStage(connection)
@@ -255,7 +277,8 @@ final class DirectRestoreDestination: RestoreDestination {
             } catch let error as PostgresError where !error.isConnectionFailure {
                 try connection.execute("ROLLBACK TO SAVEPOINT supabackup_check")
                 let names = columns.map { "\(SQL.displayIdentifier($0.name)) (\($0.targetType) in the target)" }
-                problems.append("\(step.table): the backup's values do not fit \(names.joined(separator: ", ")): \(error.message)")
+                problems.append(
+                    "\(step.table): the backup's values do not fit \(names.joined(separator: ", ")): \(error.message)")
             }
         }
         if !problems.isEmpty { throw RestoreValidationError(problems: problems) }
@@ -288,6 +311,7 @@ final class DirectRestoreDestination: RestoreDestination {
         if let cycle = plan.blockedCycles.first(where: { $0.contains(table) }) {
             return RestorePlan.cycleAdvice(cycle)
         }
-        return "the referenced rows are neither in the target nor in this restore; restore their table too (or all tables)"
+        return
+            "the referenced rows are neither in the target nor in this restore; restore their table too (or all tables)"
     }
 }

@@ -66,15 +66,18 @@ enum ForeignKeyCheck {
         for row in rows.rows {
             let values = row.map { $0 ?? "" }
             if keys.last?.name != values[0] {
-                keys.append(Key(
-                    name: values[0], child: values[1], table: TableName(schema: values[2], name: values[3]),
-                    childOnly: values[4] == "r", parent: values[5], parentName: values[6], parentOnly: values[7] == "r",
-                    matchFull: values[8] == "f"))
+                keys.append(
+                    Key(
+                        name: values[0], child: values[1], table: TableName(schema: values[2], name: values[3]),
+                        childOnly: values[4] == "r", parent: values[5], parentName: values[6],
+                        parentOnly: values[7] == "r",
+                        matchFull: values[8] == "f"))
             }
             keys[keys.count - 1].childColumns.append(values[9])
             // RI compares `pk OPERATOR(pfeqop) fk` with each side cast to the operator's input type.
             keys[keys.count - 1].comparisons.append(
-                "p.\(SQL.quoteIdentifier(values[10]))::\(values[11]) OPERATOR(\(values[13])) c.\(SQL.quoteIdentifier(values[9]))::\(values[12])")
+                "p.\(SQL.quoteIdentifier(values[10]))::\(values[11]) OPERATOR(\(values[13])) c.\(SQL.quoteIdentifier(values[9]))::\(values[12])"
+            )
         }
         try connection.execute("SAVEPOINT supabackup_fk")
         do {
@@ -100,11 +103,15 @@ enum ForeignKeyCheck {
                     table: key.table,
                     underlying: PostgresError(
                         code: .server,
-                        message: "insert or update on table \"\(key.table.name)\" violates foreign key constraint \"\(key.name)\"",
+                        message:
+                            "insert or update on table \"\(key.table.name)\" violates foreign key constraint \"\(key.name)\"",
                         sqlState: "23503",
-                        detail: "Key (\(key.childColumns.joined(separator: ", ")))=(\(values)) is not present in table \"\(key.parentName)\".",
+                        detail:
+                            "Key (\(key.childColumns.joined(separator: ", ")))=(\(values)) is not present in table \"\(key.parentName)\".",
                         schema: key.table.schema, table: key.table.name, constraint: key.name),
-                    advice: "the referenced rows are neither in the target nor in this restore; restore their table too (or all tables)")
+                    advice:
+                        "the referenced rows are neither in the target nor in this restore; restore their table too (or all tables)"
+                )
             }
         }
     }
@@ -129,14 +136,16 @@ enum ForeignKeyCheck {
             let child = childColumns.map { "c." + SQL.quoteIdentifier($0) }
             let present = child.map { "\($0) IS NOT NULL" }.joined(separator: " AND ")
             let join = comparisons.joined(separator: " AND ")
-            var condition = "(\(present) AND NOT EXISTS (SELECT 1 FROM \(parentOnly ? "ONLY " : "")\(self.parent) p WHERE \(join)))"
+            var condition =
+                "(\(present) AND NOT EXISTS (SELECT 1 FROM \(parentOnly ? "ONLY " : "")\(self.parent) p WHERE \(join)))"
             if matchFull && child.count > 1 {
                 condition += " OR num_nulls(\(child.joined(separator: ", "))) BETWEEN 1 AND \(child.count - 1)"
             }
             let shown = child.map { "\($0)::text" }.joined(separator: ", ")
             // MATERIALIZED keeps LIMIT out of the planning: a hash anti-join over the whole table,
             // not one index probe per row.
-            return "WITH v AS MATERIALIZED (SELECT \(shown) FROM \(childOnly ? "ONLY " : "")\(self.child) c WHERE \(condition)) "
+            return
+                "WITH v AS MATERIALIZED (SELECT \(shown) FROM \(childOnly ? "ONLY " : "")\(self.child) c WHERE \(condition)) "
                 + "SELECT * FROM v LIMIT 1"
         }
     }

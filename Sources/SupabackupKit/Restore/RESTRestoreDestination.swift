@@ -35,15 +35,20 @@ final class RESTRestoreDestination: RestoreDestination {
     }
 
     func warnings(for selected: [Manifest.Table]) -> [String] {
-        var warnings = ["REST restore: not one transaction; if it fails, what was written stays, and rerunning the restore converges"]
+        var warnings = [
+            "REST restore: not one transaction; if it fails, what was written stays, and rerunning the restore converges"
+        ]
         if users(selected) != nil {
             warnings.append(
-                "REST restore: auth users are created through the Auth admin API (missing ones only; existing users are left alone); identities other than email/phone come back when users sign in again with their provider")
+                "REST restore: auth users are created through the Auth admin API (missing ones only; existing users are left alone); identities other than email/phone come back when users sign in again with their provider"
+            )
         }
         return warnings
     }
 
-    func catalog(schemas: [String], selected: [Manifest.Table]) throws -> (tables: [CatalogTable], nonTables: [TableName: String]) {
+    func catalog(schemas: [String], selected: [Manifest.Table]) throws -> (
+        tables: [CatalogTable], nonTables: [TableName: String]
+    ) {
         var tables: [CatalogTable] = []
         for schema in schemas where schema != "auth" {
             let document = try PostgRESTCatalog.discover(schema, client: client)
@@ -68,7 +73,9 @@ final class RESTRestoreDestination: RestoreDestination {
 
     func check(_ plan: RestorePlan) throws {}
 
-    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws -> RestoreLoad {
+    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws
+        -> RestoreLoad
+    {
         var authUsers: (created: Int, existing: Int, needReset: [String])?
         if let users = users(selected) {
             let admin = try AuthAdminClient(settings: settings, logger: logger)
@@ -104,18 +111,24 @@ final class RESTRestoreDestination: RestoreDestination {
                 var broke = false
                 for (step, error) in blocked where withheld[step.table] == nil {
                     let columns = Self.keyColumns(in: error.details ?? "")
-                    let nullable = Set(target.first { $0.tableName == step.table }?.columns.filter(\.nullable).map(\.name) ?? [])
-                    if !columns.isEmpty && columns.allSatisfy({ nullable.contains($0) && !step.conflictKey.contains($0) }) {
+                    let nullable = Set(
+                        target.first { $0.tableName == step.table }?.columns.filter(\.nullable).map(\.name) ?? [])
+                    if !columns.isEmpty
+                        && columns.allSatisfy({ nullable.contains($0) && !step.conflictKey.contains($0) })
+                    {
                         withheld[step.table] = Set(columns)
                         broke = true
                         break
                     }
                 }
                 if !broke {
-                    let names = blocked.map { "\($0.0.table) (\($0.1.details ?? $0.1.message))" }.joined(separator: "; ")
+                    let names = blocked.map { "\($0.0.table) (\($0.1.details ?? $0.1.message))" }.joined(
+                        separator: "; ")
                     throw RESTError(
-                        status: 409, code: "23503", message: "foreign keys stay unsatisfied for: \(names)", details: nil,
-                        advice: "the referenced rows are neither in the target nor in this backup; tables before them were restored, rerunning converges once the references exist",
+                        status: 409, code: "23503", message: "foreign keys stay unsatisfied for: \(names)",
+                        details: nil,
+                        advice:
+                            "the referenced rows are neither in the target nor in this backup; tables before them were restored, rerunning converges once the references exist",
                         table: nil)
                 }
             }
@@ -140,7 +153,8 @@ final class RESTRestoreDestination: RestoreDestination {
         let response = try client.get(
             PostgRESTClient.percentEncode(feed.table),
             query: [
-                ("select", PostgRESTQuery.field(feed.column)), ("order", PostgRESTQuery.field(feed.column) + ".desc.nullslast"),
+                ("select", PostgRESTQuery.field(feed.column)),
+                ("order", PostgRESTQuery.field(feed.column) + ".desc.nullslast"),
                 ("limit", "1"),
             ],
             headers: PostgRESTCatalog.schemaHeaders(feed.schema), table: feed.tableName)
@@ -149,11 +163,13 @@ final class RESTRestoreDestination: RestoreDestination {
     }
 
     func setSequence(_ name: TableName, to value: Int64, isCalled: Bool) throws -> String? {
-        let sql = "SELECT setval('\(name.quoted.replacingOccurrences(of: "'", with: "''"))', greatest(\(value), (SELECT last_value FROM \(name.quoted))));"
+        let sql =
+            "SELECT setval('\(name.quoted.replacingOccurrences(of: "'", with: "''"))', greatest(\(value), (SELECT last_value FROM \(name.quoted))));"
         guard isCalled, setvalInstalled else { return "not set over REST; run: \(sql)" }
         do {
             let body = "{\"sequence_name\":\(SQL.jsonString(name.quoted)),\"new_value\":\(value)}"
-            _ = try client.post("rpc/\(Self.setvalFunction)", headers: [("Content-Profile", "public")], body: Array(body.utf8))
+            _ = try client.post(
+                "rpc/\(Self.setvalFunction)", headers: [("Content-Profile", "public")], body: Array(body.utf8))
             return nil
         } catch let error as RESTError where error.status == 404 {
             setvalInstalled = false
@@ -179,15 +195,21 @@ final class RESTRestoreDestination: RestoreDestination {
                         status: error.status, code: error.code,
                         message: "column \(generated) is GENERATED ALWAYS in the target, and PostgREST cannot write it",
                         details: nil,
-                        advice: "restore this table with a direct connection (--db-url), which keeps the backup's values", table: step.table)
+                        advice:
+                            "restore this table with a direct connection (--db-url), which keeps the backup's values",
+                        table: step.table)
                 }
-                logger.info("target generates a column itself; not writing it", metadata: ["table": "\(step.table)", "column": "\(generated)"])
+                logger.info(
+                    "target generates a column itself; not writing it",
+                    metadata: ["table": "\(step.table)", "column": "\(generated)"])
                 columns.removeAll { $0.name == generated }
             }
         }
     }
 
-    private func upsertAll(_ step: RestorePlan.Step, columns: [RestorePlan.ColumnPlan], table: Manifest.Table) throws -> Int64 {
+    private func upsertAll(_ step: RestorePlan.Step, columns: [RestorePlan.ColumnPlan], table: Manifest.Table) throws
+        -> Int64
+    {
         let started = Date()
         var query = [("columns", columns.map { PostgRESTQuery.field($0.name) }.joined(separator: ","))]
         var prefer = "return=minimal"

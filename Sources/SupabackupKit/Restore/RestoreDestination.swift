@@ -8,7 +8,9 @@
 protocol RestoreDestination: AnyObject {
     /// The target's tables in `schemas`, and the relations there that are not tables (views),
     /// with what each is. With `--create-schema` (direct) the pre-data DDL runs first.
-    func catalog(schemas: [String], selected: [Manifest.Table]) throws -> (tables: [CatalogTable], nonTables: [TableName: String])
+    func catalog(schemas: [String], selected: [Manifest.Table]) throws -> (
+        tables: [CatalogTable], nonTables: [TableName: String]
+    )
 
     /// Whether the target's column types can be compared with the backup's (REST sees only
     /// the OpenAPI `format`).
@@ -25,7 +27,8 @@ protocol RestoreDestination: AnyObject {
     func planned(_ selected: [Manifest.Table]) -> [Manifest.Table]
 
     /// Writes every step's rows (and what must follow them), in plan order.
-    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws -> RestoreLoad
+    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws
+        -> RestoreLoad
 
     /// A sequence in the target: nil when it has none of that name.
     func sequenceState(_ sequence: Manifest.Sequence) throws -> SequenceState?
@@ -73,7 +76,9 @@ enum SequenceArithmetic {
     }
 
     /// `setval(value, isCalled)` arguments.
-    static func target(backup: Manifest.Sequence, state: SequenceState, maxima: [Int64]) -> (value: Int64, isCalled: Bool) {
+    static func target(backup: Manifest.Sequence, state: SequenceState, maxima: [Int64]) -> (
+        value: Int64, isCalled: Bool
+    ) {
         var highest = lastUsed(lastValue: backup.lastValue, isCalled: backup.isCalled, increment: backup.increment)
         if let current = state.lastUsed { highest = max(highest, current) }
         for value in maxima { highest = max(highest, value) }

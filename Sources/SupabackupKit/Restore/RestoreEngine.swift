@@ -120,13 +120,15 @@ public struct RestoreEngine {
             return names.contains(table.tableName) && (options.withAuth || table.schema != "auth" || named)
         }
         if options.withAuth && !selected.contains(where: { $0.schema == "auth" }) {
-            throw UsageError("--with-auth: this backup holds no auth tables (back up with --with-auth)", code: .unknownName)
+            throw UsageError(
+                "--with-auth: this backup holds no auth tables (back up with --with-auth)", code: .unknownName)
         }
         var schema: SchemaScript?
         if options.createSchema {
             guard let script = try archive.schemaScript() else {
                 throw UsageError(
-                    "--create-schema: backup \(archive.name) was made over REST (mode \(archive.manifest.mode)), which cannot see table definitions; it has no schema.sql. Create the tables first (e.g. from your migrations), or restore a direct-mode backup", code: .notSupported)
+                    "--create-schema: backup \(archive.name) was made over REST (mode \(archive.manifest.mode)), which cannot see table definitions; it has no schema.sql. Create the tables first (e.g. from your migrations), or restore a direct-mode backup",
+                    code: .notSupported)
             }
             schema = script
         }
@@ -145,14 +147,19 @@ public struct RestoreEngine {
         switch options.target {
         case .direct(let connection):
             return try DirectRestoreDestination(
-                connectionString: connection, archive: archive, schema: schema, disableTriggers: options.disableTriggers,
+                connectionString: connection, archive: archive, schema: schema,
+                disableTriggers: options.disableTriggers,
                 logger: logger)
         case .rest(let settings):
             guard schema == nil else {
-                throw UsageError("--create-schema needs a direct connection (--db-url): the REST API cannot create tables", code: .notSupported)
+                throw UsageError(
+                    "--create-schema needs a direct connection (--db-url): the REST API cannot create tables",
+                    code: .notSupported)
             }
             guard !options.disableTriggers else {
-                throw UsageError("--disable-triggers needs a direct connection; the REST API cannot change session_replication_role", code: .notSupported)
+                throw UsageError(
+                    "--disable-triggers needs a direct connection; the REST API cannot change session_replication_role",
+                    code: .notSupported)
             }
             return try RESTRestoreDestination(settings: settings, archive: archive, logger: logger)
         }
@@ -171,7 +178,9 @@ public struct RestoreEngine {
                 manifest: archive.manifest, tables: planned, target: target, disableTriggers: options.disableTriggers,
                 compareTypes: destination.comparesTypes, views: nonTables)
         } catch var error as RestoreValidationError {
-            if let note = (destination as? DirectRestoreDestination)?.unnamedDatabaseNote { error.problems.append(note) }
+            if let note = (destination as? DirectRestoreDestination)?.unnamedDatabaseNote {
+                error.problems.append(note)
+            }
             throw error
         }
         plan.warnings += destination.warnings(for: selected)
@@ -185,10 +194,12 @@ public struct RestoreEngine {
             return result
         }
         let load = try destination.load(plan, selected: selected, progress: options.progress)
-        let sequences = try resetSequences(archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), in: destination)
+        let sequences = try resetSequences(
+            archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), in: destination)
         try destination.commit()
 
-        var result = RestoreResult(name: archive.name, plan: plan, dryRun: false, tables: load.tables, sequences: sequences)
+        var result = RestoreResult(
+            name: archive.name, plan: plan, dryRun: false, tables: load.tables, sequences: sequences)
         result.schemaCreated = load.schemaCreated
         result.schemaExisting = load.schemaExisting
         result.schemaSkipped = load.schemaSkipped
@@ -197,7 +208,9 @@ public struct RestoreEngine {
         } else if archive.manifest.authPasswordHashes == false,
             let users = selected.first(where: { $0.schema == "auth" && $0.name == "users" })
         {
-            result.passwordResetNeeded = ["all \(users.rows) users in this backup (it was made over REST, without password hashes)"]
+            result.passwordResetNeeded = [
+                "all \(users.rows) users in this backup (it was made over REST, without password hashes)"
+            ]
         }
         return result
     }

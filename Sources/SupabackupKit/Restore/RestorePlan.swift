@@ -55,7 +55,9 @@ public struct RestorePlan: Sendable {
         for table in selected {
             let name = table.tableName
             if targetByName[name] == nil, let kind = views[name] {
-                warnings.append("\(name): skipped, it is a \(kind) in the target (a view shows rows of its base table, which are restored on their own)")
+                warnings.append(
+                    "\(name): skipped, it is a \(kind) in the target (a view shows rows of its base table, which are restored on their own)"
+                )
                 continue
             }
             guard let live = targetByName[name] else {
@@ -70,22 +72,30 @@ public struct RestorePlan: Sendable {
                     continue
                 }
                 if targetColumn.isGenerated {
-                    warnings.append("\(name): column \(SQL.displayIdentifier(column.name)) is generated in the target; its backed-up values are not written")
+                    warnings.append(
+                        "\(name): column \(SQL.displayIdentifier(column.name)) is generated in the target; its backed-up values are not written"
+                    )
                     continue
                 }
                 if compareTypes && targetColumn.type != column.type {
-                    warnings.append("\(name): column \(SQL.displayIdentifier(column.name)) is \(targetColumn.type) in the target, \(column.type) in the backup; values are converted")
+                    warnings.append(
+                        "\(name): column \(SQL.displayIdentifier(column.name)) is \(targetColumn.type) in the target, \(column.type) in the backup; values are converted"
+                    )
                 }
-                columns.append(ColumnPlan(
-                    name: column.name, targetType: targetColumn.type, encoding: column.encoding,
-                    insertOnly: targetColumn.identity == .always, typeDiffers: compareTypes && targetColumn.type != column.type))
+                columns.append(
+                    ColumnPlan(
+                        name: column.name, targetType: targetColumn.type, encoding: column.encoding,
+                        insertOnly: targetColumn.identity == .always,
+                        typeDiffers: compareTypes && targetColumn.type != column.type))
             }
             let written = Set(columns.map(\.name))
             // Columns only the target has get their defaults; NOT NULL ones need one.
             let backedUp = Set(table.columns.map(\.name))
             for column in live.columns where !backedUp.contains(column.name) {
                 if !column.nullable && !column.hasDefault && !column.isGenerated && column.identity == .none {
-                    tableProblems.append("column \(SQL.displayIdentifier(column.name)) is NOT NULL without a default in the target and not in the backup")
+                    tableProblems.append(
+                        "column \(SQL.displayIdentifier(column.name)) is NOT NULL without a default in the target and not in the backup"
+                    )
                 }
             }
             if !tableProblems.isEmpty {
@@ -104,9 +114,10 @@ public struct RestorePlan: Sendable {
         if !problems.isEmpty { throw RestoreValidationError(problems: problems) }
 
         // Deferrable foreign keys are deferred to commit, so they need no ordering.
-        let deferrable = Set(target.flatMap { live in
-            (live.foreignKeys ?? []).filter(\.deferrable).map { "\(live.tableName)\u{0}\($0.name)" }
-        })
+        let deferrable = Set(
+            target.flatMap { live in
+                (live.foreignKeys ?? []).filter(\.deferrable).map { "\(live.tableName)\u{0}\($0.name)" }
+            })
         let references = selected.flatMap { table in
             table.foreignKeys
                 .filter { disableTriggers || !deferrable.contains("\(table.tableName)\u{0}\($0.name)") }
@@ -116,14 +127,16 @@ public struct RestorePlan: Sendable {
         self.steps = order.order.compactMap { steps[$0] }
         // Only keys the target has, and checks immediately, can block a cycle (with
         // --create-schema the foreign keys come after the rows).
-        let enforced = Set(target.flatMap { live in
-            (live.foreignKeys ?? []).filter { !$0.deferrable }.map { "\(live.tableName)\u{0}\($0.name)" }
-        })
+        let enforced = Set(
+            target.flatMap { live in
+                (live.foreignKeys ?? []).filter { !$0.deferrable }.map { "\(live.tableName)\u{0}\($0.name)" }
+            })
         let blocking = selected.flatMap { table in
             table.foreignKeys.filter { enforced.contains("\(table.tableName)\u{0}\($0.name)") }
                 .map { (child: table.tableName, parent: $0.referenced) }
         }
-        self.blockedCycles = disableTriggers ? [] : RestoreOrder(tables: selected.map(\.tableName), references: blocking).cycles
+        self.blockedCycles =
+            disableTriggers ? [] : RestoreOrder(tables: selected.map(\.tableName), references: blocking).cycles
         for cycle in blockedCycles {
             warnings.append(Self.cycleAdvice(cycle))
         }

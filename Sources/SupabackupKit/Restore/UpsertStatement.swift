@@ -10,7 +10,8 @@ enum UpsertStatement {
     /// A temporary table with the target's column types, for rows COPY'd as text.
     static func createTyped(_ columns: [RestorePlan.ColumnPlan]) -> String {
         "DROP TABLE IF EXISTS \(typedTable); CREATE TEMP TABLE supabackup_typed ("
-            + columns.map { "\(SQL.quoteIdentifier($0.name)) \($0.targetType)" }.joined(separator: ", ") + ") ON COMMIT DROP"
+            + columns.map { "\(SQL.quoteIdentifier($0.name)) \($0.targetType)" }.joined(separator: ", ")
+            + ") ON COMMIT DROP"
     }
 
     static func selectTyped(_ columns: [RestorePlan.ColumnPlan]) -> String {
@@ -31,7 +32,9 @@ enum UpsertStatement {
         if !step.conflictKey.isEmpty {
             sql += " ON CONFLICT (" + step.conflictKey.map(SQL.quoteIdentifier).joined(separator: ", ") + ")"
             let keys = Set(step.conflictKey)
-            let updatable = columns.filter { !keys.contains($0.name) && !$0.insertOnly }.map { SQL.quoteIdentifier($0.name) }
+            let updatable = columns.filter { !keys.contains($0.name) && !$0.insertOnly }.map {
+                SQL.quoteIdentifier($0.name)
+            }
             if updatable.isEmpty {
                 sql += " DO NOTHING"
             } else {
@@ -43,7 +46,8 @@ enum UpsertStatement {
             }
         }
         sql += partitioned ? " RETURNING NULL::boolean AS inserted)" : " RETURNING (xmax = 0) AS inserted)"
-        sql += " SELECT count(*), CASE WHEN bool_or(inserted IS NULL) THEN NULL ELSE count(*) FILTER (WHERE inserted) END FROM written"
+        sql +=
+            " SELECT count(*), CASE WHEN bool_or(inserted IS NULL) THEN NULL ELSE count(*) FILTER (WHERE inserted) END FROM written"
         return sql
     }
 
