@@ -138,9 +138,18 @@ enum JSONScanner {
 
     /// Decodes a JSON string token (with its quotes) into a Swift string.
     static func decodeString(_ bytes: UnsafeRawBufferPointer) -> String? {
-        guard bytes.count >= 2, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\"") else { return nil }
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
+        guard appendUnescaped(bytes, to: &out) else { return nil }
+        return String(validating: out, as: UTF8.self)
+    }
+
+    /// Appends the bytes a JSON string token (with its quotes) stands for; false, having
+    /// appended a partial result, when the token is malformed.
+    static func appendUnescaped(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) -> Bool {
+        guard bytes.count >= 2, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\"") else {
+            return false
+        }
         var i = 1
         let end = bytes.count - 1
         while i < end {
@@ -150,7 +159,7 @@ enum JSONScanner {
                 i += 1
                 continue
             }
-            guard i + 1 < end else { return nil }
+            guard i + 1 < end else { return false }
             let e = bytes[i + 1]
             i += 2
             switch e {
@@ -163,7 +172,7 @@ enum JSONScanner {
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
-                guard i + 4 <= end, var scalar = hex4(bytes, i) else { return nil }
+                guard i + 4 <= end, var scalar = hex4(bytes, i) else { return false }
                 i += 4
                 if (0xD800..<0xDC00).contains(scalar), i + 6 <= end, bytes[i] == UInt8(ascii: "\\"),
                     bytes[i + 1] == UInt8(ascii: "u"), let low = hex4(bytes, i + 2), (0xDC00..<0xE000).contains(low)
@@ -171,13 +180,13 @@ enum JSONScanner {
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     i += 6
                 }
-                guard let unicode = Unicode.Scalar(scalar) else { return nil }
+                guard let unicode = Unicode.Scalar(scalar) else { return false }
                 out.append(contentsOf: Array(String(Character(unicode)).utf8))
             default:
-                return nil
+                return false
             }
         }
-        return String(validating: out, as: UTF8.self)
+        return true
     }
 
     private static func hex4(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt32? {

@@ -123,7 +123,7 @@ final class RESTBackupSource: BackupSource {
                 users: { if users { try body($0) } }, identities: { if !users { try body($0) } })
             return users ? counts.users : counts.identities
         }
-        let jsonb = Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name))
+        let jsonb = KeySet(Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name)))
         let keyed = !table.primaryKey.isEmpty
         // Without a key, order by every column that has an ordering (json has none).
         let orderColumns = keyed ? table.primaryKey : table.columns.filter { $0.encoding == .json }.map(\.name)
@@ -176,7 +176,7 @@ final class RESTBackupSource: BackupSource {
     /// (`null`, its key left out as in direct mode) and JSON null (`"null"`) stay apart; their
     /// text is jsonb's own rendering, the bytes `to_json` gives.
     static func appendLine(
-        _ page: UnsafeRawBufferPointer, _ row: Range<Int>, jsonbAsText jsonb: Set<String>, to lines: inout [UInt8]
+        _ page: UnsafeRawBufferPointer, _ row: Range<Int>, jsonbAsText jsonb: KeySet, to lines: inout [UInt8]
     ) {
         let start = lines.count
         if !jsonb.isEmpty, let members = JSONScanner.members(page, in: row) {
@@ -185,15 +185,15 @@ final class RESTBackupSource: BackupSource {
             for member in members {
                 let value = UnsafeRawBufferPointer(rebasing: page[member.value])
                 let key = UnsafeRawBufferPointer(rebasing: page[member.key])
-                let isJSONB = JSONScanner.decodeString(key).map(jsonb.contains) == true
+                let isJSONB = jsonb.contains(key)
                 if isJSONB && isNull(page, member.value) { continue }
                 if !first { lines.append(UInt8(ascii: ",")) }
                 first = false
                 lines.append(contentsOf: key)
                 lines.append(UInt8(ascii: ":"))
-                if isJSONB, value.first == UInt8(ascii: "\""), let text = JSONScanner.decodeString(value) {
-                    lines.append(contentsOf: text.utf8)
-                } else {
+                let mark = lines.count
+                if !(isJSONB && value.first == UInt8(ascii: "\"") && JSONScanner.appendUnescaped(value, to: &lines)) {
+                    lines.removeSubrange(mark...)
                     lines.append(contentsOf: value)
                 }
             }
@@ -205,6 +205,25 @@ final class RESTBackupSource: BackupSource {
         // archive's lines never contain one.
         for i in start..<lines.count where lines[i] == 0x0A || lines[i] == 0x0D { lines[i] = 0x20 }
         lines.append(0x0A)
+    }
+
+    /// Column names matched against a row's key tokens byte for byte (the server escapes a
+    /// name exactly as `SQL.jsonString` does), decoding only keys that hold an escape.
+    struct KeySet {
+        let names: Set<String>
+        private let tokens: [[UInt8]]
+
+        init(_ names: Set<String>) {
+            self.names = names
+            tokens = names.map { Array(SQL.jsonString($0).utf8) }
+        }
+
+        var isEmpty: Bool { names.isEmpty }
+
+        func contains(_ key: UnsafeRawBufferPointer) -> Bool {
+            if key.contains(UInt8(ascii: "\\")) { return JSONScanner.decodeString(key).map(names.contains) == true }
+            return tokens.contains { $0.count == key.count && $0.elementsEqual(key) }
+        }
     }
 
     private static func isNull(_ page: UnsafeRawBufferPointer, _ value: Range<Int>) -> Bool {
