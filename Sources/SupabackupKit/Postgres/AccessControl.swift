@@ -39,12 +39,13 @@ enum AccessControl {
             catalog: ("pg_namespace", "nspacl", "nspowner", "n", "regnamespace"))
     }
 
-    /// One grantee's privileges on an object (or column).
+    /// One grantee's privileges on an object (or one of its columns).
     struct Grant: Decodable {
+        var object: String
+        var column: String?
         var grantee: String
         var grantable: Bool
         var privileges: String
-        var column: String?
         var option: String { grantable ? " WITH GRANT OPTION" : "" }
     }
 
@@ -53,30 +54,42 @@ enum AccessControl {
         "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END"
 
     /// The statements for `objects`: per object a reset (`acl`), then one `grant` per grantee.
+    /// The source's ACLs are read with one query per catalog, not one per object (a remote
+    /// project with hundreds of tables would pay a round trip for each).
     static func statements(for objects: [Object], on connection: PostgresConnection) throws -> [SchemaScript.Statement]
     {
-        var statements: [SchemaScript.Statement] = []
-        for object in objects {
-            let c = object.catalog
-            statements.append(
-                SchemaScript.Statement(section: .postData, kind: "acl", name: object.key, sql: reset(object)))
-            // The source's effective ACL (NULL means the built-in default), less the owner's.
-            let rows = try connection.decode(
+        var grants: [String: [Grant]] = [:]
+        var groups: [String: [Object]] = [:]
+        for object in objects { groups["\(object.catalog)", default: []].append(object) }
+        for group in groups.values {
+            let c = group[0].catalog
+            // The effective ACL (NULL means the built-in default), less the owner's own entry.
+            for grant in try connection.decode(
                 Grant.self,
                 """
-                SELECT \(granteeSQL) AS grantee, a.is_grantable AS grantable,
+                SELECT n.name AS object, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
                        string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
-                FROM pg_catalog.\(c.table) o,
-                     pg_catalog.aclexplode(coalesce(o.\(c.acl), pg_catalog.acldefault('\(c.defaultKind)', o.\(c.owner)))) a
-                WHERE o.oid = $1::pg_catalog.\(c.cast) AND a.grantee <> o.\(c.owner)
-                GROUP BY 1, 2 ORDER BY 1, 2
-                """, [object.sqlName])
-            for row in rows {
+                FROM unnest($1::text[]) AS n(name)
+                JOIN pg_catalog.\(c.table) o ON o.oid = n.name::pg_catalog.\(c.cast)
+                CROSS JOIN LATERAL pg_catalog.aclexplode(
+                    coalesce(o.\(c.acl), pg_catalog.acldefault('\(c.defaultKind)', o.\(c.owner)))) a
+                WHERE a.grantee <> o.\(c.owner)
+                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                """, [SQL.textArrayLiteral(group.map(\.sqlName))])
+            {
+                grants["\(c.table) \(grant.object)", default: []].append(grant)
+            }
+        }
+        var statements: [SchemaScript.Statement] = []
+        for object in objects {
+            statements.append(
+                SchemaScript.Statement(section: .postData, kind: "acl", name: object.key, sql: reset(object)))
+            for grant in grants["\(object.catalog.table) \(object.sqlName)"] ?? [] {
                 statements.append(
                     SchemaScript.Statement(
-                        section: .postData, kind: "grant", name: "\(object.key) \(row.grantee)",
+                        section: .postData, kind: "grant", name: "\(object.key) \(grant.grantee)",
                         sql:
-                            "GRANT \(row.privileges) ON \(object.keyword) \(object.sqlName) TO \(row.grantee)\(row.option);"
+                            "GRANT \(grant.privileges) ON \(object.keyword) \(object.sqlName) TO \(grant.grantee)\(grant.option);"
                     ))
             }
         }
@@ -98,31 +111,37 @@ enum AccessControl {
             """
     }
 
-    /// Column privileges (`attacl`) of `tables`, keyed to their table.
+    /// Column privileges (`attacl`) of `tables`, keyed to their table, in one query.
     static func columnGrants(_ tables: [(name: String, key: String)], on connection: PostgresConnection) throws
         -> [SchemaScript.Statement]
     {
+        var grants: [String: [Grant]] = [:]
+        for grant in try connection.decode(
+            Grant.self,
+            """
+            SELECT n.name AS object, quote_ident(c.attname) AS column, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
+                   string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
+            FROM unnest($1::text[]) AS n(name)
+            JOIN pg_catalog.pg_attribute c ON c.attrelid = n.name::pg_catalog.regclass
+            CROSS JOIN LATERAL pg_catalog.aclexplode(c.attacl) a
+            WHERE c.attnum > 0 AND NOT c.attisdropped AND c.attacl IS NOT NULL
+            GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            """, [SQL.textArrayLiteral(tables.map(\.name))])
+        {
+            grants[grant.object, default: []].append(grant)
+        }
         var statements: [SchemaScript.Statement] = []
         for table in tables {
-            for row in try connection.decode(
-                Grant.self,
-                """
-                SELECT quote_ident(c.attname) AS column, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
-                       string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
-                FROM pg_catalog.pg_attribute c, pg_catalog.aclexplode(c.attacl) a
-                WHERE c.attrelid = $1::pg_catalog.regclass AND c.attnum > 0 AND NOT c.attisdropped AND c.attacl IS NOT NULL
-                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-                """, [table.name])
-            {
-                let column = row.column ?? ""
-                let privileges = row.privileges.split(separator: ",").map {
+            for grant in grants[table.name] ?? [] {
+                let column = grant.column ?? ""
+                let privileges = grant.privileges.split(separator: ",").map {
                     "\($0.trimmingCharacters(in: .whitespaces)) (\(column))"
                 }
                 statements.append(
                     SchemaScript.Statement(
-                        section: .postData, kind: "grant", name: "\(table.key) \(row.grantee)",
+                        section: .postData, kind: "grant", name: "\(table.key) \(grant.grantee)",
                         sql:
-                            "GRANT \(privileges.joined(separator: ", ")) ON TABLE \(table.name) TO \(row.grantee)\(row.option);"
+                            "GRANT \(privileges.joined(separator: ", ")) ON TABLE \(table.name) TO \(grant.grantee)\(grant.option);"
                     ))
             }
         }
