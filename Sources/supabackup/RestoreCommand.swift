@@ -61,7 +61,7 @@ struct RestoreCommand: ParsableCommand {
                         "supabackup: nothing restored; pick one: supabackup restore \(backups[0].name) --dir \(directory)"
                     )
                 }
-                throw ExitCode(ExitCodes.usage)
+                throw ExitCode(ExitStatus.usage)
             }
             var options = RestoreOptions(
                 target: try connection.restoreTarget(), directory: directory, name: name,

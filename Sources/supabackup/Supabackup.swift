@@ -229,12 +229,6 @@ enum Terminal {
     }
 }
 
-enum ExitCodes {
-    static let failure = ExitStatus.failure
-    static let damaged = ExitStatus.damaged
-    static let usage = ExitStatus.usage
-}
-
 func formatBytes(_ bytes: Int64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var value = Double(bytes)

@@ -55,7 +55,7 @@ struct VerifyCommand: ParsableCommand {
                                 problem: $0.problem)
                         },
                         problems: report.allProblems, findings: findings))
-                if !intact { throw ExitCode(ExitCodes.damaged) }
+                if !intact { throw ExitCode(ExitStatus.damaged) }
                 return
             }
             for check in report.tables where check.problem == nil {
@@ -68,7 +68,7 @@ struct VerifyCommand: ParsableCommand {
             guard intact else {
                 let count = report.allProblems.count + (findings?.count ?? 0)
                 Terminal.stderr("supabackup: error: backup \(name) is damaged or inconsistent (\(count) problems)")
-                throw ExitCode(ExitCodes.damaged)
+                throw ExitCode(ExitStatus.damaged)
             }
             print(
                 "backup \(name) is intact: \(report.tables.count) tables, \(archive.manifest.totalRows) rows"

@@ -19,7 +19,8 @@ struct OpenAPISchema {
     struct Table {
         var name: String
         var columns: [Column]
-        /// False for relations PostgREST cannot insert into: views, in practice.
+        /// False for relations PostgREST cannot insert into. True for tables and also for
+        /// auto-updatable views, which the document does not tell apart (see `PostgRESTClient.isView`).
         var insertable: Bool
         var primaryKey: [String] { columns.filter(\.primaryKey).map(\.name) }
     }
