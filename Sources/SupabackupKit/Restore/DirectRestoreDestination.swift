@@ -51,7 +51,7 @@ final class DirectRestoreDestination: RestoreDestination {
 
     /// Where this connection looked, when its URL names no database (libpq then uses the
     /// user's name, which surprises people).
-    var unnamedDatabaseNote: String? {
+    var locationNote: String? {
         connectionString.namesDatabase ? nil : "looked in \(connection.location(connectionString))"
     }
 

@@ -28,6 +28,8 @@ final class RESTRestoreDestination: RestoreDestination {
     }
 
     let comparesTypes = false
+    let locationNote: String? = nil
+    let schemaReport: (created: [String], existing: [String], skipped: [String]) = ([], [], [])
 
     /// Auth users go through the Auth admin API; the auth schema is not exposed over REST.
     private func users(_ selected: [Manifest.Table]) -> Manifest.Table? {

@@ -16,6 +16,13 @@ protocol RestoreDestination: AnyObject {
     /// the OpenAPI `format`).
     var comparesTypes: Bool { get }
 
+    /// A line for a "the target does not match" error, saying where the target was looked for
+    /// when that may surprise (a database URL naming no database); nil otherwise.
+    var locationNote: String? { get }
+
+    /// What `--create-schema` did so far: created, existing and skipped objects.
+    var schemaReport: (created: [String], existing: [String], skipped: [String]) { get }
+
     /// What this destination adds to the plan's warnings.
     func warnings(for selected: [Manifest.Table]) -> [String]
 

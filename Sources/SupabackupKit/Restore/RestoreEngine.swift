@@ -178,9 +178,7 @@ public struct RestoreEngine {
                 manifest: archive.manifest, tables: planned, target: target, disableTriggers: options.disableTriggers,
                 compareTypes: destination.comparesTypes, views: nonTables)
         } catch var error as RestoreValidationError {
-            if let note = (destination as? DirectRestoreDestination)?.unnamedDatabaseNote {
-                error.problems.append(note)
-            }
+            if let note = destination.locationNote { error.problems.append(note) }
             throw error
         }
         plan.warnings += destination.warnings(for: selected)
@@ -188,9 +186,7 @@ public struct RestoreEngine {
         if options.dryRun {
             destination.abandon()
             var result = RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
-            if let report = (destination as? DirectRestoreDestination)?.schemaReport {
-                (result.schemaCreated, result.schemaExisting, result.schemaSkipped) = report
-            }
+            (result.schemaCreated, result.schemaExisting, result.schemaSkipped) = destination.schemaReport
             return result
         }
         let load = try destination.load(plan, selected: selected, progress: options.progress)
