@@ -41,6 +41,12 @@ struct AuthAdminClient {
     static let identityFields: [String: String] = ["provider_id": "id", "id": "identity_id"]
 
     init(settings: RESTSettings, logger: Logger) throws {
+        client = PostgRESTClient(settings: try Self.settings(for: settings), logger: logger)
+    }
+
+    /// The settings that reach the Auth API beside `settings`' PostgREST; a bare PostgREST
+    /// has none, which is a usage error said before any row is read.
+    static func settings(for settings: RESTSettings) throws -> RESTSettings {
         guard let root = settings.authRoot else {
             throw UsageError(
                 "--with-auth over REST needs the project URL (https://<ref>.supabase.co, http://127.0.0.1:54321, https://supabase.example.com); \(settings.root.absoluteString) is a bare PostgREST with no Auth API beside it",
@@ -49,7 +55,7 @@ struct AuthAdminClient {
         var auth = settings
         auth.root = root
         auth.fallbackRoot = nil
-        client = PostgRESTClient(settings: auth, logger: logger)
+        return auth
     }
 
     func shutdown() { client.shutdown() }

@@ -136,6 +136,56 @@ enum JSONScanner {
         out.append(UInt8(ascii: "}"))
     }
 
+    /// Column names matched against a row's key tokens byte for byte (the server escapes a
+    /// name exactly as `SQL.jsonString` does), decoding only keys that hold an escape.
+    struct KeySet {
+        let names: Set<String>
+        private let tokens: [[UInt8]]
+
+        init(_ names: Set<String>) {
+            self.names = names
+            tokens = names.map { Array(SQL.jsonString($0).utf8) }
+        }
+
+        var isEmpty: Bool { names.isEmpty }
+
+        func contains(_ key: UnsafeRawBufferPointer) -> Bool {
+            if key.contains(UInt8(ascii: "\\")) { return decodeString(key).map(names.contains) == true }
+            return tokens.contains { $0.count == key.count && $0.elementsEqual(key) }
+        }
+    }
+
+    /// Appends the object at `range`, replacing the string values of the `unwrapping` members by
+    /// the JSON text they hold (columns read or kept as text) and, with `omittingNull`, leaving
+    /// out those members when they are `null` (SQL NULL). Other members are copied as they are.
+    static func appendObject(
+        _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>, unwrapping keys: KeySet, omittingNull: Bool,
+        to out: inout [UInt8]
+    ) {
+        guard !keys.isEmpty, let members = members(bytes, in: range) else {
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[range]))
+            return
+        }
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        for member in members {
+            let key = UnsafeRawBufferPointer(rebasing: bytes[member.key])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[member.value])
+            let named = keys.contains(key)
+            if named && omittingNull && value.count == 4 && value.first == UInt8(ascii: "n") { continue }
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(contentsOf: key)
+            out.append(UInt8(ascii: ":"))
+            let mark = out.count
+            if !(named && value.first == UInt8(ascii: "\"") && appendUnescaped(value, to: &out)) {
+                out.removeSubrange(mark...)
+                out.append(contentsOf: value)
+            }
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
     /// Decodes a JSON string token (with its quotes) into a Swift string.
     static func decodeString(_ bytes: UnsafeRawBufferPointer) -> String? {
         var out: [UInt8] = []

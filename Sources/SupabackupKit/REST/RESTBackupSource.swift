@@ -82,7 +82,7 @@ final class RESTBackupSource: BackupSource {
         // could never be restored into the view a direct target has.
         if tables.contains(where: { $0.name.schema == "auth" }) {
             // Fails before any row is read when there is no Auth API.
-            _ = try AuthAdminClient(settings: settings, logger: logger)
+            _ = try AuthAdminClient.settings(for: settings)
         }
         var kept: [SourceTable] = []
         for table in tables {
@@ -123,7 +123,7 @@ final class RESTBackupSource: BackupSource {
                 users: { if users { try body($0) } }, identities: { if !users { try body($0) } })
             return users ? counts.users : counts.identities
         }
-        let jsonb = KeySet(Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name)))
+        let jsonb = JSONScanner.KeySet(Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name)))
         let keyed = !table.primaryKey.isEmpty
         // Without a key, order by every column that has an ordering (json has none).
         let orderColumns = keyed ? table.primaryKey : table.columns.filter { $0.encoding == .json }.map(\.name)
@@ -176,58 +176,15 @@ final class RESTBackupSource: BackupSource {
     /// (`null`, its key left out as in direct mode) and JSON null (`"null"`) stay apart; their
     /// text is jsonb's own rendering, the bytes `to_json` gives.
     static func appendLine(
-        _ page: UnsafeRawBufferPointer, _ row: Range<Int>, jsonbAsText jsonb: KeySet, to lines: inout [UInt8]
+        _ page: UnsafeRawBufferPointer, _ row: Range<Int>, jsonbAsText jsonb: JSONScanner.KeySet,
+        to lines: inout [UInt8]
     ) {
         let start = lines.count
-        if !jsonb.isEmpty, let members = JSONScanner.members(page, in: row) {
-            lines.append(UInt8(ascii: "{"))
-            var first = true
-            for member in members {
-                let value = UnsafeRawBufferPointer(rebasing: page[member.value])
-                let key = UnsafeRawBufferPointer(rebasing: page[member.key])
-                let isJSONB = jsonb.contains(key)
-                if isJSONB && isNull(page, member.value) { continue }
-                if !first { lines.append(UInt8(ascii: ",")) }
-                first = false
-                lines.append(contentsOf: key)
-                lines.append(UInt8(ascii: ":"))
-                let mark = lines.count
-                if !(isJSONB && value.first == UInt8(ascii: "\"") && JSONScanner.appendUnescaped(value, to: &lines)) {
-                    lines.removeSubrange(mark...)
-                    lines.append(contentsOf: value)
-                }
-            }
-            lines.append(UInt8(ascii: "}"))
-        } else {
-            lines.append(contentsOf: UnsafeRawBufferPointer(rebasing: page[row]))
-        }
+        JSONScanner.appendObject(page, row, unwrapping: jsonb, omittingNull: true, to: &lines)
         // A raw newline can only be whitespace inside a json value nested in a composite; the
         // archive's lines never contain one.
         for i in start..<lines.count where lines[i] == 0x0A || lines[i] == 0x0D { lines[i] = 0x20 }
         lines.append(0x0A)
-    }
-
-    /// Column names matched against a row's key tokens byte for byte (the server escapes a
-    /// name exactly as `SQL.jsonString` does), decoding only keys that hold an escape.
-    struct KeySet {
-        let names: Set<String>
-        private let tokens: [[UInt8]]
-
-        init(_ names: Set<String>) {
-            self.names = names
-            tokens = names.map { Array(SQL.jsonString($0).utf8) }
-        }
-
-        var isEmpty: Bool { names.isEmpty }
-
-        func contains(_ key: UnsafeRawBufferPointer) -> Bool {
-            if key.contains(UInt8(ascii: "\\")) { return JSONScanner.decodeString(key).map(names.contains) == true }
-            return tokens.contains { $0.count == key.count && $0.elementsEqual(key) }
-        }
-    }
-
-    private static func isNull(_ page: UnsafeRawBufferPointer, _ value: Range<Int>) -> Bool {
-        value.count == 4 && page[value.lowerBound] == UInt8(ascii: "n")
     }
 
     /// The key columns' values in the row, as text for a filter.

@@ -222,7 +222,8 @@ final class RESTRestoreDestination: RestoreDestination {
         let headers = PostgRESTCatalog.schemaHeaders(step.table.schema, write: true) + [("Prefer", prefer)]
         let path = PostgRESTClient.percentEncode(step.table.name)
         // Columns kept as strings of JSON text go back to PostgREST as the JSON itself.
-        let unwrap = Set(columns.filter { $0.encoding == .text && $0.targetType == "json" }.map(\.name))
+        let unwrap = JSONScanner.KeySet(
+            Set(columns.filter { $0.encoding == .text && $0.targetType == "json" }.map(\.name)))
         var batch: [UInt8] = [UInt8(ascii: "[")]
         var inBatch = 0
         var rows: Int64 = 0
@@ -237,7 +238,7 @@ final class RESTRestoreDestination: RestoreDestination {
         try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
             try scanner.feed(chunk) { line in
                 if inBatch > 0 { batch.append(UInt8(ascii: ",")) }
-                Self.appendForREST(line, unwrapping: unwrap, to: &batch)
+                JSONScanner.appendObject(line, 0..<line.count, unwrapping: unwrap, omittingNull: false, to: &batch)
                 inBatch += 1
                 rows += 1
                 if batch.count >= self.settings.batchBytes { try flush() }
@@ -251,29 +252,6 @@ final class RESTRestoreDestination: RestoreDestination {
                 "seconds": "\(String(format: "%.2f", Date().timeIntervalSince(started)))",
             ])
         return rows
-    }
-
-    static func appendForREST(_ line: UnsafeRawBufferPointer, unwrapping unwrap: Set<String>, to out: inout [UInt8]) {
-        guard !unwrap.isEmpty, let members = JSONScanner.members(line, in: 0..<line.count) else {
-            out.append(contentsOf: line)
-            return
-        }
-        out.append(UInt8(ascii: "{"))
-        for (index, member) in members.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            let key = UnsafeRawBufferPointer(rebasing: line[member.key])
-            let value = UnsafeRawBufferPointer(rebasing: line[member.value])
-            out.append(contentsOf: key)
-            out.append(UInt8(ascii: ":"))
-            if value.first == UInt8(ascii: "\""), let name = JSONScanner.decodeString(key), unwrap.contains(name),
-                let text = JSONScanner.decodeString(value)
-            {
-                out.append(contentsOf: Array(text.utf8))
-            } else {
-                out.append(contentsOf: value)
-            }
-        }
-        out.append(UInt8(ascii: "}"))
     }
 
     /// The key columns of a foreign-key violation's detail, from its `(a, b)=(1, 2)` part, which
