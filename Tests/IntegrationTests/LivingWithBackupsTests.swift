@@ -42,7 +42,7 @@ struct LivingWithBackupsTests {
         try FileManager.default.setAttributes([.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: stale)
         let running = try PartialBackupFolder(in: directory.path, startingAt: now.addingTimeInterval(-86_400 * 60))
         try FileManager.default.setAttributes(
-            [.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: running.partialPath)
+            [.modificationDate: now.addingTimeInterval(-7200)], ofItemAtPath: running.location)
 
         let dry = try CLI.run(["prune", "--dir", directory.path, "--dry-run"])
         #expect(dry.status == 0)
@@ -62,7 +62,7 @@ struct LivingWithBackupsTests {
         #expect(left.isSuperset(of: [names[0], names[1], names[2], "notes.txt", "2020-01-01T00-00-00-000Z"]))
         #expect(
             !left.contains(names[3]) && !left.contains(names[4]) && !left.contains(".2020-02-02T00-00-00-000Z.partial"))
-        #expect(FileManager.default.fileExists(atPath: running.partialPath))
+        #expect(FileManager.default.fileExists(atPath: running.location))
         running.discard()
 
         // The newest backup survives any policy.
@@ -107,7 +107,7 @@ struct LivingWithBackupsTests {
         #expect(try CLI.run(["cat", name, "nope", "--dir", directory.path]).status == 64)
 
         let archive = try BackupArchive.open(name: name, in: directory.path)
-        let file = archive.dataPath(try #require(archive.manifest.tables.first { $0.name == "children" }))
+        let file = archive.path + "/" + (try #require(archive.manifest.tables.first { $0.name == "children" })).file
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [

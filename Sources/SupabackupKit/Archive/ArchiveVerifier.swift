@@ -55,15 +55,21 @@ public enum ArchiveVerifier {
     /// Problems with the data folder itself: missing, or holding files the manifest does not list.
     static func layoutProblems(_ archive: BackupArchive) -> [String] {
         var problems: [String] = []
-        let dataPath = (archive.path as NSString).appendingPathComponent(BackupArchive.dataDirectory)
-        if !FileSystem.isRealDirectory(dataPath) {
+        let folder = archive.object(BackupArchive.dataDirectory + "/")
+        let entries: [StoredEntry]
+        do {
+            entries = try archive.storage.list(prefix: folder, recursive: false)
+        } catch {
+            return ["data/: cannot be listed: \(error)"]
+        }
+        if entries.isEmpty {
             if !archive.manifest.tables.isEmpty { problems.append("data/: missing or not a directory") }
-        } else if let entries = try? FileManager.default.contentsOfDirectory(atPath: dataPath) {
-            let prefix = BackupArchive.dataDirectory.count + 1
-            let listed = Set(archive.manifest.tables.map { String($0.file.dropFirst(prefix)) })
-            for entry in entries.sorted() where !listed.contains(entry) {
-                problems.append("data/\(BackupName.printable(entry)): not listed in the manifest")
-            }
+            return problems
+        }
+        let prefix = BackupArchive.dataDirectory.count + 1
+        let listed = Set(archive.manifest.tables.map { String($0.file.dropFirst(prefix)) })
+        for entry in entries where !listed.contains(entry.baseName) || entry.isFolder {
+            problems.append("data/\(BackupName.printable(entry.baseName)): not listed in the manifest")
         }
         return problems
     }
@@ -73,9 +79,8 @@ public enum ArchiveVerifier {
     public static func checkChecksums(_ archive: BackupArchive, tables: [Manifest.Table]) throws {
         if let problem = layoutProblems(archive).first { throw ArchiveError(.damaged, problem) }
         for table in tables {
-            let path = archive.dataPath(table)
             do {
-                let file = try InputFile(opening: path)
+                let file = try archive.storage.openObject(archive.object(table.file), from: 0)
                 defer { file.close() }
                 var hasher = Crypto.SHA256()
                 var total: Int64 = 0
@@ -104,8 +109,9 @@ public enum ArchiveVerifier {
         var lastByte: UInt8 = 0x0A
         var badLine: Int64?
         var lineNumber: Int64 = 0
-        let reader = try ZstdFileReader(path: archive.dataPath(table))
-        let (bytes, sha256) = try reader.read { chunk in
+        let object = try archive.storage.openObject(archive.object(table.file), from: 0)
+        defer { object.close() }
+        let (bytes, sha256) = try ZstdFileReader().read(object) { chunk in
             if validateLines {
                 scanner.feed(chunk) { line in
                     lineNumber += 1

@@ -12,63 +12,74 @@ public struct BackupArchive: Sendable {
     /// Manifests are small; a huge one is damage, not something to load.
     static let maximumManifestBytes = 64 << 20
 
-    public let directory: String
+    public let storage: any BackupStorage
     public let name: String
     public let manifest: Manifest
 
-    /// The folder of the backup: `directory/name`.
-    public var path: String { (directory as NSString).appendingPathComponent(name) }
+    /// Where the backup is, for messages: `location/NAME`.
+    public var path: String { storage.describe(name) }
 
-    public func dataPath(_ table: Manifest.Table) -> String {
-        (path as NSString).appendingPathComponent(table.file)
+    /// The storage name of a file of this backup (`data/x.ndjson.zst`, `schema.sql`).
+    func object(_ file: String) -> String { name + "/" + file }
+
+    /// Opens backup `name` in the backups folder or storage location `directory`.
+    public static func open(name: String, in directory: String) throws -> BackupArchive {
+        try open(name: name, in: try StorageLocation.open(directory))
     }
 
-    /// Opens backup `name` in `directory`.
-    public static func open(name: String, in directory: String) throws -> BackupArchive {
+    /// Opens backup `name` in `storage`.
+    public static func open(name: String, in storage: any BackupStorage) throws -> BackupArchive {
         try BackupName.validateUserInput(name)
-        let path = (directory as NSString).appendingPathComponent(name)
-        guard FileSystem.isRealDirectory(path) else {
-            if FileManager.default.fileExists(atPath: path) {
+        let location = storage.location
+        guard let manifestEntry = try storage.entry(name + "/" + manifestFile), !manifestEntry.isFolder else {
+            if let entry = try storage.entry(name), !entry.isFolder {
                 throw ArchiveError(
-                    .invalidName, "'\(BackupName.printable(name))' in \(directory) is not a backup folder")
+                    .invalidName, "'\(BackupName.printable(name))' in \(location) is not a backup folder")
             }
-            throw ArchiveError(
-                .notFound,
-                "no backup named '\(BackupName.printable(name))' in \(directory) (see: supabackup list --dir \(directory))"
-            )
-        }
-        let manifestPath = (path as NSString).appendingPathComponent(manifestFile)
-        guard FileSystem.isRegularFile(manifestPath) else {
+            if try storage.entry(name) == nil && storage.list(prefix: name + "/", recursive: false).isEmpty {
+                throw ArchiveError(
+                    .notFound,
+                    "no backup named '\(BackupName.printable(name))' in \(location) (see: supabackup list --dir \(location))"
+                )
+            }
             throw ArchiveError(
                 .damaged, "'\(BackupName.printable(name))' has no manifest.json: it is not a complete backup")
         }
-        let manifest = try readManifest(at: manifestPath)
+        guard manifestEntry.size <= maximumManifestBytes else {
+            throw ArchiveError(.damaged, "is too large to be a manifest", file: manifestFile)
+        }
+        let manifest = try readManifest(name + "/" + manifestFile, in: storage)
         try manifest.validate(folderName: name)
-        return BackupArchive(directory: directory, name: name, manifest: manifest)
+        return BackupArchive(storage: storage, name: name, manifest: manifest)
     }
 
     /// `schema.sql`, checked against the manifest; nil for backups without one (REST mode).
     public func schemaScript() throws -> SchemaScript? {
         guard let entry = manifest.schemaFile else { return nil }
-        let path = (self.path as NSString).appendingPathComponent(entry.file)
-        guard FileSystem.isRegularFile(path), let data = FileManager.default.contents(atPath: path) else {
+        guard let stored = try storage.entry(object(entry.file)), !stored.isFolder else {
             throw ArchiveError(.damaged, "is missing or not a regular file", file: entry.file)
         }
-        guard Int64(data.count) == entry.bytes, Crypto.SHA256.hash(data: data).hex == entry.sha256 else {
-            throw ArchiveError(.damaged, "does not match the manifest's size and SHA-256", file: entry.file)
+        let mismatch = ArchiveError(.damaged, "does not match the manifest's size and SHA-256", file: entry.file)
+        guard stored.size == entry.bytes else { throw mismatch }
+        let data: Data
+        do {
+            data = try storage.read(object(entry.file), limit: Int(clamping: entry.bytes))
+        } catch var error as ArchiveError {
+            error.file = error.file ?? entry.file
+            throw error
         }
+        guard Crypto.SHA256.hash(data: data).hex == entry.sha256 else { throw mismatch }
         return try SchemaScript(parsing: String(decoding: data, as: UTF8.self))
     }
 
-    static func readManifest(at path: String) throws -> Manifest {
-        guard let size = FileSystem.fileSize(path), size <= maximumManifestBytes else {
-            throw ArchiveError(.damaged, "is too large to be a manifest", file: manifestFile)
-        }
+    static func readManifest(_ name: String, in storage: any BackupStorage) throws -> Manifest {
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw ArchiveError(.io, "cannot be read: \(error.localizedDescription)", file: manifestFile)
+            data = try storage.read(name, limit: maximumManifestBytes)
+        } catch var error as ArchiveError {
+            error.file = manifestFile
+            if error.code == .io { error.message = "cannot be read: \(error.message)" }
+            throw error
         }
         return try Manifest.decode(data)
     }

@@ -16,39 +16,24 @@ public struct BackupSummary: Sendable, Encodable {
     public var readableByOthers = false
 }
 
-/// Finds backups in a folder: directories with a backup name and a manifest.
-/// Folders of unfinished backups (hidden, `.<name>.partial`) and anything else are ignored.
+/// Finds backups in storage: folders with a backup name and a manifest.
+/// Unfinished backups (locally `.<name>.partial`) and anything else are ignored.
 public enum BackupListing {
     public static func list(in directory: String) throws -> [BackupSummary] {
-        guard FileSystem.isRealDirectory(directory) else {
-            if FileManager.default.fileExists(atPath: directory) {
-                throw ArchiveError(.io, "\(directory) is not a directory")
-            }
-            return []
-        }
-        let entries: [String]
-        do {
-            entries = try FileManager.default.contentsOfDirectory(atPath: directory)
-        } catch {
-            throw ArchiveError(.io, "cannot read \(directory): \(error.localizedDescription)")
-        }
+        try list(in: try StorageLocation.open(directory))
+    }
+
+    public static func list(in storage: any BackupStorage) throws -> [BackupSummary] {
         var found: [BackupSummary] = []
-        for entry in entries {
-            guard let time = BackupName.date(of: entry) else { continue }
-            let path = (directory as NSString).appendingPathComponent(entry)
-            guard FileSystem.isRealDirectory(path),
-                FileSystem.isRegularFile((path as NSString).appendingPathComponent(BackupArchive.manifestFile))
+        for folder in try storage.list(prefix: "", recursive: false) where folder.isFolder {
+            let name = folder.baseName
+            guard let time = BackupName.date(of: name),
+                let manifest = try storage.entry(name + "/" + BackupArchive.manifestFile), !manifest.isFolder
             else { continue }
-            var summary = BackupSummary(name: entry, time: time)
-            for item in [path, (path as NSString).appendingPathComponent(BackupArchive.manifestFile)] {
-                if let mode = (try? FileManager.default.attributesOfItem(atPath: item)[.posixPermissions]) as? Int,
-                    mode & 0o077 != 0
-                {
-                    summary.readableByOthers = true
-                }
-            }
+            var summary = BackupSummary(name: name, time: time)
+            summary.readableByOthers = folder.readableByOthers || manifest.readableByOthers
             do {
-                let archive = try BackupArchive.open(name: entry, in: directory)
+                let archive = try BackupArchive.open(name: name, in: storage)
                 summary.mode = archive.manifest.mode.rawValue
                 summary.tables = archive.manifest.tables.count
                 summary.rows = archive.manifest.totalRows

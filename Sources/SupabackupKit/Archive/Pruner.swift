@@ -19,60 +19,49 @@ public struct PruneResult: Sendable, Encodable {
 }
 
 /// Applies a retention policy to a backups folder. It only ever removes complete backups the
-/// policy does not keep (never the newest) and partial folders no process holds that are older
+/// policy does not keep (never the newest) and unfinished backups no process holds that are older
 /// than `staleAfter`; anything else in the folder is left alone.
 public enum Pruner {
     public static func prune(
         in directory: String, policy: RetentionPolicy, dryRun: Bool, now: Date = Date(), staleAfter: TimeInterval = 3600
     ) throws -> PruneResult {
-        guard FileSystem.isRealDirectory(directory) else {
-            throw ArchiveError(.notFound, "\(directory) is not a backups folder")
+        try prune(
+            in: try StorageLocation.open(directory), policy: policy, dryRun: dryRun, now: now, staleAfter: staleAfter)
+    }
+
+    public static func prune(
+        in storage: any BackupStorage, policy: RetentionPolicy, dryRun: Bool, now: Date = Date(),
+        staleAfter: TimeInterval = 3600
+    ) throws -> PruneResult {
+        guard let root = try storage.entry(""), root.isFolder else {
+            throw ArchiveError(.notFound, "\(storage.location) is not a backups folder")
         }
-        // Two prunes never run at once on one folder (the lock is on the folder itself: no file left behind).
-        let lock = dryRun ? nil : try BackupLock(path: directory)
+        // Two prunes never run at once where the storage can lock.
+        let lock = dryRun ? nil : try storage.maintenanceLock()
         defer { lock?.release() }
-        let backups = try BackupListing.list(in: directory)
+        let backups = try BackupListing.list(in: storage)
         let decisions = policy.apply(to: backups.map { ($0.name, $0.time) }, now: now)
         var result = PruneResult(
             dryRun: dryRun, backups: decisions.map { .init(name: $0.name, keep: $0.keep, reasons: $0.reasons) },
             stalePartials: [], activePartials: [])
         for decision in decisions where !decision.keep && !dryRun {
-            try remove(decision.name, in: directory)
+            try remove(decision.name, from: storage)
         }
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        for entry in entries.sorted() {
-            guard let name = partialName(entry), BackupName.date(of: name) != nil else { continue }
-            let path = (directory as NSString).appendingPathComponent(entry)
-            guard FileSystem.isRealDirectory(path) else { continue }
-            let held = BackupLock.isHeld((path as NSString).appendingPathComponent(PartialBackupFolder.lockFile))
-            let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? now
-            if held || now.timeIntervalSince(modified) < staleAfter {
-                result.activePartials.append(entry)
+        for unfinished in try storage.unfinishedBackups().sorted(by: { $0.label < $1.label }) {
+            if unfinished.held || now.timeIntervalSince(unfinished.modified ?? now) < staleAfter {
+                result.activePartials.append(unfinished.label)
                 continue
             }
-            result.stalePartials.append(entry)
-            if !dryRun { FileSystem.removeTree(path) }
+            result.stalePartials.append(unfinished.label)
+            if !dryRun { try storage.removeUnfinished(unfinished) }
         }
         return result
     }
 
-    /// `NAME` for `.NAME.partial` and `.NAME.removing`, else nil.
-    static func partialName(_ entry: String) -> String? {
-        guard entry.hasPrefix(".") else { return nil }
-        for suffix in [".partial", ".removing"] where entry.hasSuffix(suffix) {
-            return String(entry.dropFirst().dropLast(suffix.count))
-        }
-        return nil
-    }
-
-    /// Renames the backup out of sight first, so a crash mid-delete never leaves a half-deleted
-    /// folder that looks like a backup.
-    private static func remove(_ name: String, in directory: String) throws {
-        let path = (directory as NSString).appendingPathComponent(name)
-        let hidden = (directory as NSString).appendingPathComponent(".\(name).removing")
-        guard rename(path, hidden) == 0 else {
-            throw ArchiveError(.io, "cannot remove \(path): \(errnoText())")
-        }
-        FileSystem.removeTree(hidden)
+    /// The manifest goes first: an interrupted removal never leaves a half-deleted backup that
+    /// looks complete.
+    private static func remove(_ name: String, from storage: any BackupStorage) throws {
+        try storage.delete(name + "/" + BackupArchive.manifestFile)
+        try storage.deleteAll(under: name + "/")
     }
 }

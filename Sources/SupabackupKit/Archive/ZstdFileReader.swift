@@ -2,30 +2,28 @@ import CZstd
 import Crypto
 import Foundation
 
-/// Streams a zstd file's decompressed bytes while hashing its compressed bytes.
+/// Streams a zstd object's decompressed bytes while hashing its compressed bytes.
 ///
 /// Memory stays at two fixed buffers whatever the file's size. Damage shows as an
 /// `ArchiveError`: a bad frame, a failed frame checksum, or a file that ends mid-frame.
 final class ZstdFileReader {
     private let dctx: OpaquePointer
-    private let path: String
 
-    init(path: String) throws {
+    init() throws {
         guard let dctx = ZSTD_createDCtx() else {
             throw ArchiveError(.io, "could not allocate a zstd decompressor")
         }
         self.dctx = dctx
-        self.path = path
     }
 
     deinit { ZSTD_freeDCtx(dctx) }
 
-    /// Reads the whole file, handing decompressed chunks to `body`.
-    /// - Returns: the compressed size and SHA-256 (lowercase hex) of the file.
+    /// Reads the rest of `file`, handing decompressed chunks to `body`.
+    /// - Returns: the compressed size and SHA-256 (lowercase hex) of what was read.
     @discardableResult
-    func read(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (bytes: Int64, sha256: String) {
-        let file = try InputFile(opening: path)
-        defer { file.close() }
+    func read(_ file: ObjectReader, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (
+        bytes: Int64, sha256: String
+    ) {
         let output = UnsafeMutableRawBufferPointer.allocate(byteCount: ZSTD_DStreamOutSize(), alignment: 16)
         defer { output.deallocate() }
         var hasher = SHA256()

@@ -2,12 +2,13 @@ import CZstd
 import Crypto
 import Foundation
 
-/// Compresses a byte stream with zstd into a new file, hashing what lands on disk.
+/// Compresses a byte stream with zstd into a storage object, hashing what it writes.
 ///
 /// Compression runs on a thread of its own, pipelined with the caller (which is reading rows
 /// from the network): input is gathered into 512 KiB blocks handed over through a queue of at most
-/// two blocks, so memory stays bounded (a few MiB per writer; a parallel backup has one per job). The file is created exclusively with mode 0600;
-/// `finish()` waits for the compressor, fsyncs, and returns size and SHA-256.
+/// two blocks, so memory stays bounded (a few MiB per writer; a parallel backup has one per job).
+/// `finish()` waits for the compressor, finishes the object, and returns size and SHA-256; a
+/// writer dropped unfinished aborts its object.
 final class ZstdFileWriter {
     private let pipeline: Pipeline
     private var block: [UInt8] = []
@@ -15,8 +16,8 @@ final class ZstdFileWriter {
     private(set) var rawBytes: Int64 = 0
     private var finished = false
 
-    init(path: String, level: Int32) throws {
-        pipeline = try Pipeline(path: path, level: level)
+    init(into object: ObjectWriter, level: Int32) throws {
+        pipeline = try Pipeline(object: object, level: level)
         block.reserveCapacity(blockSize)
         // The thread holds the pipeline, never the writer: the writer may go away (on an error)
         // before the thread even starts, and its deinit then stops and joins the pipeline.
@@ -56,7 +57,8 @@ final class ZstdFileWriter {
         // @unchecked: `queue`, `closed`, `running` and `failure` are guarded by `condition`;
         // the rest belongs to the worker until it has stopped.
         private let cctx: OpaquePointer
-        private let file: OutputFile
+        private let file: ObjectWriter
+        private var finished = false
         private let output: UnsafeMutableRawBufferPointer
         private var hasher = SHA256()
         private var compressedBytes: Int64 = 0
@@ -69,23 +71,20 @@ final class ZstdFileWriter {
         private var failure: Error?
         private static let maxQueued = 2
 
-        init(path: String, level: Int32) throws {
+        init(object: ObjectWriter, level: Int32) throws {
             guard let cctx = ZSTD_createCCtx() else {
+                object.abort()
                 throw ArchiveError(.io, "could not allocate a zstd compressor")
             }
             ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
             ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
-            do {
-                file = try OutputFile(creating: path)
-            } catch {
-                ZSTD_freeCCtx(cctx)
-                throw error
-            }
+            file = object
             self.cctx = cctx
             output = .allocate(byteCount: ZSTD_CStreamOutSize(), alignment: 16)
         }
 
         deinit {
+            if !finished { file.abort() }
             ZSTD_freeCCtx(cctx)
             output.deallocate()
         }
@@ -112,7 +111,8 @@ final class ZstdFileWriter {
             stop()
             if let failure = condition.withLock({ failure }) { throw failure }
             try compress([], end: true)
-            try file.syncAndClose()
+            try file.finish()
+            finished = true
             let digest = hasher.finalize().hex
             return (compressedBytes, digest)
         }

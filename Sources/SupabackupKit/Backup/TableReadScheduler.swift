@@ -170,14 +170,13 @@ final class TableReadScheduler: @unchecked Sendable {
         let whole = parts[item.table].count == 1
         let file = whole ? files[item.table] : files[item.table] + ".part\(item.part)"
         condition.withLock { if started[item.table] == nil { started[item.table] = Date() } }
-        let path = folder.path(of: file)
-        let writer = try ZstdFileWriter(path: path, level: level)
+        let writer = try ZstdFileWriter(into: try folder.create(file), level: level)
         let rows: Int64
         do {
             rows = try copy(item, with: reader, into: writer)
         } catch let busy as SnapshotReader.LockBusy {
             // The leader will write this file from scratch.
-            unlink(path)
+            try folder.delete(file)
             throw busy
         }
         let (bytes, sha256) = try writer.finish()
@@ -246,21 +245,21 @@ final class TableReadScheduler: @unchecked Sendable {
 
     /// Joins a table's part files, in order, into its data file, hashing what it writes.
     private func concatenate(_ table: Int, count: Int) throws -> (bytes: Int64, sha256: String) {
-        let output = try OutputFile(creating: folder.path(of: files[table]))
+        let output = try folder.create(files[table])
         var hasher = SHA256()
         var total: Int64 = 0
         for part in 0..<count {
-            let path = folder.path(of: files[table] + ".part\(part)")
-            let input = try InputFile(opening: path)
+            let name = files[table] + ".part\(part)"
+            let input = try folder.open(name)
             try input.forEachChunk { chunk in
                 hasher.update(bufferPointer: chunk)
                 try output.write(chunk)
                 total += Int64(chunk.count)
             }
             input.close()
-            unlink(path)
+            try folder.delete(name)
         }
-        try output.syncAndClose()
+        try output.finish()
         return (total, hasher.finalize().hex)
     }
 

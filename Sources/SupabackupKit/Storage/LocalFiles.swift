@@ -13,7 +13,7 @@ private func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count:
 private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, buffer, count) }
 
 /// A file created exclusively with mode 0600 whatever the umask, written with plain `write(2)`.
-final class OutputFile {
+final class OutputFile: ObjectWriter {
     private var fd: Int32
     let path: String
 
@@ -38,8 +38,12 @@ final class OutputFile {
         }
     }
 
-    func write(_ data: Data) throws {
-        try data.withUnsafeBytes { try write($0) }
+    func finish() throws { try syncAndClose() }
+
+    /// Closes the file. What it holds stays, inside a folder that is never published.
+    func abort() {
+        if fd >= 0 { systemClose(fd) }
+        fd = -1
     }
 
     func syncAndClose() throws {
@@ -52,7 +56,7 @@ final class OutputFile {
 }
 
 /// A file read with plain `read(2)`; refuses symbolic links.
-final class InputFile {
+final class InputFile: ObjectReader {
     private var fd: Int32
     let path: String
 
@@ -68,23 +72,18 @@ final class InputFile {
 
     deinit { close() }
 
+    func seek(to offset: Int64) throws {
+        guard lseek(fd, off_t(offset), SEEK_SET) == off_t(offset) else {
+            throw ArchiveError(.io, "cannot seek in \(path): \(errnoText())")
+        }
+    }
+
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {
             let n = systemRead(fd, buffer.baseAddress!, buffer.count)
             if n >= 0 { return n }
             if errno == EINTR { continue }
             throw ArchiveError(.io, "cannot read \(path): \(errnoText())")
-        }
-    }
-
-    /// Reads the rest of the file through one buffer of `size` bytes.
-    func forEachChunk(size: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-        defer { buffer.deallocate() }
-        while true {
-            let n = try read(into: buffer)
-            if n == 0 { return }
-            try body(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
     }
 

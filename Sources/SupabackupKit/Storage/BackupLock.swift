@@ -9,7 +9,7 @@ import Foundation
 /// An advisory lock (`flock`) on a file, held while a backup writes its partial folder, so a
 /// concurrent prune can tell a running backup from an abandoned one. The kernel drops the lock
 /// when the process dies, whatever the way.
-final class BackupLock {
+final class BackupLock: StorageLock {
     private var fd: Int32
 
     /// Takes the lock, creating the file (or locking the directory itself when `path` is one);
