@@ -14,6 +14,8 @@ struct BackupCommand: ParsableCommand {
     @Option(name: .customLong("out"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
 
+    @OptionGroup var storage: StorageOptions
+
     @Option(
         name: .customLong("schema"),
         help: ArgumentHelp("Schema to back up (repeatable; default: public).", valueName: "s"))
@@ -77,6 +79,7 @@ struct BackupCommand: ParsableCommand {
     }
 
     func run() throws {
+        try storage.apply()
         try Terminal.run {
             let options = BackupOptions(
                 transport: try connection.backupTransport(), outputDirectory: directory,

@@ -17,7 +17,10 @@ struct CatCommand: ParsableCommand {
     @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
 
+    @OptionGroup var storage: StorageOptions
+
     func run() throws {
+        try storage.apply()
         try Terminal.run {
             let archive = try BackupArchive.open(name: name, in: directory)
             let filter = try TableFilter(parsing: table)
@@ -29,7 +32,15 @@ struct CatCommand: ParsableCommand {
                 )
             }
             let out = FileHandle.standardOutput
-            try archive.readRows(of: entry) { chunk in out.write(Data(chunk)) }
+            struct OutputClosed: Error {}
+            do {
+                try archive.readRows(of: entry) { chunk in
+                    do { try out.write(contentsOf: Data(chunk)) } catch { throw OutputClosed() }
+                }
+            } catch is OutputClosed {
+                // The reader went away (`| head`): stop quietly, as cat does.
+                return
+            }
         }
     }
 }

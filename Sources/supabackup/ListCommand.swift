@@ -9,10 +9,13 @@ struct ListCommand: ParsableCommand {
     @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
 
+    @OptionGroup var storage: StorageOptions
+
     @Flag(help: "One JSON array on stdout.")
     var json = false
 
     func run() throws {
+        try storage.apply()
         try Terminal.run {
             let backups = try BackupListing.list(in: directory)
             for backup in backups where backup.readableByOthers {

@@ -43,6 +43,8 @@ struct PruneCommand: ParsableCommand {
     @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
 
+    @OptionGroup var storage: StorageOptions
+
     @OptionGroup var retention: RetentionOptions
 
     @Flag(name: .customLong("dry-run"), help: "Show what would be removed; remove nothing.")
@@ -52,6 +54,7 @@ struct PruneCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        try storage.apply()
         try Terminal.run {
             let result = try Pruner.prune(in: directory, policy: retention.policy, dryRun: dryRun)
             if json {

@@ -21,6 +21,8 @@ struct RestoreCommand: ParsableCommand {
     @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
 
+    @OptionGroup var storage: StorageOptions
+
     @Option(
         name: .customLong("table"),
         help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
@@ -50,6 +52,7 @@ struct RestoreCommand: ParsableCommand {
     var json = false
 
     func run() throws {
+        try storage.apply()
         try Terminal.run {
             guard let name else {
                 let backups = try BackupListing.list(in: directory)

@@ -9,7 +9,8 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
             Checks size, SHA-256, zstd integrity, row count, and that each line is a JSON object. With --deep,
             also that primary keys are unique and every foreign key between backed-up tables resolves.
-            Exit 3 on damage.
+            In object storage (s3://), compares the listed sizes without downloading unless --read-data
+            (or --deep) is given. Exit 3 on damage.
             """)
 
     @Argument(help: "The backup's name.")
@@ -18,8 +19,15 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
 
+    @OptionGroup var storage: StorageOptions
+
     @Flag(help: "Also check primary-key uniqueness and foreign-key references inside the archive.")
     var deep = false
+
+    @Flag(
+        name: .customLong("read-data"),
+        help: "Download and check every byte (the default for local folders; object storage lists sizes).")
+    var readData = false
 
     @Flag(help: "One JSON object on stdout.")
     var json = false
@@ -40,9 +48,11 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
+        try storage.apply()
         try Terminal.run {
             let archive = try BackupArchive.open(name: name, in: directory)
-            let report = ArchiveVerifier.verify(archive)
+            let listingOnly = archive.storage.isRemote && !readData && !deep
+            let report = listingOnly ? ArchiveVerifier.verifyListing(archive) : ArchiveVerifier.verify(archive)
             let findings = deep && report.isIntact ? try DeepVerifier.check(archive) : nil
             let intact = report.isIntact && (findings?.isEmpty ?? true)
             if json {
@@ -72,7 +82,8 @@ struct VerifyCommand: ParsableCommand {
             }
             print(
                 "backup \(name) is intact: \(report.tables.count) tables, \(archive.manifest.totalRows) rows"
-                    + (deep ? "; keys unique and references resolve" : ""))
+                    + (deep ? "; keys unique and references resolve" : "")
+                    + (listingOnly ? " (sizes from the listing; --read-data reads every byte)" : ""))
         }
     }
 }

@@ -39,6 +39,25 @@ struct CommandLineTests {
         #expect(try target.digest("public.projects") == source.digest("public.projects"))
     }
 
+    @Test("cat into a reader that stops early (| head) ends quietly, without a crash")
+    func catIntoHead() throws {
+        let source = try TestDatabase("cathead")
+        try source.execute(
+            "CREATE TABLE public.t (id int PRIMARY KEY, v text); INSERT INTO public.t SELECT i, repeat('x', 200) FROM generate_series(1, 200000) i"
+        )
+        let directory = try TemporaryDirectory()
+        let name = try CLI.run(["backup", "--db-url", source.url, "--out", directory.path]).lastLine
+        let (process, out, err) = try CLI.start(["cat", name, "public.t", "--dir", directory.path])
+        #expect(out.fileHandleForReading.readData(ofLength: 1000).count == 1000)
+        try out.fileHandleForReading.close()
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        // Like cat: killed by SIGPIPE where it is not ignored, else a quiet exit 0.
+        let pipeSignal = process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGPIPE
+        #expect(pipeSignal || process.terminationStatus == 0, "\(errors)")
+        #expect(!errors.contains("crashed") && !errors.contains("Fatal error"), "\(errors)")
+    }
+
     @Test("restore without a name lists the backups, says how to pick one, and restores nothing")
     func restoreWithoutName() throws {
         let source = try TestDatabase("noname")

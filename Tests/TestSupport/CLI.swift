@@ -8,6 +8,12 @@ public enum CLI {
         public var stderr: String
         /// The last non-empty stdout line.
         public var lastLine: String { stdout.split(separator: "\n").last.map(String.init) ?? "" }
+
+        public init(status: Int32, stdout: String, stderr: String) {
+            self.status = status
+            self.stdout = stdout
+            self.stderr = stderr
+        }
     }
 
     public static var binary: String {

@@ -52,6 +52,46 @@ public enum ArchiveVerifier {
         return report
     }
 
+    /// What a listing can tell without downloading: the layout, and every file's size against
+    /// the manifest. Rows are the manifest's. The check `verify` makes on object storage unless
+    /// asked to read every byte.
+    public static func verifyListing(_ archive: BackupArchive) -> VerifyReport {
+        var report = VerifyReport(name: archive.name, tables: [], problems: [])
+        report.problems = layoutProblems(archive)
+        var sizes: [String: Int64] = [:]
+        do {
+            for entry in try archive.storage.list(prefix: archive.name + "/", recursive: true) {
+                sizes[String(entry.name.dropFirst(archive.name.count + 1))] = entry.size
+            }
+        } catch {
+            report.problems.append("cannot list \(archive.path): \(error)")
+        }
+        if let schema = archive.manifest.schemaFile, sizes[schema.file] != schema.bytes {
+            report.problems.append(
+                "\(schema.file): " + (sizes[schema.file] == nil ? "is missing" : "does not match the manifest's size"))
+        }
+        for table in archive.manifest.tables {
+            var check = VerifyReport.TableCheck(
+                table: table.tableName, file: table.file, rows: table.rows, bytes: sizes[table.file] ?? 0, problem: nil)
+            if let size = sizes[table.file] {
+                if size != table.bytes { check.problem = "is \(size) bytes, the manifest says \(table.bytes)" }
+            } else {
+                check.problem = "is missing"
+            }
+            report.tables.append(check)
+        }
+        return report
+    }
+
+    /// The listing check for `tables`, throwing the first problem: what a restore from object
+    /// storage checks before it writes (each file's SHA-256 is then checked as it streams).
+    static func checkListedSizes(_ archive: BackupArchive, tables: [Manifest.Table]) throws {
+        var report = verifyListing(archive)
+        let selected = Set(tables.map(\.file))
+        report.tables.removeAll { !selected.contains($0.file) }
+        if let problem = report.allProblems.first { throw ArchiveError(.damaged, problem) }
+    }
+
     /// Problems with the data folder itself: missing, or holding files the manifest does not list.
     static func layoutProblems(_ archive: BackupArchive) -> [String] {
         var problems: [String] = []

@@ -32,7 +32,9 @@ final class PartialBackupFolder {
     /// Where the unfinished backup is being written, for messages and tests.
     var location: String { pending.location }
 
-    func create(_ file: String) throws -> ObjectWriter { try pending.create(file) }
+    func create(_ file: String, sizeHint: Int64? = nil) throws -> ObjectWriter {
+        try pending.create(file, sizeHint: sizeHint)
+    }
     func open(_ file: String) throws -> ObjectReader { try pending.open(file) }
     func delete(_ file: String) throws { try pending.delete(file) }
 

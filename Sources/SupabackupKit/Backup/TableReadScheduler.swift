@@ -170,7 +170,9 @@ final class TableReadScheduler: @unchecked Sendable {
         let whole = parts[item.table].count == 1
         let file = whole ? files[item.table] : files[item.table] + ".part\(item.part)"
         condition.withLock { if started[item.table] == nil { started[item.table] = Date() } }
-        let writer = try ZstdFileWriter(into: try folder.create(file), level: level)
+        // A generous guess at the raw size (compressed is smaller): object storage sizes its parts by it.
+        let hint = table.estimatedRows > 0 ? table.estimatedRows * Int64(16 + 16 * table.columns.count) : nil
+        let writer = try ZstdFileWriter(into: try folder.create(file, sizeHint: hint), level: level)
         let rows: Int64
         do {
             rows = try copy(item, with: reader, into: writer)

@@ -17,7 +17,7 @@ struct RESTResponse {
 /// to fix. Calls block the calling thread (never call from an event loop).
 final class PostgRESTClient {
     let settings: RESTSettings
-    private let client: HTTPClient
+    private let http: OwnedHTTPClient
     private let logger: Logger
     static let userAgent = "supabackup/\(Supabackup.version)"
 
@@ -29,22 +29,11 @@ final class PostgRESTClient {
         configuration.decompression = .enabled(limit: .ratio(100))
         // Our own retry loop decides what is worth retrying; a refused connection is not.
         configuration.connectionPool.retryConnectionEstablishment = false
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        http = OwnedHTTPClient(configuration: configuration)
     }
-
-    private let lock = NSLock()
-    private var isShutDown = false
-
-    deinit { shutdown() }
 
     /// Shuts the HTTP client down once, however many owners call it.
-    func shutdown() {
-        let first = lock.withLock { () -> Bool in
-            defer { isShutDown = true }
-            return !isShutDown
-        }
-        if first { try? client.syncShutdown() }
-    }
+    func shutdown() { http.shutdown() }
 
     /// Settles where PostgREST answers. A project URL puts it at `<url>/rest/v1` behind the
     /// gateway (hosted, `supabase start`, self-hosted); when that is 404 and `<url>/` itself
@@ -149,13 +138,7 @@ final class PostgRESTClient {
                 request.headers.add(name: "User-Agent", value: Self.userAgent)
                 for (name, value) in settings.key.headers + headers { request.headers.add(name: name, value: value) }
                 if let body { request.body = .bytes(body) }
-                let response = try client.execute(
-                    request: request, deadline: .now() + .seconds(settings.requestTimeout)
-                ).wait()
-                var bytes: [UInt8] = []
-                if var buffer = response.body { bytes = buffer.readBytes(length: buffer.readableBytes) ?? [] }
-                outcome = .success(
-                    RESTResponse(status: Int(response.status.code), headers: response.headers, body: bytes))
+                outcome = http.fetch(request, timeout: .seconds(settings.requestTimeout))
             } catch {
                 outcome = .failure(error)
             }

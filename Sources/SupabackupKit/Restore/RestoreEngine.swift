@@ -133,7 +133,13 @@ public struct RestoreEngine {
             schema = script
         }
         // Damaged files are refused before the database is touched.
-        try ArchiveVerifier.checkChecksums(archive, tables: selected)
+        if archive.storage.isRemote, case .direct = options.target {
+            // One download, not two: each file's SHA-256 is checked as it streams into the one
+            // transaction, which rolls back on a mismatch; the listing's sizes are checked first.
+            try ArchiveVerifier.checkListedSizes(archive, tables: selected)
+        } else {
+            try ArchiveVerifier.checkChecksums(archive, tables: selected)
+        }
         let destination = try makeDestination(archive: archive, schema: schema)
         do {
             return try restore(archive: archive, selected: selected, into: destination)

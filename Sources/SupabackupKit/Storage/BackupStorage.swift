@@ -57,6 +57,14 @@ public protocol BackupStorage: AnyObject, Sendable {
     /// Keeps other maintenance (another prune) out until released; nil where the storage has no
     /// locks.
     func maintenanceLock() throws -> StorageLock?
+
+    /// Reading is a download (object storage): `verify` compares listed sizes unless asked to
+    /// read every byte, and a transactional restore checks each file as it streams it.
+    var isRemote: Bool { get }
+}
+
+extension BackupStorage {
+    public var isRemote: Bool { false }
 }
 
 /// One entry of a listing.
@@ -93,6 +101,16 @@ public struct UnfinishedBackup: Sendable {
     public var modified: Date?
     /// A running process still writes it.
     public var held: Bool
+    /// What the storage needs to remove it.
+    var handle: String
+
+    init(label: String, name: String, modified: Date?, held: Bool, handle: String? = nil) {
+        self.label = label
+        self.name = name
+        self.modified = modified
+        self.held = held
+        self.handle = handle ?? label
+    }
 }
 
 /// Released on `release()` or when dropped.
@@ -107,6 +125,8 @@ public protocol PendingBackup: AnyObject, Sendable {
     var location: String { get }
     /// A new object in the backup; fails if it exists.
     func create(_ file: String) throws -> ObjectWriter
+    /// The same, told how large the object may grow (object storage sizes its upload parts).
+    func create(_ file: String, sizeHint: Int64?) throws -> ObjectWriter
     /// Reads back a finished object of this backup (parts being joined).
     func open(_ file: String) throws -> ObjectReader
     func delete(_ file: String) throws
@@ -115,6 +135,10 @@ public protocol PendingBackup: AnyObject, Sendable {
     func publish(manifest: Data) throws -> String
     /// Removes what was written; safe to call more than once and from a signal handler's queue.
     func discard()
+}
+
+extension PendingBackup {
+    func create(_ file: String, sizeHint: Int64?) throws -> ObjectWriter { try create(file) }
 }
 
 /// Receives an object's bytes in order.
@@ -177,6 +201,10 @@ extension BackupStorage {
 public enum StorageLocation {
     public static func open(_ location: String) throws -> any BackupStorage {
         guard !location.isEmpty else { throw UsageError("the backups folder is empty; give a path") }
+        if S3Configuration.isS3(location) {
+            return try S3Storage(
+                location: location, addressing: ProcessInfo.processInfo.environment["SUPABACKUP_S3_ADDRESSING"])
+        }
         return LocalStorage(root: location)
     }
 }

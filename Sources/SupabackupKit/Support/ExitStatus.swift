@@ -21,6 +21,8 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case rest
     /// The target cannot take the backup as it is (nothing was written).
     case targetMismatch
+    /// Object storage refused a request or could not be reached.
+    case storage
     /// A broken promise inside supabackup.
     case internalFailure
 }
@@ -48,7 +50,7 @@ public enum ExitStatus {
         switch code {
         case .invalidArgument, .unknownName, .notSupported: return usage
         case .damagedArchive, .unsupportedFormat: return damaged
-        case .io, .database, .connection, .rest, .targetMismatch, .internalFailure: return failure
+        case .io, .database, .connection, .rest, .storage, .targetMismatch, .internalFailure: return failure
         }
     }
 

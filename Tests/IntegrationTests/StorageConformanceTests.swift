@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import TestSupport
 import Testing
 
 @testable import SupabackupKit
@@ -19,8 +20,15 @@ struct StorageUnderTest: Sendable, CustomTestStringConvertible {
         )
     }
 
+    /// A fresh prefix in the test bucket of moto's S3 server (signatures checked).
+    static let s3 = StorageUnderTest(name: "S3 (moto)") {
+        let configuration = try S3Configuration.resolve(try TestS3.location(), environment: try TestS3.environment())
+        let storage = S3Storage(configuration: configuration)
+        return (storage, { try? storage.deleteAll(under: "") })
+    }
+
     /// Every implementation; each must pass every test of the suite.
-    static let all: [StorageUnderTest] = [.local]
+    static let all: [StorageUnderTest] = [.local, .s3]
 }
 
 /// What every storage must do, whatever it stores on (restic runs one such suite per backend).
@@ -220,12 +228,23 @@ struct StorageConformanceTests {
                 let writer = try ZstdFileWriter(into: try folder.create("data/public.t.ndjson.zst"), level: 3)
                 try writer.write(Data("{\"id\":1}\n{\"id\":2}\n".utf8))
                 let (size, sha256) = try writer.finish()
-                var manifest = ManifestTests.sample()
-                manifest.name = folder.name
-                manifest.tables[0].file = "data/public.t.ndjson.zst"
-                manifest.tables[0].rows = 2
-                manifest.tables[0].bytes = size
-                manifest.tables[0].sha256 = sha256
+                let manifest = Manifest(
+                    format: Manifest.formatName, formatVersion: Manifest.currentFormatVersion, toolVersion: "test",
+                    name: folder.name, startedAt: BackupName.iso8601(folder.startedAt),
+                    finishedAt: BackupName.iso8601(folder.startedAt), mode: .direct,
+                    source: .init(host: "db", port: "5432", database: "app", user: "postgres"), serverVersion: "15",
+                    consistentSnapshot: true, schemas: ["public"],
+                    tables: [
+                        Manifest.Table(
+                            schema: "public", name: "t", kind: "table", file: "data/public.t.ndjson.zst",
+                            columns: [
+                                .init(
+                                    name: "id", type: "integer", nullable: false, generated: nil, identity: nil,
+                                    encoding: .json)
+                            ],
+                            primaryKey: ["id"], foreignKeys: [], rows: 2, bytes: size, sha256: sha256)
+                    ],
+                    restoreOrder: [TableName(schema: "public", name: "t")], sequences: [], warnings: [])
                 _ = try folder.publish(manifest)
                 names.append(folder.name)
             }
