@@ -6,10 +6,13 @@
 # server. Backups run with --jobs $JOBS (and once more with --jobs 1); pg_dump with its defaults.
 #   SIZES="500000 1000000 2000000 4000000" RUNS=3 SAMPLE_SCALE=100 REST_ROWS="100000 1000000" scripts/bench.sh
 #   ROWS=2000000 RUNS=3 SAMPLE_SCALE=0 scripts/bench.sh        (one size, no sample schema)
+# Last, backup and restore through moto's S3 server beside the local folder (S3_ROWS, 0 skips it):
+# moto is a Python server, so that section reports the ratio and peak memory, not a speed claim.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 source scripts/lib/pg.sh
+source scripts/lib/s3.sh
 deps_install
 if [ ! -x /usr/bin/time ]; then
   [ "$(id -u)" = 0 ] && { apt-get update -qq >/dev/null; apt-get install -y -qq time >/dev/null; }
@@ -24,11 +27,12 @@ swift build -c release --product postgrest-test-server 2>&1 | tail -n 1 >&2
 BIN="$(swift build -c release --show-bin-path)/supabackup"
 SERVER_BIN="$(swift build -c release --show-bin-path)/postgrest-test-server"
 REST_ROWS=${REST_ROWS:-"100000 1000000"}
+S3_ROWS=${S3_ROWS:-1000000}
 
 pg_start
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/supabackup-bench.XXXXXX")
 SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; pg_stop; rm -rf "$WORK"' EXIT
+trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; s3_stop; pg_stop; rm -rf "$WORK"' EXIT
 
 SCHEMA="CREATE TABLE public.bench (id uuid PRIMARY KEY, doc jsonb, amount numeric, tags text[], created_at timestamptz);"
 # generate DB N: fills public.bench in DB with N rows.
@@ -151,3 +155,39 @@ for n in $REST_ROWS; do
   read -r seconds kb < <(tail -n 1 "$WORK/rest_backup")
   printf '%-12s %10s %12s %10s\n' "$n" "$seconds" "$(awk -v n="$n" -v s="$seconds" 'BEGIN { printf "%d", n / s }')" "$((kb / 1024))"
 done
+
+# Object storage: the same backup and restore into moto's S3 server and into the local folder.
+if [ "$S3_ROWS" != 0 ]; then
+  s3_start
+  for db in s3src s3dst; do
+    createdb "$db"
+    psql -q -d "$db" -c "$SCHEMA"
+  done
+  generate s3src "$S3_ROWS"
+  url="postgresql://postgres@127.0.0.1:$PGPORT"
+  for run in $(seq "$RUNS"); do
+    echo "object storage: run $run/$RUNS" >&2
+    rm -rf "$WORK/s3local"
+    timed s3_local_backup "$BIN" backup --db-url "$url/s3src" --out "$WORK/s3local" --jobs "$JOBS" --quiet
+    location="s3://$SUPABACKUP_TEST_S3_BUCKET/bench-$run"
+    AWS_ACCESS_KEY_ID=$SUPABACKUP_TEST_S3_KEY_ID AWS_SECRET_ACCESS_KEY=$SUPABACKUP_TEST_S3_SECRET AWS_REGION=us-east-1 \
+      AWS_ENDPOINT_URL=$SUPABACKUP_TEST_S3_ENDPOINT timed s3_backup "$BIN" backup --db-url "$url/s3src" --out "$location" \
+      --jobs "$JOBS" --quiet
+    NAME=$(ls "$WORK/s3local")
+    truncate_public s3dst
+    timed s3_local_restore "$BIN" restore "$NAME" --dir "$WORK/s3local" --db-url "$url/s3dst" --quiet
+    truncate_public s3dst
+    S3NAME=$(AWS_ACCESS_KEY_ID=$SUPABACKUP_TEST_S3_KEY_ID AWS_SECRET_ACCESS_KEY=$SUPABACKUP_TEST_S3_SECRET \
+      AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$SUPABACKUP_TEST_S3_ENDPOINT "$BIN" list --dir "$location" --json \
+      | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["name"])')
+    AWS_ACCESS_KEY_ID=$SUPABACKUP_TEST_S3_KEY_ID AWS_SECRET_ACCESS_KEY=$SUPABACKUP_TEST_S3_SECRET AWS_REGION=us-east-1 \
+      AWS_ENDPOINT_URL=$SUPABACKUP_TEST_S3_ENDPOINT timed s3_restore "$BIN" restore "$S3NAME" --dir "$location" \
+      --db-url "$url/s3dst" --quiet
+  done
+  printf '\nobject storage: moto S3 server vs local folder, %s rows, median of %s runs (seconds)\n' "$S3_ROWS" "$RUNS"
+  printf '%-34s %10s %10s %8s %12s\n' "" "s3://" local ratio "peak MB s3"
+  printf '%-34s %10s %10s %8s %12s\n' "backup (--jobs $JOBS)" "$(t s3_backup)" "$(t s3_local_backup)" \
+    "$(ratio "$(t s3_backup)" "$(t s3_local_backup)")" "$(( $(peak s3_backup) / 1024 ))"
+  printf '%-34s %10s %10s %8s %12s\n' "restore into empty tables" "$(t s3_restore)" "$(t s3_local_restore)" \
+    "$(ratio "$(t s3_restore)" "$(t s3_local_restore)")" "$(( $(peak s3_restore) / 1024 ))"
+fi

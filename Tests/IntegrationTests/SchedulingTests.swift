@@ -25,18 +25,23 @@ struct SchedulingTests {
         return (process.terminationStatus, output)
     }
 
+    /// Runs `systemd-analyze verify` on `NAME.service` and `NAME.timer`, with ExecStart pointed at
+    /// the built binary (verify checks that it exists). Returns the service's text.
+    static func verifyUnits(_ name: String) throws -> String {
+        let directory = try TemporaryDirectory()
+        let service = try String(contentsOfFile: folder + "/\(name).service", encoding: .utf8)
+            .replacingOccurrences(of: "/usr/local/bin/supabackup", with: CLI.binary)
+        try service.write(toFile: directory.file("\(name).service"), atomically: true, encoding: .utf8)
+        try FileManager.default.copyItem(atPath: folder + "/\(name).timer", toPath: directory.file("\(name).timer"))
+        let (status, output) = try run(
+            ["systemd-analyze", "verify", directory.file("\(name).service"), directory.file("\(name).timer")])
+        #expect(status == 0, "\(output)")
+        return service
+    }
+
     @Test("the systemd service and timer pass systemd-analyze verify")
     func systemdUnits() throws {
-        let directory = try TemporaryDirectory()
-        // Point ExecStart at the built binary: verify checks that it exists.
-        let service = try String(contentsOfFile: Self.folder + "/supabackup.service", encoding: .utf8)
-            .replacingOccurrences(of: "/usr/local/bin/supabackup", with: CLI.binary)
-        try service.write(toFile: directory.file("supabackup.service"), atomically: true, encoding: .utf8)
-        try FileManager.default.copyItem(
-            atPath: Self.folder + "/supabackup.timer", toPath: directory.file("supabackup.timer"))
-        let (status, output) = try Self.run(
-            ["systemd-analyze", "verify", directory.file("supabackup.service"), directory.file("supabackup.timer")])
-        #expect(status == 0, "\(output)")
+        let service = try Self.verifyUnits("supabackup")
         #expect(service.contains("--prune") && service.contains("EnvironmentFile=/etc/supabackup/env"))
     }
 
@@ -60,6 +65,29 @@ struct SchedulingTests {
             """
         let (status, output) = try Self.run(["python3", "-c", script, Self.folder + "/github-actions-backup.yml"])
         #expect(status == 0 && output.contains("ok"), "\(output)")
+    }
+
+    @Test("the object-storage variants: systemd units verify, the workflow has the S3 settings")
+    func objectStorageVariants() throws {
+        let service = try Self.verifyUnits("supabackup-s3")
+        #expect(service.contains("--out ${BACKUP_LOCATION} --prune") && service.contains("AWS_SECRET_ACCESS_KEY"))
+        let script = """
+            import sys, yaml
+            d = yaml.safe_load(open(sys.argv[1]))
+            on = d.get("on", d.get(True))
+            assert on["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"], "daily"
+            steps = d["jobs"]["backup"]["steps"]
+            env = [s.get("env", {}) for s in steps if "env" in s][0]
+            for key in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "DATABASE_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                assert env[key] == "${{ secrets.%s }}" % key, key
+            for key in ("BACKUP_LOCATION", "AWS_REGION", "AWS_ENDPOINT_URL"):
+                assert env[key] == "${{ vars.%s }}" % key, key
+            run = [s["run"] for s in steps if "supabackup backup" in s.get("run", "")][0]
+            assert '--out "$BACKUP_LOCATION" --prune' in run and "supabackup verify" in run
+            print("ok")
+            """
+        let (parsed, text) = try Self.run(["python3", "-c", script, Self.folder + "/github-actions-backup-s3.yml"])
+        #expect(parsed == 0 && text.contains("ok"), "\(text)")
     }
 
     @Test("the cron line's command, run once as the README says, makes a backup and prunes")

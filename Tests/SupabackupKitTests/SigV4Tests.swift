@@ -186,8 +186,8 @@ struct SigV4Tests {
 
     @Test("part sizes keep an object under 10,000 parts and are whole MiB")
     func partSizes() {
-        #expect(S3ObjectWriter.partSize(for: nil) == 8 << 20)
-        #expect(S3ObjectWriter.partSize(for: 1 << 30) == 8 << 20)
+        #expect(S3ObjectWriter.partSize(for: nil) == 5 << 20)
+        #expect(S3ObjectWriter.partSize(for: 1 << 30) == 5 << 20)
         let huge: Int64 = 500 << 30
         let part = S3ObjectWriter.partSize(for: huge)
         #expect(part % (1 << 20) == 0 && huge / Int64(part) < 9_000)

@@ -107,7 +107,7 @@ final class S3ObjectWriter: ObjectWriter {
     private var done = false
     private let onEnd: (S3ObjectWriter) -> Void
     static let minimumPart = 5 << 20
-    static let defaultPart = 8 << 20
+    static let defaultPart = 5 << 20
 
     init(client: S3Client, key: String, sizeHint: Int64?, onEnd: @escaping (S3ObjectWriter) -> Void) {
         self.client = client
@@ -118,7 +118,7 @@ final class S3ObjectWriter: ObjectWriter {
 
     deinit { if !done { abort() } }
 
-    /// The part size for an object expected to be `hint` bytes: whole MiB, at least 8 MiB.
+    /// The part size for an object expected to be `hint` bytes: whole MiB, at least 5 MiB.
     static func partSize(for hint: Int64?) -> Int {
         guard let hint, hint > 0 else { return defaultPart }
         let needed = (hint + 8_999) / 9_000
