@@ -129,7 +129,7 @@ compare_sample() {
 
 for n in $SIZES; do compare "$n" >/dev/null; done
 [ "$SAMPLE_SCALE" != 0 ] && compare_sample >/dev/null
-cat "$WORK/report"
+[ -f "$WORK/report" ] && cat "$WORK/report"
 printf '\nseconds per million rows (flat = linear)\n%-12s %10s %10s %10s\n' rows backup restore conflicts
 for n in $SIZES; do
   printf '%-12s %10s %10s %10s\n' "$n" \

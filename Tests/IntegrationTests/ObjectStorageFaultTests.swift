@@ -131,6 +131,37 @@ struct ObjectStorageFaultTests {
         #expect(list.stdout.contains(backup.lastLine))
     }
 
+    @Test("SIGTERM mid-upload aborts the upload and deletes what was written, exit 143")
+    func terminated() throws {
+        let source = try largeSource("s3term")
+        let proxy = try FaultProxy()
+        let hold = NSTemporaryDirectory() + "hold-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: hold, contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: hold)
+            try? FileManager.default.removeItem(atPath: hold + ".held")
+        }
+        try proxy.set(["hold_parts": hold])
+        let location = try TestS3.location()
+        let (process, _, err) = try CLI.start(
+            ["backup", "--db-url", source.url, "--out", location], environment: try proxy.environment())
+        var held = false
+        for _ in 0..<1200 where !held {
+            held = FileManager.default.fileExists(atPath: hold + ".held")
+            if !held { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(held)
+        // The part stays held: the handler must not wait for it.
+        kill(process.processIdentifier, SIGTERM)
+        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 143, "\(errors)")
+        #expect(errors.contains("interrupted by SIGTERM"), "\(errors)")
+        let store = try direct(location)
+        #expect(try store.list(prefix: "", recursive: true).isEmpty)
+        #expect(try store.uploads(under: "").isEmpty)
+    }
+
     @Test("SIGKILL mid-upload leaves no complete backup, and prune removes what it left")
     func killed() throws {
         let source = try largeSource("s3kill")

@@ -105,15 +105,13 @@ final class S3ObjectWriter: ObjectWriter {
     private var parts: [(number: Int, etag: String)] = []
     private var inFlight: (number: Int, pending: S3Client.Pending)?
     private var done = false
-    private let onEnd: (S3ObjectWriter) -> Void
     static let minimumPart = 5 << 20
     static let defaultPart = 5 << 20
 
-    init(client: S3Client, key: String, sizeHint: Int64?, onEnd: @escaping (S3ObjectWriter) -> Void) {
+    init(client: S3Client, key: String, sizeHint: Int64?) {
         self.client = client
         self.key = key
         partSize = Self.partSize(for: sizeHint)
-        self.onEnd = onEnd
     }
 
     deinit { if !done { abort() } }
@@ -167,10 +165,7 @@ final class S3ObjectWriter: ObjectWriter {
     }
 
     func finish() throws {
-        defer {
-            done = true
-            onEnd(self)
-        }
+        defer { done = true }
         do {
             if uploadID == nil {
                 _ = try client.send(.PUT, key: key, body: buffer)
@@ -202,7 +197,6 @@ final class S3ObjectWriter: ObjectWriter {
         guard !done else { return }
         done = true
         abortUpload()
-        onEnd(self)
     }
 
     private func abortUpload() {

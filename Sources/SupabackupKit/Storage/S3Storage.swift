@@ -239,13 +239,12 @@ public final class S3Storage: BackupStorage, @unchecked Sendable {
 
 /// A backup being written in place under `NAME/`.
 final class S3PendingBackup: PendingBackup, @unchecked Sendable {
-    // @unchecked: `finished`, `writers` and the heartbeat are guarded by `state`.
+    // @unchecked: `finished` is guarded by `state`; the rest is immutable.
     let name: String
     private let storage: S3Storage
     private let token: String
     private let state = NSCondition()
     private var finished = false
-    private var writers: [ObjectIdentifier: S3ObjectWriter] = [:]
 
     init(storage: S3Storage, name: String, token: String) {
         self.storage = storage
@@ -278,15 +277,10 @@ final class S3PendingBackup: PendingBackup, @unchecked Sendable {
     }
 
     func create(_ file: String, sizeHint: Int64?) throws -> ObjectWriter {
-        let writer = S3ObjectWriter(client: storage.client, key: try key(file), sizeHint: sizeHint) {
-            [weak self] writer in
-            self?.state.withLock { self?.writers[ObjectIdentifier(writer)] = nil }
-        }
         try state.withLock {
             guard !finished else { throw ArchiveError(.io, "the backup was discarded") }
-            writers[ObjectIdentifier(writer)] = writer
         }
-        return writer
+        return S3ObjectWriter(client: storage.client, key: try key(file), sizeHint: sizeHint)
     }
 
     func open(_ file: String) throws -> ObjectReader {
@@ -315,15 +309,18 @@ final class S3PendingBackup: PendingBackup, @unchecked Sendable {
         return storage.describe(name)
     }
 
+    /// Aborts the backup's multipart uploads and deletes its objects, as found on the server:
+    /// safe from a signal handler's queue while writers still run on their threads (their next
+    /// request fails). An upload started after the listing is left for `prune`.
     func discard() {
-        let open = state.withLock { () -> [S3ObjectWriter]? in
-            guard !finished else { return nil }
-            finished = true
-            state.broadcast()
-            return Array(writers.values)
+        let first = state.withLock { () -> Bool in
+            defer {
+                finished = true
+                state.broadcast()
+            }
+            return !finished
         }
-        guard let open else { return }
-        for writer in open { writer.abort() }
+        guard first else { return }
         try? storage.deleteAll(under: name + "/")
     }
 }
