@@ -24,6 +24,8 @@ struct StorageUnderTest: Sendable, CustomTestStringConvertible {
     static let s3 = StorageUnderTest(name: "S3 (moto)") {
         let configuration = try S3Configuration.resolve(try TestS3.location(), environment: try TestS3.environment())
         let storage = S3Storage(configuration: configuration)
+        // Pages of two keys: every listing in the suite goes through continuation tokens.
+        storage.pageSize = 2
         return (storage, { try? storage.deleteAll(under: "") })
     }
 

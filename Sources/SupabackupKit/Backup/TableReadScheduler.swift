@@ -194,7 +194,8 @@ final class TableReadScheduler: @unchecked Sendable {
         if whole {
             entry = makeEntry(item.table, rows: rows, bytes: bytes, sha256: sha256, parts: nil)
         } else {
-            let (total, digest) = try concatenate(item.table, count: complete.count)
+            let (total, digest) = try concatenate(
+                item.table, count: complete.count, bytes: complete.reduce(0) { $0 + $1.bytes })
             entry = makeEntry(
                 item.table, rows: complete.reduce(0) { $0 + $1.rows }, bytes: total, sha256: digest,
                 parts: complete.map { Manifest.Part(rows: $0.rows, bytes: $0.bytes) })
@@ -246,8 +247,8 @@ final class TableReadScheduler: @unchecked Sendable {
     }
 
     /// Joins a table's part files, in order, into its data file, hashing what it writes.
-    private func concatenate(_ table: Int, count: Int) throws -> (bytes: Int64, sha256: String) {
-        let output = try folder.create(files[table])
+    private func concatenate(_ table: Int, count: Int, bytes: Int64) throws -> (bytes: Int64, sha256: String) {
+        let output = try folder.create(files[table], sizeHint: bytes)
         var hasher = SHA256()
         var total: Int64 = 0
         for part in 0..<count {

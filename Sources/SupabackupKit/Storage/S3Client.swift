@@ -75,19 +75,24 @@ final class S3Client: @unchecked Sendable {
         _ method: HTTPMethod, key: String, query: [(String, String)] = [], headers: [(String, String)] = [],
         body: [UInt8]? = nil, accept: Set<Int> = []
     ) throws -> S3Response {
-        try wait(start(method, key: key, query: query, headers: headers, body: body, accept: accept))
+        try wait(
+            start(
+                method, key: key, query: query, headers: headers, payload: body.map { ByteBuffer(bytes: $0) },
+                accept: accept))
     }
 
     /// Starts `send` on another thread; `wait` collects its result. Lets an upload run while the
     /// caller fills the next part.
     func start(
         _ method: HTTPMethod, key: String, query: [(String, String)] = [], headers: [(String, String)] = [],
-        body: [UInt8]? = nil, accept: Set<Int> = []
+        payload: ByteBuffer? = nil, accept: Set<Int> = []
     ) -> Pending {
         let pending = Pending()
         DispatchQueue.global().async { [self] in
             pending.complete(
-                Result { try execute(method, key: key, query: query, headers: headers, body: body, accept: accept) })
+                Result {
+                    try execute(method, key: key, query: query, headers: headers, body: payload, accept: accept)
+                })
         }
         return pending
     }
@@ -110,7 +115,7 @@ final class S3Client: @unchecked Sendable {
     }
 
     private func execute(
-        _ method: HTTPMethod, key: String, query: [(String, String)], headers: [(String, String)], body: [UInt8]?,
+        _ method: HTTPMethod, key: String, query: [(String, String)], headers: [(String, String)], body: ByteBuffer?,
         accept: Set<Int>
     ) throws -> S3Response {
         let path = path(for: key)
@@ -118,7 +123,14 @@ final class S3Client: @unchecked Sendable {
         var base = configuration.endpoint.scheme! + "://" + host
         base += path
         let url = queryString.isEmpty ? base : base + "?" + queryString
-        let payloadHash = body.map { SHA256.hash(data: $0).hex } ?? SigV4.emptyPayloadHash
+        let payloadHash =
+            body.map { payload in
+                payload.withUnsafeReadableBytes { bytes in
+                    var hasher = SHA256()
+                    hasher.update(bufferPointer: bytes)
+                    return hasher.finalize().hex
+                }
+            } ?? SigV4.emptyPayloadHash
         var attempt = 0
         while true {
             attempt += 1
@@ -135,7 +147,7 @@ final class S3Client: @unchecked Sendable {
                 for (name, value) in signed { request.headers.replaceOrAdd(name: name, value: value) }
                 request.headers.add(name: "Authorization", value: authorization)
                 request.headers.add(name: "User-Agent", value: PostgRESTClient.userAgent)
-                if let body { request.body = .bytes(body) }
+                if let body { request.body = .byteBuffer(body) }
                 outcome = http.fetch(request, timeout: .seconds(300))
             } catch {
                 outcome = .failure(error)

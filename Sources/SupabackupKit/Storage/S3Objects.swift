@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 
 /// Reads an object in ranged GETs of `chunk` bytes, the next one in flight while the caller
@@ -9,7 +10,7 @@ final class S3ObjectReader: ObjectReader {
     private let key: String
     private var offset: Int64
     private var size: Int64?
-    static let chunk: Int64 = 8 << 20
+    static let chunk: Int64 = 4 << 20
     private var current: [UInt8] = []
     private var position = 0
     private var next: S3Client.Pending?
@@ -100,7 +101,8 @@ final class S3ObjectWriter: ObjectWriter {
     private let client: S3Client
     private let key: String
     let partSize: Int
-    private var buffer: [UInt8] = []
+    /// The part being filled; handed to the request as it is (no copy) when full.
+    private var buffer = ByteBuffer()
     private var uploadID: String?
     private var parts: [(number: Int, etag: String)] = []
     private var inFlight: (number: Int, pending: S3Client.Pending)?
@@ -127,11 +129,11 @@ final class S3ObjectWriter: ObjectWriter {
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         var rest = bytes[...]
         while !rest.isEmpty {
-            if buffer.isEmpty { buffer.reserveCapacity(partSize) }
-            let n = min(partSize - buffer.count, rest.count)
-            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: rest.prefix(n)))
+            if buffer.capacity < partSize { buffer = ByteBufferAllocator().buffer(capacity: partSize) }
+            let n = min(partSize - buffer.readableBytes, rest.count)
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: rest.prefix(n)))
             rest = rest.dropFirst(n)
-            if buffer.count == partSize { try sendPart() }
+            if buffer.readableBytes == partSize { try sendPart() }
         }
     }
 
@@ -148,9 +150,9 @@ final class S3ObjectWriter: ObjectWriter {
         inFlight = (
             number,
             client.start(
-                .PUT, key: key, query: [("partNumber", "\(number)"), ("uploadId", uploadID!)], body: buffer)
+                .PUT, key: key, query: [("partNumber", "\(number)"), ("uploadId", uploadID!)], payload: buffer)
         )
-        buffer = []
+        buffer = ByteBuffer()
     }
 
     /// Waits for the part in flight and records its ETag.
@@ -168,11 +170,11 @@ final class S3ObjectWriter: ObjectWriter {
         defer { done = true }
         do {
             if uploadID == nil {
-                _ = try client.send(.PUT, key: key, body: buffer)
-                buffer = []
+                _ = try client.wait(client.start(.PUT, key: key, payload: buffer))
+                buffer = ByteBuffer()
                 return
             }
-            if !buffer.isEmpty { try sendPart() }
+            if buffer.readableBytes > 0 { try sendPart() }
             try collect()
             var xml = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
             for part in parts {
@@ -202,7 +204,7 @@ final class S3ObjectWriter: ObjectWriter {
     private func abortUpload() {
         if let (_, pending) = inFlight { _ = pending.result }
         inFlight = nil
-        buffer = []
+        buffer = ByteBuffer()
         if let uploadID {
             _ = try? client.send(.DELETE, key: key, query: [("uploadId", uploadID)], accept: [404])
         }

@@ -13,13 +13,15 @@ import NIOHTTP1
 /// removed after the manifest is written. Data goes up in parts as it is compressed, never through
 /// a temporary file.
 public final class S3Storage: BackupStorage, @unchecked Sendable {
-    // @unchecked: immutable after init; the client is thread-safe.
+    // @unchecked: immutable once set up (tests lower `pageSize` before use); the client is thread-safe.
     let client: S3Client
     var configuration: S3Configuration { client.configuration }
     public var location: String { configuration.location }
     static let reservation = ".reserved"
     /// How often a running backup refreshes its reservation (prune's safe age is an hour).
     static let heartbeat: TimeInterval = 300
+    /// Keys per listing page (S3's maximum; tests lower it to exercise continuation).
+    var pageSize = 1000
 
     init(configuration: S3Configuration) {
         client = S3Client(configuration: configuration)
@@ -52,7 +54,7 @@ public final class S3Storage: BackupStorage, @unchecked Sendable {
         var entries: [StoredEntry] = []
         var token: String?
         repeat {
-            var query = [("list-type", "2"), ("prefix", full)]
+            var query = [("list-type", "2"), ("prefix", full), ("max-keys", "\(pageSize)")]
             if !recursive { query.append(("delimiter", "/")) }
             if let token { query.append(("continuation-token", token)) }
             let response = try client.send(.GET, key: "", query: query)
@@ -154,7 +156,7 @@ public final class S3Storage: BackupStorage, @unchecked Sendable {
         var keyMarker: String?
         var idMarker: String?
         repeat {
-            var query = [("uploads", ""), ("prefix", try key(prefix))]
+            var query = [("uploads", ""), ("prefix", try key(prefix)), ("max-uploads", "\(pageSize)")]
             if let keyMarker { query.append(("key-marker", keyMarker)) }
             if let idMarker { query.append(("upload-id-marker", idMarker)) }
             let response = try client.send(.GET, key: "", query: query)
