@@ -3,6 +3,10 @@ import Foundation
 import Logging
 import SupabackupKit
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @main
 struct SupabackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -211,6 +215,17 @@ enum Terminal {
     /// Runs a command body, turning library errors into one line on stderr and an exit code.
     static func run(_ body: () throws -> Void) throws {
         installSignalHandlers()
+        #if canImport(Glibc)
+            // Buffers of 1 MiB and more (upload parts, read ranges) are mapped and unmapped, not
+            // kept in per-thread arenas: glibc's moving threshold otherwise let a backup to object
+            // storage peak at 118 MB instead of 79.
+            // mallopt is declared in malloc.h, which the Glibc module leaves out: found by name.
+            if let symbol = dlsym(nil, "mallopt") {
+                typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+                let mMmapThreshold: Int32 = -3
+                _ = unsafeBitCast(symbol, to: Mallopt.self)(mMmapThreshold, 1 << 20)
+            }
+        #endif
         do {
             try body()
         } catch let error as ExitCode {
