@@ -142,8 +142,7 @@ final class S3Client: @unchecked Sendable {
                 if let token = configuration.credentials.sessionToken { signed.append(("X-Amz-Security-Token", token)) }
                 signed += headers
                 let authorization = signer.authorization(
-                    method: method.rawValue, path: path, query: query, headers: signed, payloadHash: payloadHash,
-                    date: Date())
+                    method: method.rawValue, path: path, query: query, headers: signed, payloadHash: payloadHash)
                 for (name, value) in signed { request.headers.replaceOrAdd(name: name, value: value) }
                 request.headers.add(name: "Authorization", value: authorization)
                 request.headers.add(name: "User-Agent", value: PostgRESTClient.userAgent)

@@ -17,15 +17,15 @@ struct SigV4 {
     /// The SHA-256 of an empty body, which every GET, HEAD and DELETE sends.
     static let emptyPayloadHash = SHA256.hash(data: Data()).hex
 
-    /// The headers to add to a request: `Authorization`, plus `X-Amz-Security-Token` with
-    /// temporary credentials. `headers` must hold `Host` and `X-Amz-Date` (and, for S3,
-    /// `X-Amz-Content-Sha256`); every header given is signed.
+    /// The `Authorization` header for a request. `headers` must hold `Host` and `X-Amz-Date`
+    /// (and, for S3, `X-Amz-Content-Sha256`); every header given is signed. The time signed is
+    /// the `X-Amz-Date` header's, so the two can never disagree.
     /// - Parameter path: the request path as sent, already percent-encoded.
     func authorization(
-        method: String, path: String, query: [(String, String)], headers: [(String, String)], payloadHash: String,
-        date: Date
+        method: String, path: String, query: [(String, String)], headers: [(String, String)], payloadHash: String
     ) -> String {
-        let (amzDate, day) = Self.timestamps(date)
+        let amzDate = headers.first { $0.0.lowercased() == "x-amz-date" }?.1 ?? ""
+        let day = String(amzDate.prefix(8))
         let scope = "\(day)/\(region)/\(service)/aws4_request"
         let canonical = Self.canonicalRequest(
             method: method, path: path, query: query, headers: headers, payloadHash: payloadHash)
