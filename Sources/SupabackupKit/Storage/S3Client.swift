@@ -75,10 +75,15 @@ final class S3Client: @unchecked Sendable {
         _ method: HTTPMethod, key: String, query: [(String, String)] = [], headers: [(String, String)] = [],
         body: [UInt8]? = nil, accept: Set<Int> = []
     ) throws -> S3Response {
-        try wait(
-            start(
-                method, key: key, query: query, headers: headers, payload: body.map { ByteBuffer(bytes: $0) },
-                accept: accept))
+        try execute(
+            method, key: key, query: query, headers: headers, body: body.map { ByteBuffer(bytes: $0) }, accept: accept)
+    }
+
+    /// `send` with a body the caller already holds as a buffer (an upload part), sent without a copy.
+    func send(_ method: HTTPMethod, key: String, query: [(String, String)] = [], payload: ByteBuffer) throws
+        -> S3Response
+    {
+        try execute(method, key: key, query: query, headers: [], body: payload, accept: [])
     }
 
     /// Starts `send` on another thread; `wait` collects its result. Lets an upload run while the
@@ -153,14 +158,12 @@ final class S3Client: @unchecked Sendable {
             }
             switch outcome {
             case .success(let response) where (200..<300).contains(response.status) || accept.contains(response.status):
-                // CompleteMultipartUpload may fail with 200 and an <Error> body.
-                if response.status == 200, method == .POST, let error = S3XML.error(in: response.body),
-                    attempt < Self.attempts
+                // CompleteMultipartUpload may fail with 200 and an <Error> body; its code decides.
+                if response.status == 200, method == .POST, attempt < Self.attempts,
+                    let error = S3XML.error(in: response.body), Self.retryable(status: 200, code: error.code)
                 {
-                    if Self.retryable(status: 500, code: error.code) {
-                        Self.backoff(attempt)
-                        continue
-                    }
+                    Self.backoff(attempt)
+                    continue
                 }
                 return response
             case .success(let response):

@@ -170,7 +170,7 @@ final class S3ObjectWriter: ObjectWriter {
         defer { done = true }
         do {
             if uploadID == nil {
-                _ = try client.wait(client.start(.PUT, key: key, payload: buffer))
+                _ = try client.send(.PUT, key: key, payload: buffer)
                 buffer = ByteBuffer()
                 return
             }
