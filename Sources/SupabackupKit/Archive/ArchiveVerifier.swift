@@ -57,15 +57,29 @@ public enum ArchiveVerifier {
     /// asked to read every byte.
     public static func verifyListing(_ archive: BackupArchive) -> VerifyReport {
         var report = VerifyReport(name: archive.name, tables: [], problems: [])
-        report.problems = layoutProblems(archive)
-        var sizes: [String: Int64] = [:]
+        let all: [StoredEntry]
         do {
-            for entry in try archive.storage.list(prefix: archive.name + "/", recursive: true) {
-                sizes[String(entry.name.dropFirst(archive.name.count + 1))] = entry.size
-            }
+            all = try archive.storage.list(prefix: archive.name + "/", recursive: true)
         } catch {
+            all = []
             report.problems.append("cannot list \(archive.path): \(error)")
         }
+        // One listing serves both checks: sizes, and data/'s own entries (a nested name is a folder).
+        var sizes: [String: Int64] = [:]
+        var data: [String: StoredEntry] = [:]
+        let dataFolder = archive.object(BackupArchive.dataDirectory + "/")
+        for entry in all {
+            sizes[String(entry.name.dropFirst(archive.name.count + 1))] = entry.size
+            guard entry.name.hasPrefix(dataFolder) else { continue }
+            let rest = entry.name.dropFirst(dataFolder.count)
+            if let slash = rest.firstIndex(of: "/") {
+                let folder = dataFolder + rest[..<slash] + "/"
+                data[folder] = StoredEntry(name: folder, isFolder: true, size: 0, modified: nil)
+            } else {
+                data[entry.name] = entry
+            }
+        }
+        report.problems += layoutProblems(archive, dataEntries: data.values.sorted { $0.name < $1.name })
         if let schema = archive.manifest.schemaFile, sizes[schema.file] != schema.bytes {
             report.problems.append(
                 "\(schema.file): " + (sizes[schema.file] == nil ? "is missing" : "does not match the manifest's size"))
@@ -93,12 +107,13 @@ public enum ArchiveVerifier {
     }
 
     /// Problems with the data folder itself: missing, or holding files the manifest does not list.
-    static func layoutProblems(_ archive: BackupArchive) -> [String] {
+    /// - Parameter dataEntries: data/'s entries (one level) when the caller has listed them.
+    static func layoutProblems(_ archive: BackupArchive, dataEntries: [StoredEntry]? = nil) -> [String] {
         var problems: [String] = []
         let folder = archive.object(BackupArchive.dataDirectory + "/")
         let entries: [StoredEntry]
         do {
-            entries = try archive.storage.list(prefix: folder, recursive: false)
+            entries = try dataEntries ?? archive.storage.list(prefix: folder, recursive: false)
         } catch {
             return ["data/: cannot be listed: \(error)"]
         }

@@ -29,21 +29,31 @@ public struct BackupArchive: Sendable {
 
     /// Opens backup `name` in `storage`.
     public static func open(name: String, in storage: any BackupStorage) throws -> BackupArchive {
+        try open(name: name, in: storage, manifestEntry: nil)
+    }
+
+    /// - Parameter known: the manifest's entry when the caller has just listed it (no second lookup).
+    static func open(name: String, in storage: any BackupStorage, manifestEntry known: StoredEntry?) throws
+        -> BackupArchive
+    {
         try BackupName.validateUserInput(name)
         let location = storage.location
-        guard let manifestEntry = try storage.entry(name + "/" + manifestFile), !manifestEntry.isFolder else {
-            if let entry = try storage.entry(name), !entry.isFolder {
+        guard let manifestEntry = try known ?? storage.entry(name + "/" + manifestFile), !manifestEntry.isFolder
+        else {
+            // `entry` finds a folder also where folders are only key prefixes (object storage).
+            switch try storage.entry(name) {
+            case .some(let entry) where !entry.isFolder:
                 throw ArchiveError(
                     .invalidName, "'\(BackupName.printable(name))' in \(location) is not a backup folder")
-            }
-            if try storage.entry(name) == nil && storage.list(prefix: name + "/", recursive: false).isEmpty {
+            case .none:
                 throw ArchiveError(
                     .notFound,
                     "no backup named '\(BackupName.printable(name))' in \(location) (see: supabackup list --dir \(location))"
                 )
+            case .some:
+                throw ArchiveError(
+                    .damaged, "'\(BackupName.printable(name))' has no manifest.json: it is not a complete backup")
             }
-            throw ArchiveError(
-                .damaged, "'\(BackupName.printable(name))' has no manifest.json: it is not a complete backup")
         }
         guard manifestEntry.size <= maximumManifestBytes else {
             throw ArchiveError(.damaged, "is too large to be a manifest", file: manifestFile)

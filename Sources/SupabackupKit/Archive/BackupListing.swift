@@ -33,7 +33,7 @@ public enum BackupListing {
             var summary = BackupSummary(name: name, time: time)
             summary.readableByOthers = folder.readableByOthers || manifest.readableByOthers
             do {
-                let archive = try BackupArchive.open(name: name, in: storage)
+                let archive = try BackupArchive.open(name: name, in: storage, manifestEntry: manifest)
                 summary.mode = archive.manifest.mode.rawValue
                 summary.tables = archive.manifest.tables.count
                 summary.rows = archive.manifest.totalRows

@@ -201,9 +201,11 @@ public final class S3Storage: BackupStorage, @unchecked Sendable {
         var seen = Set<String>()
         for folder in try list(prefix: "", recursive: false) where folder.isFolder {
             let name = folder.baseName
-            guard BackupName.date(of: name) != nil else { continue }
+            // One HEAD per complete backup; only leftovers are listed (for their newest object's time).
+            guard BackupName.date(of: name) != nil, try entry(name + "/" + BackupArchive.manifestFile) == nil else {
+                continue
+            }
             let objects = try list(prefix: name + "/", recursive: true)
-            if objects.contains(where: { $0.name == name + "/" + BackupArchive.manifestFile }) { continue }
             seen.insert(name)
             found.append(
                 UnfinishedBackup(
