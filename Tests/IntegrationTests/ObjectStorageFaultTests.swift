@@ -72,6 +72,35 @@ struct ObjectStorageFaultTests {
         S3Storage(configuration: try S3Configuration.resolve(location, environment: try TestS3.environment()))
     }
 
+    /// A backup of a large table started through a proxy that holds its first part upload: it is
+    /// mid-upload until `release` lets the part go.
+    private func heldBackup(_ label: String) throws -> (
+        process: Process, stderr: Pipe, location: String, release: () -> Void
+    ) {
+        let source = try largeSource(label)
+        let proxy = try FaultProxy()
+        let hold = NSTemporaryDirectory() + "hold-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: hold, contents: nil)
+        try proxy.set(["hold_parts": hold])
+        let location = try TestS3.location()
+        let (process, _, err) = try CLI.start(
+            ["backup", "--db-url", source.url, "--out", location], environment: try proxy.environment())
+        var held = false
+        for _ in 0..<1200 where !held {
+            held = FileManager.default.fileExists(atPath: hold + ".held")
+            if !held { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(held)
+        let release = {
+            // Keeps the proxy and the source alive until the part is let go.
+            withExtendedLifetime((proxy, source)) {
+                try? FileManager.default.removeItem(atPath: hold)
+                try? FileManager.default.removeItem(atPath: hold + ".held")
+            }
+        }
+        return (process, err, location, release)
+    }
+
     @Test("500s and connections dropped mid-part are retried: the backup completes and reads back intact")
     func retried() throws {
         let source = try largeSource("s3retry")
@@ -133,24 +162,8 @@ struct ObjectStorageFaultTests {
 
     @Test("SIGTERM mid-upload aborts the upload and deletes what was written, exit 143")
     func terminated() throws {
-        let source = try largeSource("s3term")
-        let proxy = try FaultProxy()
-        let hold = NSTemporaryDirectory() + "hold-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: hold, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(atPath: hold)
-            try? FileManager.default.removeItem(atPath: hold + ".held")
-        }
-        try proxy.set(["hold_parts": hold])
-        let location = try TestS3.location()
-        let (process, _, err) = try CLI.start(
-            ["backup", "--db-url", source.url, "--out", location], environment: try proxy.environment())
-        var held = false
-        for _ in 0..<1200 where !held {
-            held = FileManager.default.fileExists(atPath: hold + ".held")
-            if !held { Thread.sleep(forTimeInterval: 0.05) }
-        }
-        #expect(held)
+        let (process, err, location, release) = try heldBackup("s3term")
+        defer { release() }
         // The part stays held: the handler must not wait for it.
         kill(process.processIdentifier, SIGTERM)
         let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
@@ -164,25 +177,11 @@ struct ObjectStorageFaultTests {
 
     @Test("SIGKILL mid-upload leaves no complete backup, and prune removes what it left")
     func killed() throws {
-        let source = try largeSource("s3kill")
-        let proxy = try FaultProxy()
-        let hold = NSTemporaryDirectory() + "hold-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: hold, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: hold + ".held") }
-        try proxy.set(["hold_parts": hold])
-        let location = try TestS3.location()
-        let (process, _, _) = try CLI.start(
-            ["backup", "--db-url", source.url, "--out", location], environment: try proxy.environment())
         // The proxy holds the first part upload; the backup is mid-upload until we let go.
-        var held = false
-        for _ in 0..<1200 where !held {
-            held = FileManager.default.fileExists(atPath: hold + ".held")
-            if !held { Thread.sleep(forTimeInterval: 0.05) }
-        }
-        #expect(held)
+        let (process, _, location, release) = try heldBackup("s3kill")
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        try FileManager.default.removeItem(atPath: hold)
+        release()
 
         let store = try direct(location)
         #expect(try BackupListing.list(in: store).isEmpty)

@@ -125,11 +125,15 @@ struct ObjectStorageTests {
             let list = try CLI.run(["list", "--dir", location], environment: env)
             #expect(list.status != 0 && list.stderr.contains(expected), "\(expected): \(list.stderr)")
         }
-        // Nothing was written by the failed attempts.
+        // Nothing was written by the failed attempts: each prefix in the test bucket is still empty.
         #expect(
             try storage(try TestS3.location("")).list(prefix: "", recursive: false).allSatisfy {
                 !$0.name.hasPrefix("no-such")
             })
+        for (_, location, _) in cases where location.hasPrefix("s3://\(try TestS3.bucket())/") {
+            #expect(try storage(location).list(prefix: "", recursive: true).isEmpty, "\(location)")
+            #expect(try storage(location).uploads(under: "").isEmpty, "\(location)")
+        }
     }
 
     @Test("prune keeps the policy's backups, deletes manifests first, and clears abandoned uploads")
