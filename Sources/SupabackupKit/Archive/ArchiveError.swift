@@ -12,6 +12,8 @@ public struct ArchiveError: Error, CustomStringConvertible, Sendable {
         public static let notFound = Code(raw: "not found")
         /// The archive was written in a format this version does not read.
         public static let unsupported = Code(raw: "unsupported")
+        /// The archive is encrypted and no identity given opens it.
+        public static let locked = Code(raw: "locked")
         public var description: String { raw }
     }
 

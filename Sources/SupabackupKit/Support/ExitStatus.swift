@@ -11,6 +11,8 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case damagedArchive
     /// The archive is in a format this version does not read.
     case unsupportedFormat
+    /// The archive is encrypted and no identity given opens it.
+    case decryption
     /// Reading or writing local files failed.
     case io
     /// The database refused or failed a statement.
@@ -49,7 +51,7 @@ public enum ExitStatus {
     public static func code(for code: ErrorCode) -> Int32 {
         switch code {
         case .invalidArgument, .unknownName, .notSupported: return usage
-        case .damagedArchive, .unsupportedFormat: return damaged
+        case .damagedArchive, .unsupportedFormat, .decryption: return damaged
         case .io, .database, .connection, .rest, .storage, .targetMismatch, .internalFailure: return failure
         }
     }
@@ -69,6 +71,7 @@ extension ArchiveError: CodedError {
         case .notFound: return .unknownName
         case .damaged: return .damagedArchive
         case .unsupported: return .unsupportedFormat
+        case .locked: return .decryption
         default: return .io
         }
     }
