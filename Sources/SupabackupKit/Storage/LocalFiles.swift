@@ -94,6 +94,19 @@ final class InputFile: ObjectReader {
 }
 
 enum FileSystem {
+    /// The folder holding `path` ("" for a bare name). NSString's deletingLastPathComponent
+    /// crashes on one-character names ("b") in this Foundation, so it is not used.
+    static func parentPath(_ path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "" }
+        let parent = trimmed[..<slash]
+        if parent.isEmpty { return "/" }
+        var result = parent
+        while result.count > 1 && result.hasSuffix("/") { result = result.dropLast() }
+        return String(result)
+    }
+
     /// Creates `path` (and missing parents) with mode 0700 whatever the umask.
     static func makePrivateDirectory(_ path: String) throws {
         var isDirectory: ObjCBool = false
@@ -101,7 +114,7 @@ enum FileSystem {
             guard isDirectory.boolValue else { throw ArchiveError(.io, "\(path) exists and is not a directory") }
             return
         }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = parentPath(path)
         if !parent.isEmpty && parent != path { try makePrivateDirectory(parent) }
         if mkdir(path, 0o700) != 0 && errno != EEXIST {
             throw ArchiveError(.io, "cannot create directory \(path): \(errnoText())")

@@ -108,7 +108,7 @@ public final class LocalStorage: BackupStorage {
     public func deleteAll(under prefix: String) throws {
         let path = try path(prefix)
         guard FileSystem.isRealDirectory(path) else { return }
-        let parent = (path as NSString).deletingLastPathComponent
+        let parent = FileSystem.parentPath(path)
         let hidden = (parent as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).removing")
         guard rename(path, hidden) == 0 else {
             throw ArchiveError(.io, "cannot remove \(path): \(errnoText())")
