@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): supabackup against pg_dump/pg_restore, side by side in one run, on a
 # generated table (uuid, jsonb, numeric, text[], timestamptz) and on the sample app schema.
-# Prints medians, ratios and supabackup's peak resident memory for each data set, then seconds
+# Prints medians, ratios and supabackup's peak resident memory for each data set (and the cost of
+# encrypting the backup with age, against the same backup unencrypted), then seconds
 # per million rows (linearity), then REST-mode throughput against the PostgREST-compatible test
 # server. Backups run with --jobs $JOBS (and once more with --jobs 1); pg_dump with its defaults.
 #   SIZES="500000 1000000 2000000 4000000" RUNS=3 SAMPLE_SCALE=100 REST_ROWS="100000 1000000" scripts/bench.sh
@@ -31,6 +32,8 @@ S3_ROWS=${S3_ROWS:-1000000}
 
 pg_start
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/supabackup-bench.XXXXXX")
+"$BIN" keygen -o "$WORK/bench.key" 2>/dev/null
+RECIPIENT=$("$BIN" keygen -y "$WORK/bench.key")
 SERVER_PID=
 trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; s3_stop; pg_stop; rm -rf "$WORK"' EXIT
 
@@ -76,11 +79,17 @@ measure() {
     rm -rf "$WORK/backups" "$WORK/backups1" "$WORK/dump"
     timed "sb_backup_$label" "$BIN" backup --db-url "$url/source" --out "$WORK/backups" --jobs "$JOBS" --quiet
     timed "sb_backup1_$label" "$BIN" backup --db-url "$url/source" --out "$WORK/backups1" --jobs 1 --quiet
+    rm -rf "$WORK/backups-enc"
+    timed "sb_backup_enc_$label" "$BIN" backup --db-url "$url/source" --out "$WORK/backups-enc" --jobs "$JOBS" \
+      --recipient "$RECIPIENT" --quiet
     timed "pg_dump_$label" "$PG_BINDIR/pg_dump" --data-only -Fd -f "$WORK/dump" -n public source
     NAME=$(ls "$WORK/backups")
     truncate_public target_sb
     timed "sb_restore_empty_$label" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$url/target_sb" --quiet
     timed "sb_restore_conflict_$label" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$url/target_sb" --quiet
+    truncate_public target_sb
+    timed "sb_restore_enc_$label" "$BIN" restore "$(ls "$WORK/backups-enc")" --dir "$WORK/backups-enc" \
+      --db-url "$url/target_sb" --identity "$WORK/bench.key" --quiet
     truncate_public target_pg
     timed "pg_restore_$label" "$PG_BINDIR/pg_restore" --data-only $PG_RESTORE_FLAGS -d target_pg "$WORK/dump"
   done
@@ -95,6 +104,9 @@ measure() {
     printf '%-34s %10s %10s %8s\n' "restore into empty tables" "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)" "$(ratio "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)")"
     printf '%-34s %10s %10s %8s\n' "restore, every row conflicts" "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)" "$(ratio "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)")"
     printf '%-34s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
+    printf 'encryption (age): backup %s s (--jobs %s, %sx unencrypted), restore into empty tables %s s (%sx)\n' \
+      "$(t sb_backup_enc_$label)" "$JOBS" "$(ratio "$(t sb_backup_enc_$label)" "$(t sb_backup_$label)")" \
+      "$(t sb_restore_enc_$label)" "$(ratio "$(t sb_restore_enc_$label)" "$(t sb_restore_empty_$label)")"
     printf 'supabackup peak RSS: backup %s MB (--jobs 1: %s MB), restore %s MB (limit 100 MB)\n' \
       "$(( $(peak sb_backup_$label) / 1024 ))" "$(( $(peak sb_backup1_$label) / 1024 ))" \
       "$(( $(peak sb_restore_empty_$label) > $(peak sb_restore_conflict_$label) ? $(peak sb_restore_empty_$label) / 1024 : $(peak sb_restore_conflict_$label) / 1024 ))"

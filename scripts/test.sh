@@ -10,6 +10,8 @@ source scripts/lib/s3.sh
 deps_install
 # DuckDB reads the archive in a test (the format is open); it comes from PyPI.
 python3 -c "import duckdb" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check duckdb >&2
+# pyrage writes passphrase-protected identity files (age -p needs a terminal).
+python3 -c "import pyrage" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyrage >&2
 
 # Style is kept by a tool: .swift-format (4 spaces, 120 columns), strict, before anything builds.
 if swift format --version >/dev/null 2>&1; then

@@ -16,6 +16,8 @@ struct BackupCommand: ParsableCommand {
 
     @OptionGroup var storage: StorageOptions
 
+    @OptionGroup(title: "Encryption (age)") var encryption: RecipientOptions
+
     @Option(
         name: .customLong("schema"),
         help: ArgumentHelp("Schema to back up (repeatable; default: public).", valueName: "s"))
@@ -88,6 +90,7 @@ struct BackupCommand: ParsableCommand {
             let logger = output.makeLogger("supabackup.backup")
             var engineOptions = options
             engineOptions.jobs = jobs
+            engineOptions.recipients = try encryption.resolve()
             engineOptions.splitBytes = ByteSize.parse(splitSize) ?? BackupOptions.defaultSplitBytes
             if !output.quiet && isatty(STDERR_FILENO) == 1 { engineOptions.progress = Terminal.showProgress }
             let result = try BackupEngine(options: engineOptions, logger: logger).run()
@@ -100,7 +103,11 @@ struct BackupCommand: ParsableCommand {
                         + "\(formatBytes(result.rawBytes)) raw -> \(formatBytes(manifest.totalBytes)) compressed "
                         + "(\(String(format: "%.1f", ratio))x) in \(String(format: "%.1f", result.seconds)) s "
                         + "(\(Int(Double(manifest.totalRows) / seconds)) rows/s, \(formatBytes(Int64(Double(result.rawBytes) / seconds)))/s), "
-                        + "\(manifest.warnings.count) warnings, mode \(manifest.mode), to \(result.path)")
+                        + "\(manifest.warnings.count) warnings, mode \(manifest.mode), "
+                        + (engineOptions.recipients.isEmpty
+                            ? ""
+                            : "encrypted to \(engineOptions.recipients.count) recipient\(engineOptions.recipients.count == 1 ? "" : "s"), ")
+                        + "to \(result.path)")
                 for warning in manifest.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
             }
             if prune {

@@ -19,10 +19,12 @@ struct CatCommand: ParsableCommand {
 
     @OptionGroup var storage: StorageOptions
 
+    @OptionGroup(title: "Encryption (age)") var keys: IdentityOptions
+
     func run() throws {
         try storage.apply()
         try Terminal.run {
-            let archive = try BackupArchive.open(name: name, in: directory)
+            let archive = try BackupArchive.open(name: name, in: directory, identities: try keys.resolve())
             let filter = try TableFilter(parsing: table)
             let matches = archive.manifest.tables.filter { filter.matches($0.tableName) }
             guard let entry = matches.first else { throw UsageError("backup \(name) has no table \(filter)") }

@@ -46,7 +46,7 @@ struct ListCommand: ParsableCommand {
                 continue
             }
             rows.append([
-                backup.name, formatter.string(from: backup.time), backup.mode ?? "?",
+                backup.name, formatter.string(from: backup.time), backup.encrypted ? "encrypted" : backup.mode ?? "?",
                 backup.tables.map(String.init) ?? "",
                 backup.rows.map(String.init) ?? "", backup.bytes.map(formatBytes) ?? "",
             ])

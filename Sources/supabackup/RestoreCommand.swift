@@ -23,6 +23,8 @@ struct RestoreCommand: ParsableCommand {
 
     @OptionGroup var storage: StorageOptions
 
+    @OptionGroup(title: "Encryption (age)") var keys: IdentityOptions
+
     @Option(
         name: .customLong("table"),
         help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
@@ -70,6 +72,7 @@ struct RestoreCommand: ParsableCommand {
                 target: try connection.restoreTarget(), directory: directory, name: name,
                 tables: try parseTables(tables), dryRun: dryRun, disableTriggers: disableTriggers)
             options.createSchema = createSchema
+            options.identities = try keys.resolve()
             options.withAuth = withAuth
             if !output.quiet && !json && isatty(STDERR_FILENO) == 1 {
                 options.progress = { table, position, count in

@@ -20,7 +20,7 @@ struct SupabackupCommand: ParsableCommand {
         version: Supabackup.version,
         subcommands: [
             BackupCommand.self, RestoreCommand.self, ListCommand.self, VerifyCommand.self, PruneCommand.self,
-            CatCommand.self,
+            CatCommand.self, KeygenCommand.self,
         ]
     )
 }

@@ -231,7 +231,7 @@ struct StorageConformanceTests {
                 try writer.write(Data("{\"id\":1}\n{\"id\":2}\n".utf8))
                 let (size, sha256) = try writer.finish()
                 let manifest = Manifest(
-                    format: Manifest.formatName, formatVersion: Manifest.currentFormatVersion, toolVersion: "test",
+                    format: Manifest.formatName, formatVersion: Manifest.plainFormatVersion, toolVersion: "test",
                     name: folder.name, startedAt: BackupName.iso8601(folder.startedAt),
                     finishedAt: BackupName.iso8601(folder.startedAt), mode: .direct,
                     source: .init(host: "db", port: "5432", database: "app", user: "postgres"), serverVersion: "15",

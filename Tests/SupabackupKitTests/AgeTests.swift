@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import SupabackupKit
@@ -7,44 +8,8 @@ import Testing
 /// scripts/test.sh), pyrage for passphrase files, and headers from age's published testkit.
 @Suite("age encryption")
 struct AgeTests {
-    /// Runs a tool; returns its stdout. Fails the test when it exits non-zero.
-    @discardableResult
     static func tool(_ arguments: [String], input: [UInt8]? = nil) throws -> [UInt8] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        let stdin = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-        try process.run()
-        if let input {
-            DispatchQueue.global().async {
-                stdin.fileHandleForWriting.write(Data(input))
-                try? stdin.fileHandleForWriting.close()
-            }
-        }
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ToolFailed(message: "\(arguments.joined(separator: " ")): \(String(decoding: errData, as: UTF8.self))")
-        }
-        return Array(data)
-    }
-
-    struct ToolFailed: Error, CustomStringConvertible {
-        var message: String
-        var description: String { message }
+        try Tool.run(arguments, input: input)
     }
 
     static func temporary(_ name: String) -> String {
@@ -163,7 +128,9 @@ struct AgeTests {
         let garbage = Self.testkitHeader(
             body: "hjabGXwSLQ9c3S6Lw2i+S2Tu2fiwQHHslbBN6B41FLE", mac: "WyJp9F/9FOZh7gJdheq2WIJcwHgYc8NIVh3ddwhrcNgAAA")
         let failure = #expect(throws: ArchiveError.self) {
-            try AgeHeader.parse(garbage[...])!.0.unwrap(with: [try AgeIdentity(parsing: "AGE-SECRET-KEY-1EGTZVFFV20835NWYV6270LXYVK2VKNX2MMDKWYKLMGR48UAWX40Q2P2LM0")])
+            try AgeHeader.parse(garbage[...])!.0.unwrap(with: [
+                try AgeIdentity(parsing: "AGE-SECRET-KEY-1EGTZVFFV20835NWYV6270LXYVK2VKNX2MMDKWYKLMGR48UAWX40Q2P2LM0")
+            ])
         }
         #expect(failure?.code == .damaged)
     }
@@ -197,10 +164,12 @@ struct AgeTests {
         swapped += sealed[(payload + 2 * chunk)...]
         rejects(swapped, "chunks 1 and 2 swapped")
         let text = String(decoding: sealed.prefix(headerLength), as: UTF8.self)
-        let unknownType = Array(text.replacingOccurrences(of: "-> X25519 ", with: "-> X25520 ").utf8)
+        let unknownType =
+            Array(text.replacingOccurrences(of: "-> X25519 ", with: "-> X25520 ").utf8)
             + sealed[headerLength...]
         rejects(unknownType, code: .locked, "only a stanza of an unknown type")
-        let extra = Array(text.replacingOccurrences(of: "\n---", with: "\n-> grease x\nAAAA\n---").utf8)
+        let extra =
+            Array(text.replacingOccurrences(of: "\n---", with: "\n-> grease x\nAAAA\n---").utf8)
             + sealed[headerLength...]
         rejects(extra, "a stanza added (the MAC covers the header)")
     }
@@ -216,7 +185,9 @@ struct AgeTests {
     @Test("recipient strings that are not keys are refused with a one-line reason")
     func badRecipients() throws {
         let secret = AgeIdentity.generate().secretString!
-        for text in ["", "age1", "age1qqqq", "ssh-ed25519 AAAA", secret, "AGE1" + String(repeating: "Q", count: 58), "hello"] {
+        for text in [
+            "", "age1", "age1qqqq", "ssh-ed25519 AAAA", secret, "AGE1" + String(repeating: "Q", count: 58), "hello",
+        ] {
             let error = #expect(throws: UsageError.self) { try AgeRecipient(parsing: text) }
             #expect(error?.message.contains("\n") == false)
             #expect(error?.message.contains(secret) == false)

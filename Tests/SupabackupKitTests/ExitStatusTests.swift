@@ -10,6 +10,7 @@ struct ExitStatusTests {
     func everyCode() {
         let expected: [ErrorCode: Int32] = [
             .invalidArgument: 64, .unknownName: 64, .notSupported: 64, .damagedArchive: 3, .unsupportedFormat: 3,
+            .decryption: 3,
             .io: 1, .database: 1, .connection: 1, .rest: 1, .storage: 1, .targetMismatch: 1, .internalFailure: 1,
         ]
         #expect(Set(expected.keys) == Set(ErrorCode.allCases))

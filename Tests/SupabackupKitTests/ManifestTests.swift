@@ -47,7 +47,7 @@ struct ManifestTests {
     @Test("a newer format version is unsupported, not damaged")
     func newerVersion() throws {
         var manifest = Self.sample()
-        manifest.formatVersion = 2
+        manifest.formatVersion = Manifest.currentFormatVersion + 1
         #expect {
             try Manifest.decode(try manifest.encoded())
         } throws: { ($0 as? ArchiveError)?.code == .unsupported }
@@ -63,5 +63,56 @@ struct ManifestTests {
     @Test("a manifest naming another folder is refused")
     func wrongFolder() {
         #expect(throws: ArchiveError.self) { try Self.sample().validate(folderName: "2024-01-01T00-00-00-000Z") }
+    }
+
+    static func sealed() -> SealedManifest {
+        var manifest = sample()
+        manifest.encryption = SealedManifest.encryptionName
+        manifest.formatVersion = Manifest.encryptedFormatVersion
+        manifest.tables[0].file = "data/0001.ndjson.zst.age"
+        let entry = Manifest.FileEntry(file: "manifest.age", bytes: 100, sha256: String(repeating: "b", count: 64))
+        return SealedManifest(for: manifest, manifestFile: entry)
+    }
+
+    @Test("an encrypted archive's readable manifest decodes as sealed and keeps only names, times and checksums")
+    func sealedRoundTrip() throws {
+        let sealed = Self.sealed()
+        let data = try sealed.encoded()
+        guard case .sealed(let decoded) = try StoredManifest.decode(data) else {
+            Issue.record("not decoded as sealed")
+            return
+        }
+        #expect(decoded == sealed)
+        try decoded.validate(folderName: sealed.name)
+        let text = String(decoding: data, as: UTF8.self)
+        for hidden in ["users", "postgres", "\"db\"", "rows", "columns", "15.18"] {
+            #expect(!text.contains(hidden), "\(hidden)")
+        }
+        guard case .plain = try StoredManifest.decode(try Self.sample().encoded()) else {
+            Issue.record("a plain manifest decoded as sealed")
+            return
+        }
+    }
+
+    @Test(
+        "a readable manifest naming files outside the backup, twice, or without checksums is damaged",
+        arguments: ["../x", "data/../../etc/passwd", "/etc/passwd", "schema.sql", "data/.hidden", "manifest.json"])
+    func sealedUnsafeFiles(_ file: String) {
+        var sealed = Self.sealed()
+        sealed.files[0].file = file
+        #expect { try sealed.validate(folderName: nil) } throws: { ($0 as? ArchiveError)?.code == .damaged }
+    }
+
+    @Test("a readable manifest with a bad checksum, a listed-twice file or an unknown cipher is refused")
+    func sealedRefusals() {
+        var badSum = Self.sealed()
+        badSum.files[0].sha256 = "xyz"
+        #expect(throws: ArchiveError.self) { try badSum.validate(folderName: nil) }
+        var twice = Self.sealed()
+        twice.files.append(twice.files[0])
+        #expect(throws: ArchiveError.self) { try twice.validate(folderName: nil) }
+        var cipher = Self.sealed()
+        cipher.encryption = "gpg"
+        #expect { try cipher.validate(folderName: nil) } throws: { ($0 as? ArchiveError)?.code == .unsupported }
     }
 }

@@ -16,7 +16,9 @@ struct ZstdFileTests {
         bytes: Int64, sha256: String
     ) {
         let storage = LocalStorage(root: (path as NSString).deletingLastPathComponent)
-        return try ZstdFileReader().read(try storage.openObject((path as NSString).lastPathComponent, from: 0), body)
+        let file = HashingReader(try storage.openObject((path as NSString).lastPathComponent, from: 0))
+        try ZstdFileReader().read(file, body)
+        return (file.count, file.sha256)
     }
 
     @Test("what is written reads back, with the same size and SHA-256")

@@ -25,10 +25,11 @@ public enum CLI {
 
     /// Starts the executable without waiting: stdout and stderr are the returned pipes.
     /// `DATABASE_URL` is removed from the inherited environment unless `environment` sets it.
-    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (
-        Process, out: Pipe, err: Pipe
-    ) {
+    public static func start(
+        _ arguments: [String], environment: [String: String] = [:], directory: String? = nil
+    ) throws -> (Process, out: Pipe, err: Pipe) {
         let process = Process()
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = TestJobs.arguments(arguments)
         var env = ProcessInfo.processInfo.environment
@@ -44,21 +45,29 @@ public enum CLI {
         return (process, out, err)
     }
 
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let (process, out, err) = try start(arguments, environment: environment)
-        // Read both pipes concurrently so neither fills up and blocks the child.
-        nonisolated(unsafe) var errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
+    public static func run(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil)
+        throws -> Result
+    {
+        let (process, out, err) = try start(arguments, environment: environment, directory: directory)
+        let (outData, errData) = readBoth(out, err)
         process.waitUntilExit()
         return Result(
             status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
             stderr: String(decoding: errData, as: UTF8.self))
     }
+}
+
+/// Reads a child's stdout and stderr to their ends, concurrently, so neither pipe fills up and
+/// blocks the child.
+func readBoth(_ out: Pipe, _ err: Pipe) -> (Data, Data) {
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    return (outData, errData)
 }

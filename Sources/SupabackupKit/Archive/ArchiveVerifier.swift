@@ -12,15 +12,26 @@ public struct VerifyReport: Sendable {
         public var problem: String?
     }
 
+    /// A stored file checked without its key (encrypted archives): size and SHA-256 only.
+    public struct FileCheck: Sendable {
+        public var file: String
+        public var bytes: Int64
+        public var problem: String?
+    }
+
     public var name: String
     public var tables: [TableCheck]
+    public var files: [FileCheck] = []
     /// Problems not tied to one table (stray files, a missing data folder).
     public var problems: [String]
 
-    public var isIntact: Bool { problems.isEmpty && tables.allSatisfy { $0.problem == nil } }
+    public var isIntact: Bool {
+        problems.isEmpty && tables.allSatisfy { $0.problem == nil } && files.allSatisfy { $0.problem == nil }
+    }
     /// Every problem as one line naming the file and table.
     public var allProblems: [String] {
         problems + tables.compactMap { check in check.problem.map { "\(check.file) (table \(check.table)): \($0)" } }
+            + files.compactMap { check in check.problem.map { "\(check.file): \($0)" } }
     }
 }
 
@@ -48,6 +59,55 @@ public enum ArchiveVerifier {
                 check.problem = "\(error)"
             }
             report.tables.append(check)
+        }
+        return report
+    }
+
+    /// An encrypted archive checked without its key: every stored object is one `manifest.json`
+    /// lists, and each has the size and (with `readData`) the SHA-256 it lists. Tables and rows
+    /// are unknown without the key.
+    public static func verifySealed(
+        _ sealed: SealedManifest, name: String, in storage: any BackupStorage, readData: Bool
+    ) -> VerifyReport {
+        var report = VerifyReport(name: name, tables: [], problems: [])
+        let prefix = name + "/"
+        var listed: [String: Int64] = [:]
+        do {
+            for entry in try storage.list(prefix: prefix, recursive: true) where !entry.isFolder {
+                listed[String(entry.name.dropFirst(prefix.count))] = entry.size
+            }
+        } catch {
+            report.problems.append("cannot list \(storage.describe(name)): \(error)")
+            return report
+        }
+        let expected = [sealed.manifestFile] + sealed.files
+        let known = Set(expected.map(\.file) + [BackupArchive.manifestFile])
+        for file in listed.keys.sorted() where !known.contains(file) {
+            report.problems.append("\(BackupName.printable(file)): not listed in the manifest")
+        }
+        for entry in expected {
+            var check = VerifyReport.FileCheck(file: entry.file, bytes: listed[entry.file] ?? 0, problem: nil)
+            if let size = listed[entry.file] {
+                if size != entry.bytes {
+                    check.problem = "is \(size) bytes, the manifest says \(entry.bytes)"
+                } else if readData {
+                    do {
+                        let reader = HashingReader(try storage.openObject(prefix + entry.file, from: 0))
+                        defer { reader.close() }
+                        try reader.forEachChunk { _ in }
+                        if reader.count != entry.bytes || reader.sha256 != entry.sha256 {
+                            check.problem = "SHA-256 does not match the manifest (file changed or damaged)"
+                        }
+                    } catch let error as ArchiveError {
+                        check.problem = error.message
+                    } catch {
+                        check.problem = "\(error)"
+                    }
+                }
+            } else {
+                check.problem = "is missing"
+            }
+            report.files.append(check)
         }
         return report
     }
@@ -164,9 +224,9 @@ public enum ArchiveVerifier {
         var lastByte: UInt8 = 0x0A
         var badLine: Int64?
         var lineNumber: Int64 = 0
-        let object = try archive.storage.openObject(archive.object(table.file), from: 0)
+        let (object, stored) = try archive.openDataFile(table.file)
         defer { object.close() }
-        let (bytes, sha256) = try ZstdFileReader().read(object) { chunk in
+        try ZstdFileReader().read(object) { chunk in
             if validateLines {
                 scanner.feed(chunk) { line in
                     lineNumber += 1
@@ -178,7 +238,8 @@ public enum ArchiveVerifier {
             if let last = chunk.last { lastByte = last }
             try consumer?(chunk)
         }
-        try compare(table, bytes: bytes, sha256: sha256)
+        let bytes = stored.count
+        try compare(table, bytes: bytes, sha256: stored.sha256)
         let rows = validateLines ? scanner.lines : newlines
         if let badLine { throw ArchiveError(.damaged, "line \(badLine) is not a JSON object") }
         if lastByte != 0x0A { throw ArchiveError(.damaged, "last line is incomplete (no newline)") }

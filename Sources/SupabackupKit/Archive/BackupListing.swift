@@ -8,8 +8,10 @@ public struct BackupSummary: Sendable, Encodable {
     public var mode: String?
     public var tables: Int?
     public var rows: Int64?
-    /// Compressed bytes of all data files.
+    /// Stored bytes of all data files.
     public var bytes: Int64?
+    /// The files are age-encrypted: mode, tables and rows are known only with the key.
+    public var encrypted = false
     /// Why the manifest could not be read, when it could not.
     public var problem: String?
     /// The folder or its manifest can be read by users other than the owner.
@@ -33,11 +35,16 @@ public enum BackupListing {
             var summary = BackupSummary(name: name, time: time)
             summary.readableByOthers = folder.readableByOthers || manifest.readableByOthers
             do {
-                let archive = try BackupArchive.open(name: name, in: storage, manifestEntry: manifest)
-                summary.mode = archive.manifest.mode.rawValue
-                summary.tables = archive.manifest.tables.count
-                summary.rows = archive.manifest.totalRows
-                summary.bytes = archive.manifest.totalBytes
+                switch try BackupArchive.inspect(name: name, in: storage, manifestEntry: manifest) {
+                case .plain(let manifest):
+                    summary.mode = manifest.mode.rawValue
+                    summary.tables = manifest.tables.count
+                    summary.rows = manifest.totalRows
+                    summary.bytes = manifest.totalBytes
+                case .sealed(let sealed):
+                    summary.encrypted = true
+                    summary.bytes = sealed.dataBytes
+                }
             } catch {
                 summary.problem = "\(error)"
             }

@@ -4,7 +4,12 @@
 /// folder without one is not a backup. docs/FORMAT.md is the reference for every field.
 public struct Manifest: Codable, Sendable, Equatable {
     public static let formatName = "supabackup"
-    public static let currentFormatVersion = 1
+    /// The version unencrypted archives are written with (readers older than encryption read them).
+    public static let plainFormatVersion = 1
+    /// Encrypted archives: `manifest.json` is a `SealedManifest`, this manifest is `manifest.age`.
+    public static let encryptedFormatVersion = 2
+    /// The highest version this supabackup reads.
+    public static let currentFormatVersion = 2
 
     public var format: String
     public var formatVersion: Int
@@ -32,14 +37,25 @@ public struct Manifest: Codable, Sendable, Equatable {
     /// False when the auth users came from the Auth admin API, which never returns password
     /// hashes: restored users must reset their passwords. Absent otherwise.
     public var authPasswordHashes: Bool?
-    /// `schema.sql`, the DDL of what was backed up (direct mode only).
+    /// `schema.sql`, the DDL of what was backed up (direct mode only); `schema.sql.age` when encrypted.
     public var schemaFile: FileEntry?
+    /// `age-encryption.org/v1` when every file is an age file; absent for unencrypted archives.
+    public var encryption: String? = nil
+
+    public var isEncrypted: Bool { encryption != nil }
 
     public struct FileEntry: Codable, Sendable, Equatable {
         /// Path relative to the backup folder.
         public var file: String
+        /// Size and SHA-256 of the stored bytes (for encrypted archives: of the age file).
         public var bytes: Int64
         public var sha256: String
+
+        public init(file: String, bytes: Int64, sha256: String) {
+            self.file = file
+            self.bytes = bytes
+            self.sha256 = sha256
+        }
     }
 
     public struct Source: Codable, Sendable, Equatable {
@@ -60,9 +76,9 @@ public struct Manifest: Codable, Sendable, Equatable {
         public var primaryKey: [String]
         public var foreignKeys: [ForeignKey]
         public var rows: Int64
-        /// Size of the compressed file in bytes.
+        /// Size of the stored file in bytes (compressed, and encrypted when the archive is).
         public var bytes: Int64
-        /// SHA-256 of the compressed file, lowercase hex.
+        /// SHA-256 of the stored file, lowercase hex.
         public var sha256: String
         /// When the table was read in block ranges by several connections: the file is these
         /// zstd frames back to back, in order. Absent when the file is one frame.

@@ -9,8 +9,17 @@ final class PartialBackupFolder {
     let name: String
     let startedAt: Date
     private let pending: PendingBackup
+    /// Every file is encrypted to these (age); none: the backup is stored plain.
+    let recipients: [AgeRecipient]
+    /// Part files (slices joined at the end) are encrypted to a key that exists only in this
+    /// process: the joiner must read them back, and the recipients' keys are not here.
+    let partIdentity: AgeIdentity?
+    var partRecipients: [AgeRecipient] { partIdentity.map { [$0.recipient!] } ?? [] }
+    var isEncrypted: Bool { !recipients.isEmpty }
 
-    init(in storage: any BackupStorage, startingAt start: Date) throws {
+    init(in storage: any BackupStorage, startingAt start: Date, recipients: [AgeRecipient] = []) throws {
+        self.recipients = recipients
+        partIdentity = recipients.isEmpty ? nil : AgeIdentity.generate()
         var time = start
         for _ in 0..<1000 {
             if let pending = try storage.beginBackup(named: BackupName.make(time)) {
@@ -25,8 +34,18 @@ final class PartialBackupFolder {
         throw ArchiveError(.io, "cannot find a free backup name in \(storage.location)")
     }
 
-    convenience init(in directory: String, startingAt start: Date) throws {
-        try self.init(in: try StorageLocation.open(directory), startingAt: start)
+    convenience init(in directory: String, startingAt start: Date, recipients: [AgeRecipient] = []) throws {
+        try self.init(in: try StorageLocation.open(directory), startingAt: start, recipients: recipients)
+    }
+
+    /// The data file names for `tables`: derived from table names, or when encrypted, numbered
+    /// (`data/0001.ndjson.zst.age`) so that names give nothing away.
+    func dataFileNames(for tables: [TableName]) -> [String] {
+        guard isEncrypted else {
+            var names = DataFileName()
+            return tables.map { names.next(for: $0) }
+        }
+        return tables.indices.map { String(format: "data/%04d.ndjson.zst.age", $0 + 1) }
     }
 
     /// Where the unfinished backup is being written, for messages and tests.
@@ -38,20 +57,31 @@ final class PartialBackupFolder {
     func open(_ file: String) throws -> ObjectReader { try pending.open(file) }
     func delete(_ file: String) throws { try pending.delete(file) }
 
-    /// Writes a small file into the backup.
+    /// Writes a small file into the backup (encrypted as `name.age` when the backup is).
     /// - Returns: its manifest entry.
     func writeFile(_ name: String, contents: Data) throws -> Manifest.FileEntry {
-        let file = try pending.create(name)
-        try file.write(contents)
+        let stored = isEncrypted ? Data(try AgeFile.encrypt(Array(contents), to: recipients)) : contents
+        let storedName = isEncrypted ? name + ".age" : name
+        let file = try pending.create(storedName)
+        try file.write(stored)
         try file.finish()
         return Manifest.FileEntry(
-            file: name, bytes: Int64(contents.count), sha256: Crypto.SHA256.hash(data: contents).hex)
+            file: storedName, bytes: Int64(stored.count), sha256: Crypto.SHA256.hash(data: stored).hex)
     }
 
-    /// Writes the manifest, last, and makes the backup visible.
+    /// Writes the manifest, last, and makes the backup visible. Encrypted: the manifest goes
+    /// into `manifest.age`, and `manifest.json` holds only its readable part.
     /// - Returns: where the backup is, for messages.
     func publish(_ manifest: Manifest) throws -> String {
-        let location = try pending.publish(manifest: try manifest.encoded())
+        var data = try manifest.encoded()
+        if isEncrypted {
+            var inner = manifest
+            inner.formatVersion = Manifest.encryptedFormatVersion
+            inner.encryption = SealedManifest.encryptionName
+            let entry = try writeFile("manifest", contents: try inner.encoded())  // manifest.age
+            data = try SealedManifest(for: inner, manifestFile: entry).encoded()
+        }
+        let location = try pending.publish(manifest: data)
         ActiveBackups.shared.remove(pending)
         return location
     }

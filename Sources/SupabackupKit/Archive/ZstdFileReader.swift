@@ -1,8 +1,7 @@
 import CZstd
-import Crypto
 import Foundation
 
-/// Streams a zstd object's decompressed bytes while hashing its compressed bytes.
+/// Streams a zstd object's decompressed bytes. Callers hash the stored bytes (`HashingReader`).
 ///
 /// Memory stays at two fixed buffers whatever the file's size. Damage shows as an
 /// `ArchiveError`: a bad frame, a failed frame checksum, or a file that ends mid-frame.
@@ -19,21 +18,13 @@ final class ZstdFileReader {
     deinit { ZSTD_freeDCtx(dctx) }
 
     /// Reads the rest of `file`, handing decompressed chunks to `body`.
-    /// - Returns: the compressed size and SHA-256 (lowercase hex) of what was read.
-    @discardableResult
-    func read(_ file: ObjectReader, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (
-        bytes: Int64, sha256: String
-    ) {
+    func read(_ file: ObjectReader, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let output = UnsafeMutableRawBufferPointer.allocate(byteCount: ZSTD_DStreamOutSize(), alignment: 16)
         defer { output.deallocate() }
-        var hasher = SHA256()
-        var total: Int64 = 0
         var frameOpen = false
         var sawData = false
         try file.forEachChunk(size: ZSTD_DStreamInSize()) { chunk in
             sawData = true
-            hasher.update(bufferPointer: chunk)
-            total += Int64(chunk.count)
             var inBuffer = ZSTD_inBuffer(src: chunk.baseAddress, size: chunk.count, pos: 0)
             while inBuffer.pos < inBuffer.size || frameOpen {
                 var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
@@ -52,7 +43,5 @@ final class ZstdFileReader {
         if frameOpen || !sawData {
             throw ArchiveError(.damaged, "ends before its compressed data does (truncated)")
         }
-        let digest = hasher.finalize().hex
-        return (total, digest)
     }
 }

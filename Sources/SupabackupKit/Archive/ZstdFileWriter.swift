@@ -2,7 +2,8 @@ import CZstd
 import Crypto
 import Foundation
 
-/// Compresses a byte stream with zstd into a storage object, hashing what it writes.
+/// Compresses a byte stream with zstd into a storage object, encrypting it (age) when given
+/// recipients, and hashing the stored bytes.
 ///
 /// Compression runs on a thread of its own, pipelined with the caller (which is reading rows
 /// from the network): input is gathered into 512 KiB blocks handed over through a queue of at most
@@ -16,8 +17,9 @@ final class ZstdFileWriter {
     private(set) var rawBytes: Int64 = 0
     private var finished = false
 
-    init(into object: ObjectWriter, level: Int32) throws {
-        pipeline = try Pipeline(object: object, level: level)
+    /// - Parameter recipients: encrypt to these (on the compressor's thread); none: store plain.
+    init(into object: ObjectWriter, level: Int32, recipients: [AgeRecipient] = []) throws {
+        pipeline = try Pipeline(object: object, level: level, recipients: recipients)
         block.reserveCapacity(blockSize)
         // The thread holds the pipeline, never the writer: the writer may go away (on an error)
         // before the thread even starts, and its deinit then stops and joins the pipeline.
@@ -57,11 +59,11 @@ final class ZstdFileWriter {
         // @unchecked: `queue`, `closed`, `running` and `failure` are guarded by `condition`;
         // the rest belongs to the worker until it has stopped.
         private let cctx: OpaquePointer
+        /// What the compressor writes to: `stored`, or an age encrypter in front of it.
         private let file: ObjectWriter
+        private let stored: HashingWriter
         private var finished = false
         private let output: UnsafeMutableRawBufferPointer
-        private var hasher = SHA256()
-        private var compressedBytes: Int64 = 0
 
         private let condition = NSCondition()
         private var queue: [[UInt8]] = []
@@ -71,14 +73,20 @@ final class ZstdFileWriter {
         private var failure: Error?
         private static let maxQueued = 2
 
-        init(object: ObjectWriter, level: Int32) throws {
+        init(object: ObjectWriter, level: Int32, recipients: [AgeRecipient]) throws {
             guard let cctx = ZSTD_createCCtx() else {
                 object.abort()
                 throw ArchiveError(.io, "could not allocate a zstd compressor")
             }
             ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
             ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
-            file = object
+            stored = HashingWriter(object)
+            do {
+                file = recipients.isEmpty ? stored : try AgeWriter(into: stored, recipients: recipients)
+            } catch {
+                ZSTD_freeCCtx(cctx)
+                throw error
+            }
             self.cctx = cctx
             output = .allocate(byteCount: ZSTD_CStreamOutSize(), alignment: 16)
         }
@@ -113,8 +121,7 @@ final class ZstdFileWriter {
             try compress([], end: true)
             try file.finish()
             finished = true
-            let digest = hasher.finalize().hex
-            return (compressedBytes, digest)
+            return (stored.count, stored.sha256)
         }
 
         /// The worker: compresses queued blocks until closed and drained.
@@ -157,9 +164,7 @@ final class ZstdFileWriter {
                     }
                     if outBuffer.pos > 0 {
                         let chunk = UnsafeRawBufferPointer(rebasing: output[0..<outBuffer.pos])
-                        hasher.update(bufferPointer: chunk)
                         try file.write(chunk)
-                        compressedBytes += Int64(outBuffer.pos)
                     }
                     let drained = end ? remaining == 0 : inBuffer.pos == inBuffer.size
                     if drained { break }

@@ -28,6 +28,8 @@ public struct BackupOptions: Sendable {
     public var splitBytes = BackupOptions.defaultSplitBytes
     /// At most this many block ranges per table.
     static let maxParts = 256
+    /// Encrypt every file to these age recipients; empty: store plain.
+    public var recipients: [AgeRecipient] = []
 
     public init(
         transport: BackupTransport, outputDirectory: String = "backups", schemas: [String] = ["public"],
@@ -91,7 +93,8 @@ public struct BackupEngine {
         let source = try makeSource()
         let selected = try source.prepare(try selectTables(source))
 
-        let folder = try PartialBackupFolder(in: options.outputDirectory, startingAt: now)
+        let folder = try PartialBackupFolder(
+            in: options.outputDirectory, startingAt: now, recipients: options.recipients)
         do {
             var schemaFile: Manifest.FileEntry?
             var sequences: [Manifest.Sequence] = []
@@ -105,7 +108,7 @@ public struct BackupEngine {
             let (origin, serverVersion) = try source.source()
             try source.finish()
             let manifest = Manifest(
-                format: Manifest.formatName, formatVersion: Manifest.currentFormatVersion,
+                format: Manifest.formatName, formatVersion: Manifest.plainFormatVersion,
                 toolVersion: Supabackup.version, name: folder.name, startedAt: BackupName.iso8601(folder.startedAt),
                 finishedAt: BackupName.iso8601(Date()), mode: source.mode, source: origin,
                 serverVersion: serverVersion, consistentSnapshot: source.consistentSnapshot, schemas: options.schemas,
@@ -172,8 +175,7 @@ public struct BackupEngine {
         _ tables: [SourceTable], from source: any BackupSource, into folder: PartialBackupFolder,
         leaderFirst: () throws -> Void
     ) throws -> (entries: [Manifest.Table], rawBytes: Int64) {
-        var fileNames = DataFileName()
-        let files = tables.map { fileNames.next(for: $0.name) }
+        let files = folder.dataFileNames(for: tables.map(\.name))
         var slices: [[TableSlice?]] = tables.map { _ in [nil] }
         var order = Array(tables.indices)
         let parallel = source as? any ParallelBackupSource

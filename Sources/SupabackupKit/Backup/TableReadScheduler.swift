@@ -172,7 +172,9 @@ final class TableReadScheduler: @unchecked Sendable {
         condition.withLock { if started[item.table] == nil { started[item.table] = Date() } }
         // A generous guess at the raw size (compressed is smaller): object storage sizes its parts by it.
         let hint = table.estimatedRows > 0 ? table.estimatedRows * Int64(16 + 16 * table.columns.count) : nil
-        let writer = try ZstdFileWriter(into: try folder.create(file, sizeHint: hint), level: level)
+        let writer = try ZstdFileWriter(
+            into: try folder.create(file, sizeHint: hint), level: level,
+            recipients: whole ? folder.recipients : folder.partRecipients)
         let rows: Int64
         do {
             rows = try copy(item, with: reader, into: writer)
@@ -196,9 +198,10 @@ final class TableReadScheduler: @unchecked Sendable {
         } else {
             let (total, digest) = try concatenate(
                 item.table, count: complete.count, bytes: complete.reduce(0) { $0 + $1.bytes })
+            // Frame sizes say nothing about an encrypted file's bytes: parts are listed only for plain files.
             entry = makeEntry(
                 item.table, rows: complete.reduce(0) { $0 + $1.rows }, bytes: total, sha256: digest,
-                parts: complete.map { Manifest.Part(rows: $0.rows, bytes: $0.bytes) })
+                parts: folder.recipients.isEmpty ? complete.map { Manifest.Part(rows: $0.rows, bytes: $0.bytes) } : nil)
         }
         let seconds = condition.withLock { () -> Double in
             entries[item.table] = entry
@@ -247,23 +250,22 @@ final class TableReadScheduler: @unchecked Sendable {
     }
 
     /// Joins a table's part files, in order, into its data file, hashing what it writes.
+    /// Encrypted parts are decrypted with the folder's own part key and the joined file is
+    /// encrypted to the recipients: one age file per table, as `age -d` expects.
     private func concatenate(_ table: Int, count: Int, bytes: Int64) throws -> (bytes: Int64, sha256: String) {
-        let output = try folder.create(files[table], sizeHint: bytes)
-        var hasher = SHA256()
-        var total: Int64 = 0
+        let stored = HashingWriter(try folder.create(files[table], sizeHint: bytes))
+        let output: ObjectWriter =
+            folder.recipients.isEmpty ? stored : try AgeWriter(into: stored, recipients: folder.recipients)
         for part in 0..<count {
             let name = files[table] + ".part\(part)"
-            let input = try folder.open(name)
-            try input.forEachChunk { chunk in
-                hasher.update(bufferPointer: chunk)
-                try output.write(chunk)
-                total += Int64(chunk.count)
-            }
+            let opened = try folder.open(name)
+            let input = try folder.partIdentity.map { try AgeReader(opened, identities: [$0]) } ?? opened
+            try input.forEachChunk { chunk in try output.write(chunk) }
             input.close()
             try folder.delete(name)
         }
         try output.finish()
-        return (total, hasher.finalize().hex)
+        return (stored.count, stored.sha256)
     }
 
     private func makeEntry(_ index: Int, rows: Int64, bytes: Int64, sha256: String, parts: [Manifest.Part]?)

@@ -20,6 +20,8 @@ public struct RestoreOptions: Sendable {
     /// Create missing types, tables, indexes, policies, ... from the backup's schema.sql, in the
     /// same transaction as the rows.
     public var createSchema = false
+    /// Decrypt an encrypted backup (age identities); not needed for unencrypted ones.
+    public var identities: [AgeIdentity] = []
     /// Restore the backup's Auth tables (users, identities, MFA factors); skipped otherwise.
     public var withAuth = false
     /// Called as each table starts loading (table, its position, the number of tables), for a
@@ -110,7 +112,8 @@ public struct RestoreEngine {
     }
 
     public func run() throws -> RestoreResult {
-        let archive = try BackupArchive.open(name: options.name, in: options.directory)
+        let archive = try BackupArchive.open(
+            name: options.name, in: options.directory, identities: options.identities)
         let all = archive.manifest.tables.map(\.tableName)
         let names = Set(try options.tables.select(from: all, excluding: []))
         // Auth rows only on request: restoring them into a live project overwrites its users.

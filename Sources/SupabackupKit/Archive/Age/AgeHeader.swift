@@ -57,7 +57,8 @@ struct AgeHeader {
         let theirs = try! Curve25519.KeyAgreement.PublicKey(rawRepresentation: recipient.publicKey)
         let shared = try! ephemeral.sharedSecretFromKeyAgreement(with: theirs)
         let key = shared.hkdfDerivedSymmetricKey(
-            using: SHA256.self, salt: share + recipient.publicKey, sharedInfo: Array("age-encryption.org/v1/X25519".utf8),
+            using: SHA256.self, salt: share + recipient.publicKey,
+            sharedInfo: Array("age-encryption.org/v1/X25519".utf8),
             outputByteCount: 32)
         return Stanza(arguments: ["X25519", base64(share)], body: seal(fileKey, key: key))
     }
@@ -213,7 +214,8 @@ struct AgeHeader {
         }
         var padded = String(decoding: text, as: UTF8.self)
         while padded.utf8.count % 4 != 0 { padded += "=" }
-        guard valid, let data = Data(base64Encoded: padded), base64(Array(data)) == String(decoding: text, as: UTF8.self)
+        guard valid, let data = Data(base64Encoded: padded),
+            base64(Array(data)) == String(decoding: text, as: UTF8.self)
         else { throw malformed("the \(what) is not canonical base64") }
         return Array(data)
     }
