@@ -124,6 +124,28 @@ struct EncryptionTests {
         #expect(prune.status == 0 && prune.stdout.contains(name), "\(prune.stdout)\(prune.stderr)")
     }
 
+    @Test("REST mode: an encrypted backup over PostgREST restores over PostgREST")
+    func restMode() throws {
+        let database = try CommandLineRESTTests.database()
+        let server = try PostgRESTTestServer(databaseURL: database.url)
+        let keys = try Keys()
+        let directory = try TemporaryDirectory()
+        let env = [
+            "SUPABASE_URL": server.url, "SUPABASE_SERVICE_ROLE_KEY": server.options.serviceKey,
+            "SUPABACKUP_RECIPIENTS": keys.recipient,
+        ]
+        let backup = try CLI.run(["backup", "--out", directory.path], environment: env)
+        #expect(backup.status == 0 && backup.stderr.contains("encrypted to 1 recipient"), "\(backup.stderr)")
+        try database.execute("UPDATE public.items SET name = 'changed'; DELETE FROM public.items WHERE id > 40")
+        let refused = try CLI.run(["restore", backup.lastLine, "--dir", directory.path], environment: env)
+        #expect(refused.status == 3)
+        #expect(try database.scalar("SELECT count(*) FROM public.items") == "40")
+        let restore = try CLI.run(
+            ["restore", backup.lastLine, "--dir", directory.path, "--identity", keys.identityFile], environment: env)
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try database.scalar("SELECT count(*) FROM public.items WHERE name = 'n' || id") == "50")
+    }
+
     @Test("age -d and zstd -d open every file without supabackup")
     func ageOpensTheArchive() throws {
         let source = try TestDatabase("enc_age")
