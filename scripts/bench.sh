@@ -6,7 +6,12 @@
 # per million rows (linearity), then REST-mode throughput against the PostgREST-compatible test
 # server. Backups run with --jobs $JOBS (and once more with --jobs 1); pg_dump with its defaults.
 #   SIZES="500000 1000000 2000000 4000000" RUNS=3 SAMPLE_SCALE=100 REST_ROWS="100000 1000000" scripts/bench.sh
-#   ROWS=2000000 RUNS=3 SAMPLE_SCALE=0 scripts/bench.sh        (one size, no sample schema)
+#   ROWS=2000000 RUNS=3 SAMPLE_SCALE=0 SHAPES= scripts/bench.sh  (one size, no sample schema or shapes)
+# Then table shapes (SHAPES, scripts/bench-shapes/*.sql: narrow, wide text, jsonb, bytea blobs,
+# temporal/numeric/array/inet, events, and the Chinook schema). For each data set: backup time and
+# the server's CPU per backup against pg_dump --data-only, fresh-instance restore (--create-schema
+# into an empty database) against pg_restore of a full dump and pg_restore -j 2, and restores into
+# empty tables and with every row conflicting against pg_restore --data-only.
 # Last, backup and restore through moto's S3 server beside the local folder (S3_ROWS, 0 skips it):
 # moto is a Python server, so that section reports the ratio and peak memory, not a speed claim.
 set -euo pipefail
@@ -22,6 +27,8 @@ SIZES=${ROWS:-${SIZES:-"500000 1000000 2000000 4000000"}}
 RUNS=${RUNS:-3}
 JOBS=${JOBS:-4}
 SAMPLE_SCALE=${SAMPLE_SCALE:-100}
+# Table shapes from scripts/bench-shapes (name:rows; chinook's number is a scale of the original).
+SHAPES=${SHAPES-"narrow:300000 wide:300000 jsonb:300000 blobs:6000 temporal:300000 events:1000000 chinook:50"}
 
 swift build -c release --product supabackup 2>&1 | tail -n 1 >&2
 swift build -c release --product postgrest-test-server 2>&1 | tail -n 1 >&2
@@ -51,16 +58,28 @@ generate() {
 }
 for db in source target_sb target_pg; do createdb "$db"; done
 
-# timed LABEL CMD...: appends "seconds kilobytes" to $WORK/LABEL
+# server_cpu: CPU seconds (user + system) of the server's exited backends so far: the postmaster's
+# reaped children, from /proc. A backup's or restore's connections exit when it ends.
+server_cpu() {
+  local pid
+  pid=$(head -n 1 "$PG_TMP/data/postmaster.pid")
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($16 + $17) / hz }' "/proc/$pid/stat"
+}
+
+# timed LABEL CMD...: appends "seconds kilobytes server-cpu-seconds" to $WORK/LABEL
 timed() {
-  local label=$1
+  local label=$1 before after
   shift
+  before=$(server_cpu)
   /usr/bin/time -f "%e %M" -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err" || { cat "$WORK/cmd.err" >&2; return 1; }
-  cat "$WORK/time.out" >> "$WORK/$label"
+  sleep 0.2  # the postmaster reaps the exited backends
+  after=$(server_cpu)
+  printf '%s %s\n' "$(cat "$WORK/time.out")" "$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }')" >> "$WORK/$label"
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 peak() { awk '{ print $2 }' "$WORK/$1" | sort -n | tail -n 1; }
 t() { awk '{ print $1 }' "$WORK/$1" | median; }
+cpu() { awk '{ print $3 }' "$WORK/$1" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # truncate_public DB: empties every table of schema public (restore into empty tables).
@@ -69,20 +88,29 @@ truncate_public() {
     FROM pg_tables WHERE schemaname = 'public'); END \$\$"
 }
 
+# fresh_db NAME: an empty database NAME (the disaster-recovery target).
+fresh_db() {
+  dropdb --if-exists "$1"
+  createdb "$1"
+}
+
 # measure LABEL ROWS: supabackup against pg_dump/pg_restore on schema public of DB source, with
-# target_sb and target_pg holding the same empty tables. pg_restore gets --disable-triggers
-# where the data has foreign-key cycles (it cannot order them otherwise); supabackup never does.
+# target_sb and target_pg holding the same empty tables. pg_restore --data-only gets
+# --disable-triggers where the data has foreign-key cycles (it cannot order them otherwise);
+# supabackup never does. Fresh-instance restores go into new empty databases: supabackup
+# restore --create-schema against pg_restore of a full dump (pg_dump -Fd -n public), also -j 2.
 measure() {
   local label=$1 rows=$2 url="postgresql://postgres@127.0.0.1:$PGPORT"
   for run in $(seq "$RUNS"); do
     echo "$label: run $run/$RUNS" >&2
-    rm -rf "$WORK/backups" "$WORK/backups1" "$WORK/dump"
+    rm -rf "$WORK/backups" "$WORK/backups1" "$WORK/dump" "$WORK/full"
     timed "sb_backup_$label" "$BIN" backup --db-url "$url/source" --out "$WORK/backups" --jobs "$JOBS" --quiet
     timed "sb_backup1_$label" "$BIN" backup --db-url "$url/source" --out "$WORK/backups1" --jobs 1 --quiet
     rm -rf "$WORK/backups-enc"
     timed "sb_backup_enc_$label" "$BIN" backup --db-url "$url/source" --out "$WORK/backups-enc" --jobs "$JOBS" \
       --recipient "$RECIPIENT" --quiet
     timed "pg_dump_$label" "$PG_BINDIR/pg_dump" --data-only -Fd -f "$WORK/dump" -n public source
+    timed "pg_dump_full_$label" "$PG_BINDIR/pg_dump" -Fd -f "$WORK/full" -n public source
     NAME=$(ls "$WORK/backups")
     truncate_public target_sb
     timed "sb_restore_empty_$label" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$url/target_sb" --quiet
@@ -92,25 +120,61 @@ measure() {
       --db-url "$url/target_sb" --identity "$WORK/bench.key" --quiet
     truncate_public target_pg
     timed "pg_restore_$label" "$PG_BINDIR/pg_restore" --data-only $PG_RESTORE_FLAGS -d target_pg "$WORK/dump"
+    fresh_db fresh_sb
+    timed "sb_fresh_$label" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$url/fresh_sb" --create-schema --quiet
+    fresh_db fresh_pg
+    timed "pg_fresh_$label" "$PG_BINDIR/pg_restore" -d fresh_pg "$WORK/full"
+    fresh_db fresh_pg
+    timed "pg_fresh_j2_$label" "$PG_BINDIR/pg_restore" -j 2 -d fresh_pg "$WORK/full"
   done
   local sb_size pg_size
   sb_size=$(du -sk "$WORK/backups" | awk '{ print $1 }')
   pg_size=$(du -sk "$WORK/dump" | awk '{ print $1 }')
+  row() { printf '%-40s %10s %10s %8s\n' "$1" "$2" "$3" "$(ratio "$2" "$3")"; }
   {
     printf '\n%s (%s rows), median of %s runs (seconds)\n' "$label" "$rows" "$RUNS"
-    printf '%-34s %10s %10s %8s\n' "" supabackup pg_dump ratio
-    printf '%-34s %10s %10s %8s\n' "backup (--jobs $JOBS)" "$(t sb_backup_$label)" "$(t pg_dump_$label)" "$(ratio "$(t sb_backup_$label)" "$(t pg_dump_$label)")"
-    printf '%-34s %10s %10s %8s\n' "backup (--jobs 1)" "$(t sb_backup1_$label)" "$(t pg_dump_$label)" "$(ratio "$(t sb_backup1_$label)" "$(t pg_dump_$label)")"
-    printf '%-34s %10s %10s %8s\n' "restore into empty tables" "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)" "$(ratio "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)")"
-    printf '%-34s %10s %10s %8s\n' "restore, every row conflicts" "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)" "$(ratio "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)")"
-    printf '%-34s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
+    printf '%-40s %10s %10s %8s\n' "" supabackup "pg_dump/restore" ratio
+    row "backup (--jobs $JOBS) vs pg_dump --data-only" "$(t sb_backup_$label)" "$(t pg_dump_$label)"
+    row "backup (--jobs 1)" "$(t sb_backup1_$label)" "$(t pg_dump_$label)"
+    row "server CPU per backup (--jobs $JOBS)" "$(cpu sb_backup_$label)" "$(cpu pg_dump_$label)"
+    row "server CPU per backup (--jobs 1)" "$(cpu sb_backup1_$label)" "$(cpu pg_dump_$label)"
+    row "fresh restore vs pg_restore" "$(t sb_fresh_$label)" "$(t pg_fresh_$label)"
+    row "fresh restore vs pg_restore -j 2" "$(t sb_fresh_$label)" "$(t pg_fresh_j2_$label)"
+    row "restore into empty tables (--data-only)" "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)"
+    row "restore, every row conflicts" "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)"
+    printf '%-40s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
     printf 'encryption (age): backup %s s (--jobs %s, %sx unencrypted), restore into empty tables %s s (%sx)\n' \
       "$(t sb_backup_enc_$label)" "$JOBS" "$(ratio "$(t sb_backup_enc_$label)" "$(t sb_backup_$label)")" \
       "$(t sb_restore_enc_$label)" "$(ratio "$(t sb_restore_enc_$label)" "$(t sb_restore_empty_$label)")"
-    printf 'supabackup peak RSS: backup %s MB (--jobs 1: %s MB), restore %s MB (limit 100 MB)\n' \
+    printf 'supabackup peak RSS: backup %s MB (--jobs 1: %s MB), restore %s MB, fresh restore %s MB (limit 100 MB)\n' \
       "$(( $(peak sb_backup_$label) / 1024 ))" "$(( $(peak sb_backup1_$label) / 1024 ))" \
-      "$(( $(peak sb_restore_empty_$label) > $(peak sb_restore_conflict_$label) ? $(peak sb_restore_empty_$label) / 1024 : $(peak sb_restore_conflict_$label) / 1024 ))"
+      "$(( $(peak sb_restore_empty_$label) > $(peak sb_restore_conflict_$label) ? $(peak sb_restore_empty_$label) / 1024 : $(peak sb_restore_conflict_$label) / 1024 ))" \
+      "$(( $(peak sb_fresh_$label) / 1024 ))"
   } | tee -a "$WORK/report"
+  printf '%-18s %9s %8s %8s %8s %8s %8s %8s %6s\n' "$label" "$rows" \
+    "$(ratio "$(t sb_backup_$label)" "$(t pg_dump_$label)")" "$(ratio "$(cpu sb_backup_$label)" "$(cpu pg_dump_$label)")" \
+    "$(ratio "$(t sb_fresh_$label)" "$(t pg_fresh_$label)")" "$(ratio "$(t sb_fresh_$label)" "$(t pg_fresh_j2_$label)")" \
+    "$(ratio "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)")" \
+    "$(ratio "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)")" \
+    "$(( $(peak sb_backup_$label) > $(peak sb_fresh_$label) ? $(peak sb_backup_$label) / 1024 : $(peak sb_fresh_$label) / 1024 ))" \
+    >> "$WORK/summary"
+}
+
+# compare_shape SHAPE ROWS: one of scripts/bench-shapes/*.sql, ROWS rows (chinook: a scale).
+compare_shape() {
+  local shape=$1 n=$2
+  for db in source target_sb target_pg; do
+    psql -q -d "$db" -c "SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public;"
+  done
+  echo "generating $shape ($n)..." >&2
+  psql -q -v ON_ERROR_STOP=1 -v rows="$n" -v scale="$n" -d source -f "scripts/bench-shapes/$shape.sql"
+  psql -q -d source -c "VACUUM ANALYZE"
+  for db in target_sb target_pg; do
+    "$PG_BINDIR/pg_dump" --schema-only -n public source | psql -q -d "$db" >/dev/null
+  done
+  local rows
+  rows=$(psql -d source -Atc "SELECT sum(n_live_tup) FROM pg_stat_user_tables WHERE schemaname = 'public'")
+  PG_RESTORE_FLAGS= measure "$shape" "$rows"
 }
 
 # compare N: the generated table with N rows.
@@ -141,7 +205,13 @@ compare_sample() {
 
 for n in $SIZES; do compare "$n" >/dev/null; done
 [ "$SAMPLE_SCALE" != 0 ] && compare_sample >/dev/null
+for item in $SHAPES; do compare_shape "${item%%:*}" "${item##*:}" >/dev/null; done
 [ -f "$WORK/report" ] && cat "$WORK/report"
+if [ -f "$WORK/summary" ]; then
+  printf '\nratios to pg_dump / pg_restore (medians of %s; targets: backup <= 0.6, server CPU <= 1, fresh <= 0.8 and <= 1 vs -j 2, empty <= 1, conflicts <= 1.2)\n' "$RUNS"
+  printf '%-18s %9s %8s %8s %8s %8s %8s %8s %6s\n' "data set" rows backup "srv CPU" fresh "fresh-j2" empty conflict "MB"
+  cat "$WORK/summary"
+fi
 printf '\nseconds per million rows (flat = linear)\n%-12s %10s %10s %10s\n' rows backup restore conflicts
 for n in $SIZES; do
   printf '%-12s %10s %10s %10s\n' "$n" \

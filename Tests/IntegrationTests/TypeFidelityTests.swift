@@ -1,7 +1,8 @@
 import Foundation
-import SupabackupKit
 import TestSupport
 import Testing
+
+@testable import SupabackupKit
 
 @Suite("Type fidelity")
 struct TypeFidelityTests {
@@ -27,6 +28,76 @@ struct TypeFidelityTests {
             let query =
                 "SELECT id, \(SQL.quoteIdentifier(column))::text, \(SQL.quoteIdentifier(column)) IS NULL FROM public.types ORDER BY 1"
             #expect(try target.rows(query) == source.rows(query), "column \(column)")
+        }
+    }
+
+    @Test("client-side JSON rendering gives the server's row_to_json bytes: the type matrix and random values")
+    func clientRendering() throws {
+        let source = try TestDatabase("render")
+        try source.run(sqlFile: "fixtures/types.sql")
+        try source.execute(
+            #"""
+            CREATE TABLE public."odd ""names"" \ é" ("key ""q""" bigint PRIMARY KEY, "ü" text, "n\" numeric,
+                f double precision, r real, b boolean, by bytea, jb jsonb, jbn jsonb NOT NULL, u uuid, vc varchar(40),
+                i interval, tz timetz, ts timestamptz, tsn timestamp, d date, tsa timestamptz[], na numeric[],
+                ba boolean[], lb integer[], ta text[], da date[], fa double precision[]);
+            INSERT INTO public."odd ""names"" \ é"
+            SELECT i,
+                   CASE WHEN i % 7 = 0 THEN NULL ELSE (SELECT string_agg(chr(1 + (i * 31 + j * 17) % 126), '')
+                        FROM generate_series(1, i % 60) j) || (ARRAY['é', '日本', '🎉', '\N', '\.', ''])[1 + i % 6] END,
+                   CASE i % 5 WHEN 0 THEN 'NaN' WHEN 1 THEN (i * 1.000001)::numeric WHEN 2 THEN -i::numeric / 7 ELSE i END,
+                   CASE i % 6 WHEN 0 THEN 'NaN' WHEN 1 THEN 'Infinity' WHEN 2 THEN '-Infinity' WHEN 3 THEN '-0'
+                        ELSE i * pi() * 10 ^ (i % 40 - 20) END,
+                   (i / 3.0)::real, CASE WHEN i % 3 = 0 THEN NULL ELSE i % 2 = 0 END,
+                   CASE WHEN i % 4 = 0 THEN NULL ELSE sha256(i::text::bytea) END,
+                   CASE i % 3 WHEN 0 THEN NULL WHEN 1 THEN 'null' ELSE jsonb_build_object('s', E'q"\\\n\t' || i, 'n', i) END,
+                   jsonb_build_array(i, E'\u0001', 'x'), md5(i::text)::uuid, repeat('"', i % 5) || i,
+                   i * interval '1 minute 1.5 seconds', '12:00:00+05:30'::timetz + i * interval '1 second',
+                   CASE i % 9 WHEN 0 THEN 'infinity' WHEN 1 THEN '-infinity' WHEN 2 THEN '0044-03-15 12:00:00+00 BC'
+                        WHEN 3 THEN '12345-06-07 08:09:10.5+00' ELSE timestamptz '2025-01-01 00:00:00+00' + i * interval '1.001 s' END,
+                   CASE i % 4 WHEN 0 THEN 'infinity' WHEN 1 THEN '0001-01-01 00:00:00 BC' ELSE timestamp '2000-02-29' + i * interval '1 h' END,
+                   CASE i % 5 WHEN 0 THEN 'infinity' WHEN 1 THEN '4713-01-01 BC' ELSE date '2020-01-01' + i END,
+                   ARRAY[timestamptz '2025-01-01 00:00:00+00' + i * interval '1 s', NULL, 'infinity'],
+                   CASE WHEN i % 3 = 0 THEN '{}' ELSE ARRAY[i::numeric / 3, 'NaN', NULL] END,
+                   ARRAY[i % 2 = 0, NULL],
+                   CASE i % 3 WHEN 0 THEN '[0:1]={1,2}' WHEN 1 THEN '{{1,2},{3,NULL}}' ELSE ARRAY[i] END,
+                   ARRAY['NULL', 'null', '', ' x ', 'a,b', '{c}', E'q"\\', chr(1 + i % 31), 'é 日本', NULL],
+                   ARRAY[date '2020-01-01' + i, 'infinity'],
+                   ARRAY[i * 1e-10, 'Infinity', '-Infinity', 'NaN', -0.0]::double precision[]
+            FROM generate_series(1, 3000) i;
+            """#)
+        let connection = try PostgresConnection.open(try ConnectionString(source.url))
+        defer { connection.close() }
+        try Session.configure(connection, applicationName: "test", pinSearchPath: true)
+        let reader = try DirectBackupSource(connection: try ConnectionString(source.url), exportSnapshot: false)
+        let tables = try reader.tables(in: ["public"], filters: [])
+        #expect(tables.count == 2)
+        for table in tables {
+            let renderer = try #require(ClientRendering(table.columns), "\(table.name)")
+            // Most columns go plain; the rest (dates, arrays, composites, domains) through to_json.
+            #expect(renderer.columns.filter { !$0.selectItem.hasPrefix("to_json(") }.count >= 20, "\(table.name)")
+            var server = Data()
+            var client = Data()
+            let serverRows = try DirectBackupSource.copyRows(of: table, slice: nil, on: connection, rendering: .server)
+            {
+                server.append(contentsOf: $0)
+            }
+            let clientRows = try DirectBackupSource.copyRows(
+                of: table, slice: nil, on: connection, rendering: .automatic
+            ) {
+                client.append(contentsOf: $0)
+            }
+            #expect(serverRows == clientRows && serverRows > 0)
+            let serverLines = server.split(separator: 0x0A)
+            let clientLines = client.split(separator: 0x0A)
+            #expect(serverLines.count == clientLines.count)
+            for (a, b) in zip(serverLines, clientLines) where a != b {
+                Issue.record(
+                    "\(table.name): server \(String(decoding: a, as: UTF8.self))\n  client \(String(decoding: b, as: UTF8.self))"
+                )
+                break
+            }
+            #expect(server == client, "\(table.name)")
         }
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads tables over one libpq connection inside one `REPEATABLE READ, READ ONLY` transaction.
 final class DirectBackupSource: ParallelBackupSource {
     let mode = BackupMode.direct
@@ -78,10 +80,30 @@ final class DirectBackupSource: ParallelBackupSource {
         try Self.copyRows(of: table, slice: slice, on: connection, body)
     }
 
+    /// Who turns rows into JSON: the client from plain COPY text where it knows every type
+    /// involved (the server's cheapest work), else the server's `row_to_json`. Both give the
+    /// same bytes; `SUPABACKUP_RENDER=server` forces the server (a diagnostic).
+    enum Rendering {
+        case automatic, server
+        static var current: Rendering {
+            ProcessInfo.processInfo.environment["SUPABACKUP_RENDER"] == "server" ? .server : .automatic
+        }
+    }
+
     static func copyRows(
         of table: SourceTable, slice: TableSlice?, on connection: PostgresConnection,
-        _ body: (UnsafeRawBufferPointer) throws -> Void
+        rendering: Rendering = .current, _ body: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> Int64 {
+        if rendering == .automatic, var renderer = ClientRendering(table.columns) {
+            let statement = RowQuery.plainCopyStatement(
+                table: table.name, partitioned: table.partitioned, selectItems: renderer.columns.map(\.selectItem),
+                slice: slice)
+            do {
+                return Int64(try connection.copyOut(statement) { row in try renderer.render(row, body) })
+            } catch let error as PostgresError {
+                throw BackupError(table: table.name, underlying: error)
+            }
+        }
         let columns = table.columns.map { RowQuery.Column(name: $0.name, encoding: $0.encoding, nullable: $0.nullable) }
         let statement = RowQuery.copyStatement(
             table: table.name, partitioned: table.partitioned, columns: columns, slice: slice)

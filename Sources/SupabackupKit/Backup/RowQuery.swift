@@ -27,9 +27,7 @@ public enum RowQuery {
     public static func copyStatement(
         table: TableName, partitioned: Bool, columns: [Column], slice: TableSlice? = nil
     ) -> String {
-        var from = partitioned ? table.quoted : "ONLY " + table.quoted
-        if let leaf = slice?.leaf { from = "ONLY " + leaf.quoted }
-        if let blocks = slice?.blocks { from += " WHERE " + blocks.condition }
+        let from = source(table, partitioned, slice)
         let list = columns.isEmpty ? "" : columns.map(selectItem).joined(separator: ", ")
         // `r.*`: the whole row even when a column is named r.
         var select = "SELECT row_to_json(r.*)"
@@ -42,6 +40,23 @@ public enum RowQuery {
             select += ", concat(\(tests.joined(separator: ", ")))"
         }
         return "COPY (\(select) FROM (SELECT \(list) FROM \(from)) r) TO STDOUT WITH \(copyOptions)"
+    }
+
+    /// The statement for client-side rendering (`ClientRendering`): each column's text output,
+    /// or `to_json(column)` where the server renders it, in COPY's text format.
+    public static func plainCopyStatement(
+        table: TableName, partitioned: Bool, selectItems: [String], slice: TableSlice? = nil
+    ) -> String {
+        "COPY (SELECT \(selectItems.joined(separator: ", ")) FROM \(source(table, partitioned, slice))) TO STDOUT"
+    }
+
+    /// What a row query reads: the table (a partitioned one with its partitions), one leaf, and/or
+    /// a block range.
+    private static func source(_ table: TableName, _ partitioned: Bool, _ slice: TableSlice?) -> String {
+        var from = partitioned ? table.quoted : "ONLY " + table.quoted
+        if let leaf = slice?.leaf { from = "ONLY " + leaf.quoted }
+        if let blocks = slice?.blocks { from += " WHERE " + blocks.condition }
+        return from
     }
 
     /// Positions of the columns the null mask covers: jsonb columns that may hold SQL NULL.

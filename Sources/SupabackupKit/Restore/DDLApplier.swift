@@ -3,6 +3,8 @@
 struct DDLApplier {
     let connection: PostgresConnection
     private(set) var created: [String] = []
+    /// Tables this restore created (their names as schema.sql gives them): empty before the load.
+    private(set) var createdTables: [String] = []
     private(set) var existing: [String] = []
     /// Grants and default privileges that could not be applied (a role the target lacks, or
     /// one the restoring role may not act for), with why.
@@ -42,6 +44,7 @@ struct DDLApplier {
                 if !Self.accessKinds.contains(statement.kind) && statement.kind != "comment" {
                     created.append(object)
                 }
+                if statement.kind == "table" { createdTables.append(statement.name) }
             } catch let error as PostgresError where Self.duplicates.contains(error.sqlState ?? "") {
                 try connection.execute("ROLLBACK TO SAVEPOINT supabackup_ddl")
                 existing.append(object)

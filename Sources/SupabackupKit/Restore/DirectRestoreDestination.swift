@@ -78,6 +78,7 @@ final class DirectRestoreDestination: RestoreDestination {
         }
         var pendingChecks: [ForeignKeyCheck.Key] = []
         var outcomes: [RestoreResult.TableOutcome] = []
+        let deferred = try deferKeys(of: ddl.createdTables)
         for (index, step) in plan.steps.enumerated() {
             guard let table = archive.manifest.table(step.table) else { continue }
             progress?(step.table, index + 1, plan.steps.count)
@@ -116,10 +117,61 @@ final class DirectRestoreDestination: RestoreDestination {
                 throw error
             }
         }
+        try restoreKeys(deferred)
         if let schema { try ddl.apply(schema.statements.filter { $0.section == .postData }) }
         try ForeignKeyCheck.validate(pendingChecks, on: connection)
         return RestoreLoad(
             tables: outcomes, schemaCreated: ddl.created, schemaExisting: ddl.existing, schemaSkipped: ddl.skipped)
+    }
+
+    /// A primary key, unique or exclusion constraint taken off a table for its load.
+    struct DeferredKey {
+        var table: String
+        var name: String
+        var add: String
+    }
+
+    /// Tables this restore created are empty: their primary keys, unique and exclusion
+    /// constraints are dropped before the rows go in and added back after (pg_restore's order),
+    /// so each index is built once from all its rows instead of growing row by row. Foreign keys
+    /// come later still (post-data), and everything stays in the one transaction.
+    private func deferKeys(of tables: [String]) throws -> [DeferredKey] {
+        struct Row: Decodable {
+            var table: String
+            var name: String
+            var definition: String
+        }
+        var deferred: [DeferredKey] = []
+        for table in tables {
+            let rows = try connection.decode(
+                Row.self,
+                """
+                SELECT conrelid::regclass::text AS table, quote_ident(conname) AS name, pg_get_constraintdef(oid) AS definition
+                FROM pg_catalog.pg_constraint
+                WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u', 'x') AND conislocal AND conparentid = 0
+                ORDER BY contype <> 'p', conname
+                """, [table])
+            for row in rows {
+                try connection.execute("ALTER TABLE \(row.table) DROP CONSTRAINT \(row.name)")
+                deferred.append(
+                    DeferredKey(
+                        table: row.table, name: row.name,
+                        add: "ALTER TABLE \(row.table) ADD CONSTRAINT \(row.name) \(row.definition)"))
+            }
+        }
+        return deferred
+    }
+
+    private func restoreKeys(_ deferred: [DeferredKey]) throws {
+        for key in deferred {
+            do {
+                try connection.execute(key.add)
+            } catch let error as PostgresError {
+                throw RestoreError(
+                    table: nil, underlying: error,
+                    advice: "adding \(key.name) to \(key.table) after its rows failed; nothing was written")
+            }
+        }
     }
 
     /// What `--create-schema` did so far (for a dry run, the pre-data part).
