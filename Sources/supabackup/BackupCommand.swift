@@ -36,8 +36,8 @@ struct BackupCommand: ParsableCommand {
         help: "Also back up Supabase Auth's users, identities and MFA factors (direct mode).")
     var withAuth = false
 
-    @Option(name: .customLong("compression-level"), help: "zstd level, 1 (fast) to 19 (small).")
-    var compressionLevel: Int32 = 3
+    @Option(name: .customLong("compression-level"), help: "zstd level, 1 (fast; the default) to 19 (small).")
+    var compressionLevel: Int32 = BackupOptions.defaultCompressionLevel
 
     @Option(
         name: .customLong("jobs"),
