@@ -88,10 +88,12 @@ truncate_public() {
     FROM pg_tables WHERE schemaname = 'public'); END \$\$"
 }
 
-# fresh_db NAME: an empty database NAME (the disaster-recovery target).
+# fresh_db NAME: an empty database NAME (the disaster-recovery target), without the public
+# schema: the source's was re-created by this script, so both dumps create it.
 fresh_db() {
-  dropdb --if-exists "$1"
+  dropdb --if-exists "$1" 2>/dev/null
   createdb "$1"
+  psql -q -d "$1" -c "DROP SCHEMA public"
 }
 
 # measure LABEL ROWS: supabackup against pg_dump/pg_restore on schema public of DB source, with
