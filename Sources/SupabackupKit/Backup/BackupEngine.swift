@@ -36,7 +36,8 @@ public struct BackupOptions: Sendable {
 
     public init(
         transport: BackupTransport, outputDirectory: String = "backups", schemas: [String] = ["public"],
-        tables: [TableFilter] = [], excludeTables: [TableFilter] = [], compressionLevel: Int32 = BackupOptions.defaultCompressionLevel,
+        tables: [TableFilter] = [], excludeTables: [TableFilter] = [],
+        compressionLevel: Int32 = BackupOptions.defaultCompressionLevel,
         withAuth: Bool = false
     ) {
         self.withAuth = withAuth
@@ -51,7 +52,8 @@ public struct BackupOptions: Sendable {
     /// A direct-mode backup.
     public init(
         connection: ConnectionString, outputDirectory: String = "backups", schemas: [String] = ["public"],
-        tables: [TableFilter] = [], excludeTables: [TableFilter] = [], compressionLevel: Int32 = BackupOptions.defaultCompressionLevel
+        tables: [TableFilter] = [], excludeTables: [TableFilter] = [],
+        compressionLevel: Int32 = BackupOptions.defaultCompressionLevel
     ) {
         self.init(
             transport: .direct(connection), outputDirectory: outputDirectory, schemas: schemas, tables: tables,
