@@ -78,7 +78,7 @@ final class DirectRestoreDestination: RestoreDestination {
         }
         var pendingChecks: [ForeignKeyCheck.Key] = []
         var outcomes: [RestoreResult.TableOutcome] = []
-        let deferred = try deferKeys(of: ddl.createdTables)
+        var deferred = try deferKeys(of: ddl.createdTables)
         for (index, step) in plan.steps.enumerated() {
             guard let table = archive.manifest.table(step.table) else { continue }
             progress?(step.table, index + 1, plan.steps.count)
@@ -95,6 +95,12 @@ final class DirectRestoreDestination: RestoreDestination {
                         table: step.table, rows: table.rows, written: rows.written, inserted: rows.inserted,
                         path: rows.path)
                 } else {
+                    // The upsert's ON CONFLICT needs the table's keys: put them back first.
+                    let keys = deferred.filter { $0.table == step.table }
+                    if !keys.isEmpty {
+                        try restoreKeys(keys)
+                        deferred.removeAll { $0.table == step.table }
+                    }
                     try stage(table, archive: archive, on: connection)
                     let counts = try connection.query(
                         UpsertStatement.make(table: step.table, step: step, partitioned: step.partitioned))
@@ -126,7 +132,7 @@ final class DirectRestoreDestination: RestoreDestination {
 
     /// A primary key, unique or exclusion constraint taken off a table for its load.
     struct DeferredKey {
-        var table: String
+        var table: TableName
         var name: String
         var add: String
     }
@@ -136,28 +142,32 @@ final class DirectRestoreDestination: RestoreDestination {
     /// so each index is built once from all its rows instead of growing row by row. Foreign keys
     /// come later still (post-data), and everything stays in the one transaction.
     private func deferKeys(of tables: [String]) throws -> [DeferredKey] {
+        guard !tables.isEmpty else { return [] }
         struct Row: Decodable {
-            var table: String
+            var schema: String
+            var relation: String
             var name: String
             var definition: String
         }
+        let rows = try connection.decode(
+            Row.self,
+            """
+            SELECT n.nspname AS schema, c.relname AS relation, quote_ident(k.conname) AS name,
+                   pg_get_constraintdef(k.oid) AS definition
+            FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE k.conrelid IN (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+              AND k.contype IN ('p', 'u', 'x') AND k.conislocal AND k.conparentid = 0
+            ORDER BY k.contype <> 'p', 1, 2, 3
+            """, [SQL.textArrayLiteral(tables)])
         var deferred: [DeferredKey] = []
-        for table in tables {
-            let rows = try connection.decode(
-                Row.self,
-                """
-                SELECT conrelid::regclass::text AS table, quote_ident(conname) AS name, pg_get_constraintdef(oid) AS definition
-                FROM pg_catalog.pg_constraint
-                WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u', 'x') AND conislocal AND conparentid = 0
-                ORDER BY contype <> 'p', conname
-                """, [table])
-            for row in rows {
-                try connection.execute("ALTER TABLE \(row.table) DROP CONSTRAINT \(row.name)")
-                deferred.append(
-                    DeferredKey(
-                        table: row.table, name: row.name,
-                        add: "ALTER TABLE \(row.table) ADD CONSTRAINT \(row.name) \(row.definition)"))
-            }
+        for row in rows {
+            let table = TableName(schema: row.schema, name: row.relation)
+            try connection.execute("ALTER TABLE \(table.quoted) DROP CONSTRAINT \(row.name)")
+            deferred.append(
+                DeferredKey(
+                    table: table, name: row.name,
+                    add: "ALTER TABLE \(table.quoted) ADD CONSTRAINT \(row.name) \(row.definition)"))
         }
         return deferred
     }
