@@ -38,6 +38,11 @@ struct ClientRendering {
     }
 
     let columns: [Column]
+    // Made once: these are written per value, on the per-row path.
+    private static let null = Array("null".utf8)
+    private static let `true` = Array("true".utf8)
+    private static let `false` = Array("false".utf8)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
     private var line: [UInt8] = []
     /// An array field without COPY's escapes, and one quoted element of it.
     private var scratch: [UInt8] = []
@@ -114,8 +119,7 @@ struct ClientRendering {
         case 0x22: out += [0x5C, 0x22]
         case 0x5C: out += [0x5C, 0x5C]
         case 0..<0x20:
-            let hex = Array("0123456789abcdef".utf8)
-            out += [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)]]
+            out += [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 15)]]
         default: out.append(byte)
         }
     }
@@ -155,7 +159,7 @@ struct ClientRendering {
                 first = false
                 line += column.key
                 if isNull {
-                    line += Array("null".utf8)
+                    line += Self.null
                 } else {
                     append(column.kind, row, position..<fieldEnd)
                 }
@@ -213,7 +217,7 @@ struct ClientRendering {
         case .integer:
             line.append(contentsOf: UnsafeRawBufferPointer(rebasing: row[range]))
         case .boolean:
-            line += row[range.lowerBound] == UInt8(ascii: "t") ? Array("true".utf8) : Array("false".utf8)
+            line += row[range.lowerBound] == UInt8(ascii: "t") ? Self.true : Self.false
         case .number:
             // NaN, Infinity and -Infinity are the only outputs that are not JSON numbers.
             let first = row[range.lowerBound]
@@ -308,7 +312,7 @@ struct ClientRendering {
                 if end - i == 4 && text[i] == UInt8(ascii: "N") && text[i + 1] == UInt8(ascii: "U")
                     && text[i + 2] == UInt8(ascii: "L") && text[i + 3] == UInt8(ascii: "L")
                 {
-                    line += Array("null".utf8)
+                    line += Self.null
                 } else {
                     appendScalar(elementKind, text, i..<end)
                 }
