@@ -25,8 +25,10 @@ struct RecipientOptions: ParsableArguments {
     func resolve() throws -> [AgeRecipient] {
         var out = try recipients.map { try AgeRecipient(parsing: $0) }
         for file in recipientsFiles {
-            out += try AgeRecipient.parseList(try readKeyFile(file), source: file)
-            if out.isEmpty { throw UsageError("\(file) holds no age public key") }
+            // Each file must hold a key: an empty one is a mistake even beside other recipients.
+            let listed = try AgeRecipient.parseList(try readKeyFile(file), source: file)
+            if listed.isEmpty { throw UsageError("\(file) holds no age public key") }
+            out += listed
         }
         if out.isEmpty && recipientsFiles.isEmpty,
             let variable = ProcessInfo.processInfo.environment["SUPABACKUP_RECIPIENTS"], !variable.isEmpty

@@ -207,7 +207,18 @@ struct EncryptionTests {
         try "# team\n\(keys.recipient)\nnot-a-key\n".write(toFile: nonsense, atomically: true, encoding: .utf8)
         let file = try CLI.run(["backup", "--db-url", source.url, "--out", empty.path, "--recipients-file", nonsense])
         #expect(file.status == 64 && file.stderr.contains("line 3"), "\(file.stderr)")
-        let listed = try FileManager.default.contentsOfDirectory(atPath: empty.path).filter { $0 != "recipients.txt" }
+        // A recipients file with no key is refused even beside one that has keys.
+        let good = empty.file("team.txt")
+        let blank = empty.file("blank.txt")
+        try "\(keys.recipient)\n".write(toFile: good, atomically: true, encoding: .utf8)
+        try "# nobody yet\n".write(toFile: blank, atomically: true, encoding: .utf8)
+        let none = try CLI.run(
+            [
+                "backup", "--db-url", source.url, "--out", empty.path, "--recipients-file", good, "--recipients-file",
+                blank,
+            ])
+        #expect(none.status == 64 && none.stderr.contains("blank.txt holds no age public key"), "\(none.stderr)")
+        let listed = try FileManager.default.contentsOfDirectory(atPath: empty.path).filter { !$0.hasSuffix(".txt") }
         #expect(listed.isEmpty, "\(listed)")
     }
 
