@@ -171,8 +171,10 @@ compare_shape() {
   echo "generating $shape ($n)..." >&2
   psql -q -v ON_ERROR_STOP=1 -v rows="$n" -v scale="$n" -d source -f "scripts/bench-shapes/$shape.sql"
   psql -q -d source -c "VACUUM ANALYZE"
+  # The dump creates schema public itself (the script re-created the source's).
   for db in target_sb target_pg; do
-    "$PG_BINDIR/pg_dump" --schema-only -n public source | psql -q -d "$db" >/dev/null
+    psql -q -d "$db" -c "DROP SCHEMA public CASCADE" 2>/dev/null
+    "$PG_BINDIR/pg_dump" --schema-only -n public source | psql -q -v ON_ERROR_STOP=1 -d "$db" >/dev/null
   done
   local rows
   rows=$(psql -d source -Atc "SELECT sum(n_live_tup) FROM pg_stat_user_tables WHERE schemaname = 'public'")

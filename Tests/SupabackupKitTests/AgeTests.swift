@@ -8,10 +8,6 @@ import Testing
 /// scripts/test.sh), pyrage for passphrase files, and headers from age's published testkit.
 @Suite("age encryption")
 struct AgeTests {
-    static func tool(_ arguments: [String], input: [UInt8]? = nil) throws -> [UInt8] {
-        try Tool.run(arguments, input: input)
-    }
-
     static func temporary(_ name: String) -> String {
         NSTemporaryDirectory() + "age-\(UUID().uuidString)-\(name)"
     }
@@ -35,7 +31,7 @@ struct AgeTests {
         let plaintext = Self.pattern(size)
         let sealed = try AgeFile.encrypt(plaintext, to: [identity.recipient!, AgeIdentity.generate().recipient!])
         try Data(sealed).write(to: URL(fileURLWithPath: sealedFile))
-        #expect(try Self.tool(["age", "-d", "-i", keyFile, sealedFile]) == plaintext)
+        #expect(try Tool.run(["age", "-d", "-i", keyFile, sealedFile]) == plaintext)
         // One full chunk (sealed as the last) plus 16 bytes of tag per chunk.
         let chunks = max(1, (size + 65535) / 65536)
         let header = sealed.count - 16 - size - 16 * chunks
@@ -47,17 +43,17 @@ struct AgeTests {
         let keyFile = Self.temporary("key")
         let plainFile = Self.temporary("plain")
         defer { for f in [keyFile, plainFile] { try? FileManager.default.removeItem(atPath: f) } }
-        try Self.tool(["age-keygen", "-o", keyFile])
+        try Tool.run(["age-keygen", "-o", keyFile])
         let identities = try AgeIdentity.parseFile(
             Array(try Data(contentsOf: URL(fileURLWithPath: keyFile))), source: keyFile, passphrase: { "" })
-        let recipient = String(decoding: try Self.tool(["age-keygen", "-y", keyFile]), as: UTF8.self)
+        let recipient = String(decoding: try Tool.run(["age-keygen", "-y", keyFile]), as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(identities[0].recipient?.description == recipient)
         let plaintext = Self.pattern(size)
         try Data(plaintext).write(to: URL(fileURLWithPath: plainFile))
-        let sealed = try Self.tool(["age", "-r", recipient, plainFile])
+        let sealed = try Tool.run(["age", "-r", recipient, plainFile])
         #expect(try AgeFile.decrypt(sealed, with: identities) == plaintext)
-        let armored = try Self.tool(["age", "-a", "-r", recipient, plainFile])
+        let armored = try Tool.run(["age", "-a", "-r", recipient, plainFile])
         #expect(try AgeFile.decrypt(armored, with: identities) == plaintext)
     }
 
@@ -69,7 +65,7 @@ struct AgeTests {
             data = sys.stdin.buffer.read()
             sys.stdout.buffer.write(pyrage.passphrase.encrypt(data, "correct horse"))
             """
-        let sealed = try Self.tool(["python3", "-c", script], input: Array(identity.fileContents().utf8))
+        let sealed = try Tool.run(["python3", "-c", script], input: Array(identity.fileContents().utf8))
         #expect(AgeFile.looksEncrypted(sealed))
         let opened = try AgeIdentity.parseFile(sealed, source: "key.age", passphrase: { "correct horse" })
         #expect(opened.map(\.secretString) == [identity.secretString])
@@ -84,7 +80,7 @@ struct AgeTests {
             key = x25519.Identity.from_str(sys.argv[1])
             sys.stdout.buffer.write(pyrage.decrypt(sys.stdin.buffer.read(), [key]))
             """
-        #expect(try Self.tool(["python3", "-c", decrypt, identity.secretString!], input: ours) == Array("hello".utf8))
+        #expect(try Tool.run(["python3", "-c", decrypt, identity.secretString!], input: ours) == Array("hello".utf8))
     }
 
     @Test("keys match age-keygen -y, and Bech32 round-trips")
@@ -93,7 +89,7 @@ struct AgeTests {
         let keyFile = Self.temporary("key")
         defer { try? FileManager.default.removeItem(atPath: keyFile) }
         try identity.fileContents().write(toFile: keyFile, atomically: true, encoding: .utf8)
-        let expected = String(decoding: try Self.tool(["age-keygen", "-y", keyFile]), as: UTF8.self)
+        let expected = String(decoding: try Tool.run(["age-keygen", "-y", keyFile]), as: UTF8.self)
         #expect(expected == identity.recipient!.description + "\n")
         #expect(try AgeRecipient(parsing: expected).description == identity.recipient!.description)
         #expect(try AgeIdentity(parsing: identity.secretString!).secretString == identity.secretString)
