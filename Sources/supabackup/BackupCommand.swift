@@ -18,6 +18,8 @@ struct BackupCommand: ParsableCommand {
 
     @OptionGroup(title: "Encryption (age)") var encryption: RecipientOptions
 
+    @OptionGroup(title: "Supabase Storage") var files: StorageFilesOptions
+
     @Option(
         name: .customLong("schema"),
         help: ArgumentHelp("Schema to back up (repeatable; default: public).", valueName: "s"))
@@ -91,6 +93,7 @@ struct BackupCommand: ParsableCommand {
             var engineOptions = options
             engineOptions.jobs = jobs
             engineOptions.recipients = try encryption.resolve()
+            engineOptions.storage = try files.selection(connection, jobs: jobs)
             engineOptions.splitBytes = ByteSize.parse(splitSize) ?? BackupOptions.defaultSplitBytes
             if !output.quiet && isatty(STDERR_FILENO) == 1 { engineOptions.progress = Terminal.showProgress }
             let result = try BackupEngine(options: engineOptions, logger: logger).run()
@@ -108,6 +111,13 @@ struct BackupCommand: ParsableCommand {
                             ? ""
                             : "encrypted to \(engineOptions.recipients.count) recipient\(engineOptions.recipients.count == 1 ? "" : "s"), ")
                         + "to \(result.path)")
+                if let stats = result.storage, let section = manifest.storage {
+                    Terminal.stderr(
+                        "supabackup: storage: \(section.buckets.count) buckets, \(stats.objects) objects, "
+                            + "\(formatBytes(section.size)): \(stats.downloaded) downloaded (\(formatBytes(stats.downloadedBytes))), "
+                            + "\(stats.reused) unchanged taken from the previous backup (\(formatBytes(stats.reusedBytes)))"
+                    )
+                }
                 for warning in manifest.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
             }
             if prune {
@@ -144,6 +154,17 @@ struct BackupJSON: Encodable {
     var bytes: Int64
     var seconds: Double
     var warnings: [String]
+    var storage: StorageJSON?
+
+    struct StorageJSON: Encodable {
+        var buckets: Int
+        var objects: Int
+        var downloaded: Int
+        var downloadedBytes: Int64
+        var reused: Int
+        var reusedBytes: Int64
+        var missing: [String]
+    }
 
     init(_ result: BackupResult) {
         name = result.name
@@ -156,5 +177,11 @@ struct BackupJSON: Encodable {
         bytes = result.manifest.totalBytes
         seconds = result.seconds
         warnings = result.manifest.warnings
+        if let stats = result.storage, let section = result.manifest.storage {
+            storage = StorageJSON(
+                buckets: section.buckets.count, objects: stats.objects, downloaded: stats.downloaded,
+                downloadedBytes: stats.downloadedBytes, reused: stats.reused, reusedBytes: stats.reusedBytes,
+                missing: section.missing)
+        }
     }
 }

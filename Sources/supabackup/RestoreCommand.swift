@@ -25,6 +25,12 @@ struct RestoreCommand: ParsableCommand {
 
     @OptionGroup(title: "Encryption (age)") var keys: IdentityOptions
 
+    @OptionGroup(title: "Supabase Storage") var files: StorageFilesOptions
+
+    @Option(
+        name: .customLong("jobs"), help: ArgumentHelp("With --with-storage: files uploaded at once.", valueName: "n"))
+    var jobs = 4
+
     @Option(
         name: .customLong("table"),
         help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
@@ -74,6 +80,7 @@ struct RestoreCommand: ParsableCommand {
             options.createSchema = createSchema
             options.identities = try keys.resolve()
             options.withAuth = withAuth
+            options.storage = try files.selection(connection, jobs: jobs)
             if !output.quiet && !json && isatty(STDERR_FILENO) == 1 {
                 options.progress = { table, position, count in
                     FileHandle.standardError.write(Data("\r\u{1B}[Krestoring \(table) (\(position)/\(count))".utf8))
@@ -87,14 +94,26 @@ struct RestoreCommand: ParsableCommand {
                     Terminal.stderr("supabackup: warning: schema.sql: skipped \(grant)")
                 }
             }
+            // Objects the target would not take: named, with why, even with --quiet.
+            for object in result.storage?.unwritable ?? [] {
+                Terminal.stderr(
+                    "supabackup: not restored: \(object.bucket)/\(BackupName.printable(object.name)): \(object.reason)")
+            }
+            let partial = !(result.storage?.unwritable.isEmpty ?? true)
             if json {
                 try JSONOutput.print(RestoreJSON(result))
+                if partial { throw ExitCode(ExitStatus.partial) }
                 return
             }
             if result.dryRun {
                 // The plan is what a dry run is for: printed even with --quiet.
                 for object in result.schemaCreated where output.verbose { print("would create \(object)") }
                 print("plan for restoring \(result.name) (dry run, nothing written):")
+                if let (objects, bytes) = result.storagePlanned {
+                    print(
+                        "0. storage: \(objects) objects, \(formatBytes(bytes)) (uploaded first; identical ones skipped)"
+                    )
+                }
                 for (index, step) in result.plan.steps.enumerated() {
                     print("\(index + 1). \(step.table): \(step.rows) rows, \(step.method)")
                 }
@@ -110,7 +129,10 @@ struct RestoreCommand: ParsableCommand {
                     "supabackup: warning: these users have no password in the backup and must reset it (send them a recovery email): "
                         + result.passwordResetNeeded.joined(separator: ", "))
             }
-            if output.quiet { return }
+            if output.quiet {
+                if partial { throw ExitCode(ExitStatus.partial) }
+                return
+            }
             if output.verbose {
                 for object in result.schemaCreated { print("created \(object)") }
                 for object in result.schemaExisting { print("exists, left alone: \(object)") }
@@ -125,6 +147,12 @@ struct RestoreCommand: ParsableCommand {
                 }
             }
             print(Self.summary(result, createSchema: createSchema))
+            if partial {
+                Terminal.stderr(
+                    "supabackup: partial restore: \(result.storage!.unwritable.count) Storage objects could not be written back (listed above); everything else was restored"
+                )
+                throw ExitCode(ExitStatus.partial)
+            }
         }
     }
 
@@ -141,6 +169,12 @@ struct RestoreCommand: ParsableCommand {
         if result.authUsersCreated + result.authUsersExisting > 0 {
             lines.append(
                 "auth users: \(result.authUsersCreated) created, \(result.authUsersExisting) existed (left alone)")
+        }
+        if let files = result.storage {
+            lines.append(
+                "storage: \(files.bucketsCreated.count) buckets created, \(files.bucketsExisting.count) existed; "
+                    + "\(files.uploaded) objects uploaded (\(formatBytes(files.uploadedBytes))), \(files.skipped) already there, "
+                    + "\(files.unwritable.count) not writable")
         }
         let sequences = result.sequences.filter { $0.value != nil }.count
         lines.append(
@@ -180,6 +214,21 @@ struct RestoreJSON: Encodable {
     var schemaSkipped: [String]
     var authUsersCreated: Int
     var passwordResetNeeded: [String]
+    var storage: StorageJSON?
+
+    struct StorageJSON: Encodable {
+        struct Unwritable: Encodable {
+            var bucket: String
+            var name: String
+            var reason: String
+        }
+        var bucketsCreated: [String]
+        var bucketsExisting: [String]
+        var uploaded: Int
+        var uploadedBytes: Int64
+        var skipped: Int
+        var unwritable: [Unwritable]
+    }
 
     init(_ result: RestoreResult) {
         name = result.name
@@ -197,5 +246,11 @@ struct RestoreJSON: Encodable {
         schemaSkipped = result.schemaSkipped
         authUsersCreated = result.authUsersCreated
         passwordResetNeeded = result.passwordResetNeeded
+        storage = result.storage.map { files in
+            StorageJSON(
+                bucketsCreated: files.bucketsCreated, bucketsExisting: files.bucketsExisting, uploaded: files.uploaded,
+                uploadedBytes: files.uploadedBytes, skipped: files.skipped,
+                unwritable: files.unwritable.map { .init(bucket: $0.bucket, name: $0.name, reason: $0.reason) })
+        }
     }
 }

@@ -14,13 +14,14 @@ struct SupabackupCommand: ParsableCommand {
         abstract: "Back up a Supabase or PostgreSQL database table by table, and restore it.",
         discussion: """
             Exit codes: 0 success; 1 failure (database, network, files; a failed restore changed \
-            nothing); 3 damaged or unreadable archive; 64 usage error (bad arguments or URL, unknown \
+            nothing); 2 partial (restore --with-storage: some files could not be written back, \
+            listed on stderr); 3 damaged or unreadable archive; 64 usage error (bad arguments or URL, unknown \
             table or backup); 130/143 interrupted by SIGINT/SIGTERM.
             """,
         version: Supabackup.version,
         subcommands: [
             BackupCommand.self, RestoreCommand.self, ListCommand.self, VerifyCommand.self, PruneCommand.self,
-            CatCommand.self, KeygenCommand.self,
+            CatCommand.self, CatObjectCommand.self, KeygenCommand.self,
         ]
     )
 }
@@ -73,7 +74,7 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     /// REST settings, or nil when no REST URL is configured.
-    func restSettings(required: Bool) throws -> RESTSettings? {
+    func restSettings(required: Bool, purpose: String = "REST mode") throws -> RESTSettings? {
         guard let url = restURL ?? environment["SUPABASE_URL"], !url.isEmpty else {
             if required { throw UsageError("REST mode needs --rest-url or SUPABASE_URL") }
             return nil
@@ -88,7 +89,7 @@ struct ConnectionOptions: ParsableArguments {
             key = value
         } else {
             throw UsageError(
-                "REST mode needs the service_role or secret key: set SUPABASE_SERVICE_ROLE_KEY or use --service-key-file"
+                "\(purpose) needs the service_role or secret key: set SUPABASE_SERVICE_ROLE_KEY or use --service-key-file"
             )
         }
         var settings = try RESTSettings(url: url, key: try APIKey(key))

@@ -21,6 +21,8 @@ final class TestHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         case response(status: Int, headers: [(String, String)], body: [UInt8])
         /// Close the connection without answering (an injected fault).
         case drop
+        /// Announce the whole body, send its first `sent` bytes, then close (a dropped transfer).
+        case truncated(status: Int, headers: [(String, String)], body: [UInt8], sent: Int)
     }
 
     private var head: HTTPRequestHead?
@@ -60,6 +62,17 @@ final class TestHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         switch reply {
         case .drop:
             context.close(promise: nil)
+        case .truncated(let status, let extra, let bytes, let sent):
+            var headers = HTTPHeaders()
+            for (name, value) in extra { headers.add(name: name, value: value) }
+            headers.add(name: "Content-Length", value: String(bytes.count))
+            let head = HTTPResponseHead(
+                version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            let part = ByteBuffer(bytes: bytes.prefix(sent))
+            let done = context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(part))))
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            done.whenComplete { _ in bound.value.close(promise: nil) }
         case .response(let status, let extra, let bytes):
             var headers = HTTPHeaders()
             for (name, value) in extra { headers.add(name: name, value: value) }

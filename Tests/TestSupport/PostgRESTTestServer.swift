@@ -34,6 +34,10 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         /// at `/rest/v1`, Auth at `/auth/v1`, the gateway's 404 elsewhere. False: a bare
         /// PostgREST serving its API at `/`, with no Auth.
         public var gateway = true
+        /// The Storage API at `/storage/v1` (behind the gateway only).
+        public var storage = StorageTestAPI.Options()
+        /// Where the Storage API keeps object bytes; nil: a temporary folder removed on stop.
+        public var storageRoot: String?
         public init() {}
     }
 
@@ -44,6 +48,9 @@ public final class PostgRESTTestServer: @unchecked Sendable {
     private var idle: [PostgresConnection] = []
     private var requests = 0
     private var faults = 0
+    /// The project's Storage API (rows in the test database, bytes under its root).
+    public let storage: StorageTestAPI
+    private let ownsStorageRoot: Bool
 
     /// The project URL users put in SUPABASE_URL: `http://127.0.0.1:PORT`.
     public var url: String { "http://127.0.0.1:\(server.port)" }
@@ -55,6 +62,10 @@ public final class PostgRESTTestServer: @unchecked Sendable {
     public init(databaseURL: String, options: Options = Options()) throws {
         self.databaseURL = databaseURL
         self.options = options
+        ownsStorageRoot = options.storageRoot == nil
+        storage = StorageTestAPI(
+            root: options.storageRoot ?? NSTemporaryDirectory() + "storage-test-api-" + UUID().uuidString,
+            options: options.storage)
         server = try TestHTTPServer { [unowned self] request in self.handle(request) }
     }
 
@@ -62,6 +73,7 @@ public final class PostgRESTTestServer: @unchecked Sendable {
 
     public func stop() {
         server?.stop()
+        if ownsStorageRoot { try? FileManager.default.removeItem(atPath: storage.root) }
         lock.withLock {
             for connection in idle { connection.close() }
             idle.removeAll()
@@ -119,6 +131,26 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         }
         let anon = apikey == options.anonKey
         let (path, query) = Self.split(request.uri)
+        if path.hasPrefix("/storage/v1/") && options.gateway {
+            // Storage reads only Authorization; the gateway puts the service role there for a
+            // secret key sent without one (or as `Bearer sb_...`).
+            var role = apikey
+            if let authorization = request.headers.first(name: "Authorization") {
+                let token = authorization.hasPrefix("Bearer ") ? String(authorization.dropFirst(7)) : authorization
+                if !token.hasPrefix("sb_") {
+                    guard token == options.serviceKey || token == options.anonKey else {
+                        return StorageTestAPI.reply(
+                            .init(
+                                statusCode: "403", error: "Unauthorized", message: "Invalid Compact JWS",
+                                code: "AccessDenied"))
+                    }
+                    role = token
+                }
+            }
+            return storage.handle(
+                request, path: String(path.dropFirst("/storage/v1".count)), query: query,
+                anon: role != options.serviceKey, withConnection: { body in try self.withConnection(body) })
+        }
         if path.hasPrefix("/auth/v1/") && options.gateway {
             guard !anon else {
                 return json(403, ["code": "403", "error_code": "not_admin", "msg": "User not allowed"])
@@ -224,7 +256,7 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         }
     }
 
-    private func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         let connection =
             try lock.withLock { idle.popLast() }
             ?? {
@@ -247,7 +279,7 @@ public final class PostgRESTTestServer: @unchecked Sendable {
         }
     }
 
-    private func json(_ status: Int, _ object: [String: String?], headers: [(String, String)] = [])
+    func json(_ status: Int, _ object: [String: String?], headers: [(String, String)] = [])
         -> TestHTTPHandler.Reply
     {
         // PostgREST writes compact JSON with sorted keys.

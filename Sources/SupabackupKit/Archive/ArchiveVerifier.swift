@@ -60,7 +60,59 @@ public enum ArchiveVerifier {
             }
             report.tables.append(check)
         }
+        report.files += storageChecks(archive, readData: true)
         return report
+    }
+
+    /// Every Storage object's file: its size against the listing, or with `readData` every byte
+    /// against the manifest's SHA-256 (and, encrypted, that it decrypts to the object's size).
+    /// Files in storage/ the manifest does not name are problems too.
+    static func storageChecks(_ archive: BackupArchive, readData: Bool) -> [VerifyReport.FileCheck] {
+        let objects = archive.manifest.storage?.objects ?? []
+        let folder = archive.object(BackupArchive.storageDirectory + "/")
+        var listed: [String: Int64] = [:]
+        var checks: [VerifyReport.FileCheck] = []
+        do {
+            for entry in try archive.storage.list(prefix: folder, recursive: true) where !entry.isFolder {
+                listed[BackupArchive.storageDirectory + "/" + entry.name.dropFirst(folder.count)] = entry.size
+            }
+        } catch {
+            return [.init(file: BackupArchive.storageDirectory + "/", bytes: 0, problem: "cannot be listed: \(error)")]
+        }
+        let known = Set(objects.map(\.file))
+        for file in listed.keys.sorted() where !known.contains(file) {
+            checks.append(.init(file: file, bytes: listed[file]!, problem: "not listed in the manifest"))
+        }
+        for object in objects {
+            var check = VerifyReport.FileCheck(file: object.file, bytes: listed[object.file] ?? 0, problem: nil)
+            defer { checks.append(check) }
+            let label = " (object \(BackupName.printable(object.bucket))/\(BackupName.printable(object.name)))"
+            guard let size = listed[object.file] else {
+                check.problem = "is missing" + label
+                continue
+            }
+            guard size == object.bytes else {
+                check.problem = "is \(size) bytes, the manifest says \(object.bytes)" + label
+                continue
+            }
+            guard readData else { continue }
+            do {
+                let (reader, stored) = try archive.openDataFile(object.file)
+                defer { reader.close() }
+                var content: Int64 = 0
+                try reader.forEachChunk { content += Int64($0.count) }
+                if stored.count != object.bytes || stored.sha256 != object.sha256 {
+                    check.problem = "SHA-256 does not match the manifest (file changed or damaged)" + label
+                } else if content != object.size {
+                    check.problem = "holds \(content) bytes, the object had \(object.size)" + label
+                }
+            } catch let error as ArchiveError {
+                check.problem = error.message + label
+            } catch {
+                check.problem = "\(error)" + label
+            }
+        }
+        return checks
     }
 
     /// An encrypted archive checked without its key: every stored object is one `manifest.json`
@@ -154,6 +206,7 @@ public enum ArchiveVerifier {
             }
             report.tables.append(check)
         }
+        report.files += storageChecks(archive, readData: false)
         return report
     }
 

@@ -8,6 +8,8 @@ import Foundation
 public struct BackupArchive: Sendable {
     public static let manifestFile = "manifest.json"
     public static let dataDirectory = "data"
+    /// Storage objects' bytes, one file each.
+    public static let storageDirectory = "storage"
     public static let schemaFile = "schema.sql"
     public static let encryptedSchemaFile = "schema.sql.age"
     /// Manifests are small; a huge one is damage, not something to load.
@@ -290,6 +292,7 @@ extension Manifest {
                 throw damaged("table \(label) has primary key column \(key) that is not among its columns")
             }
         }
+        try validateStorage(damaged: damaged, files: &files)
     }
 
     static func isSHA256(_ text: String) -> Bool {

@@ -8,8 +8,10 @@ public struct BackupSummary: Sendable, Encodable {
     public var mode: String?
     public var tables: Int?
     public var rows: Int64?
-    /// Stored bytes of all data files.
+    /// Stored bytes of all data files (tables and Storage objects).
     public var bytes: Int64?
+    /// Storage objects (`--with-storage`), nil when the backup has none or they are private.
+    public var objects: Int?
     /// The files are age-encrypted: mode, tables and rows are known only with the key.
     public var encrypted = false
     /// Why the manifest could not be read, when it could not.
@@ -40,7 +42,8 @@ public enum BackupListing {
                     summary.mode = manifest.mode.rawValue
                     summary.tables = manifest.tables.count
                     summary.rows = manifest.totalRows
-                    summary.bytes = manifest.totalBytes
+                    summary.bytes = manifest.totalBytes + manifest.storageBytes
+                    summary.objects = manifest.storage?.objects.count
                 case .sealed(let sealed):
                     summary.encrypted = true
                     summary.bytes = sealed.dataBytes

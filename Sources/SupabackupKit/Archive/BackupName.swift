@@ -75,7 +75,7 @@ public enum BackupName {
     }
 
     /// The name with anything unprintable escaped, safe to put in a one-line message.
-    static func printable(_ text: String) -> String {
+    public static func printable(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             if scalar.value < 0x20 || scalar.value == 0x7F {

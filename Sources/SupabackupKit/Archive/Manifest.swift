@@ -41,6 +41,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var schemaFile: FileEntry?
     /// `age-encryption.org/v1` when every file is an age file; absent for unencrypted archives.
     public var encryption: String? = nil
+    /// Storage buckets and objects (`--with-storage`); absent otherwise.
+    public var storage: StorageSection? = nil
 
     public var isEncrypted: Bool { encryption != nil }
 

@@ -9,6 +9,8 @@ final class PartialBackupFolder {
     let name: String
     let startedAt: Date
     private let pending: PendingBackup
+    /// Where the backup is being written (earlier backups there may share unchanged files).
+    let storage: any BackupStorage
     /// Every file is encrypted to these (age); none: the backup is stored plain.
     let recipients: [AgeRecipient]
     /// Part files (slices joined at the end) are encrypted to a key that exists only in this
@@ -19,6 +21,7 @@ final class PartialBackupFolder {
 
     init(in storage: any BackupStorage, startingAt start: Date, recipients: [AgeRecipient] = []) throws {
         self.recipients = recipients
+        self.storage = storage
         partIdentity = recipients.isEmpty ? nil : AgeIdentity.generate()
         var time = start
         for _ in 0..<1000 {
@@ -56,6 +59,7 @@ final class PartialBackupFolder {
     }
     func open(_ file: String) throws -> ObjectReader { try pending.open(file) }
     func delete(_ file: String) throws { try pending.delete(file) }
+    func reuse(_ file: String, from source: String) throws -> Bool { try pending.reuse(file, from: source) }
 
     /// Writes a small file into the backup (encrypted as `name.age` when the backup is).
     /// - Returns: its manifest entry.

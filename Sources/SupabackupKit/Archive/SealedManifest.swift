@@ -40,12 +40,18 @@ public struct SealedManifest: Codable, Sendable, Equatable {
     /// The stored files a full manifest names, as the readable part lists them.
     static func files(of manifest: Manifest) -> [Manifest.FileEntry] {
         let tables = manifest.tables.map { Manifest.FileEntry(file: $0.file, bytes: $0.bytes, sha256: $0.sha256) }
-        return (tables + (manifest.schemaFile.map { [$0] } ?? [])).sorted { $0.file < $1.file }
+        let objects = (manifest.storage?.objects ?? []).map {
+            Manifest.FileEntry(file: $0.file, bytes: $0.bytes, sha256: $0.sha256)
+        }
+        return (tables + objects + (manifest.schemaFile.map { [$0] } ?? [])).sorted { $0.file < $1.file }
     }
 
     /// Data bytes, for listings.
     public var dataBytes: Int64 {
-        files.filter { $0.file.hasPrefix(BackupArchive.dataDirectory + "/") }.reduce(0) { $0 + $1.bytes }
+        files.filter {
+            $0.file.hasPrefix(BackupArchive.dataDirectory + "/")
+                || $0.file.hasPrefix(BackupArchive.storageDirectory + "/")
+        }.reduce(0) { $0 + $1.bytes }
     }
 
     func encoded() throws -> Data { try Manifest.encode(self) }
@@ -70,7 +76,7 @@ public struct SealedManifest: Codable, Sendable, Equatable {
         for entry in files + [manifestFile] {
             guard
                 entry.file == Self.manifestFile || entry.file == BackupArchive.encryptedSchemaFile
-                    || Manifest.isSafeDataFile(entry.file)
+                    || Manifest.isSafeDataFile(entry.file) || Manifest.isSafeStorageFile(entry.file)
             else { throw damaged("names file '\(BackupName.printable(entry.file))', which is not a file of a backup") }
             guard seen.insert(entry.file).inserted else { throw damaged("file \(entry.file) is listed twice") }
             guard entry.bytes >= 0, Manifest.isSHA256(entry.sha256) else {

@@ -33,6 +33,8 @@ public struct BackupOptions: Sendable {
     static let maxParts = 256
     /// Encrypt every file to these age recipients; empty: store plain.
     public var recipients: [AgeRecipient] = []
+    /// Also back up these Storage buckets and their objects (through the Storage API).
+    public var storage: StorageSelection?
 
     public init(
         transport: BackupTransport, outputDirectory: String = "backups", schemas: [String] = ["public"],
@@ -78,6 +80,8 @@ public struct BackupResult: Sendable {
     /// Uncompressed NDJSON bytes written.
     public var rawBytes: Int64 = 0
     public var seconds: Double = 0
+    /// What the Storage part transferred (`--with-storage`).
+    public var storage: StorageBackupStats?
 }
 
 /// Backs up tables from a source (direct or REST) into a new archive.
@@ -112,21 +116,32 @@ public struct BackupEngine {
             }
             let (origin, serverVersion) = try source.source()
             try source.finish()
-            let manifest = Manifest(
+            // Files after rows, with the snapshot released: downloads can take long, and holding
+            // a transaction open on the project's database meanwhile would block its vacuum.
+            var warnings = source.warnings
+            var files: (section: Manifest.StorageSection, warnings: [String], stats: StorageBackupStats)?
+            if let selection = options.storage {
+                files = try StorageBackup(
+                    selection: selection, folder: folder, storage: folder.storage, logger: logger
+                ).run()
+                warnings += files?.warnings ?? []
+            }
+            var manifest = Manifest(
                 format: Manifest.formatName, formatVersion: Manifest.plainFormatVersion,
                 toolVersion: Supabackup.version, name: folder.name, startedAt: BackupName.iso8601(folder.startedAt),
                 finishedAt: BackupName.iso8601(Date()), mode: source.mode, source: origin,
                 serverVersion: serverVersion, consistentSnapshot: source.consistentSnapshot, schemas: options.schemas,
                 tables: entries, restoreOrder: RestoreOrder(manifestTables: entries).order, sequences: sequences,
-                warnings: source.warnings, foreignKeysComplete: source.foreignKeysComplete ? nil : false,
+                warnings: warnings, foreignKeysComplete: source.foreignKeysComplete ? nil : false,
                 authPasswordHashes: selected.contains { $0.name.schema == "auth" } && !source.authPasswordHashes
                     ? false : nil,
                 schemaFile: schemaFile)
+            manifest.storage = files?.section
             let path = try folder.publish(manifest)
             logger.info("backup complete", metadata: ["name": "\(folder.name)", "tables": "\(manifest.tables.count)"])
             return BackupResult(
                 name: folder.name, path: path, manifest: manifest, rawBytes: rawBytes,
-                seconds: Date().timeIntervalSince(now))
+                seconds: Date().timeIntervalSince(now), storage: files?.stats)
         } catch {
             folder.discard()
             throw error

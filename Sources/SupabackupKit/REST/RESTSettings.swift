@@ -44,11 +44,16 @@ public struct RESTSettings: Sendable, CustomStringConvertible {
     }
 
     /// The Auth API beside PostgREST (`<project URL>/auth/v1`), nil for a bare PostgREST.
-    public var authRoot: URL? {
+    public var authRoot: URL? { sibling("auth/v1") }
+
+    /// The Storage API beside PostgREST (`<project URL>/storage/v1`), nil for a bare PostgREST.
+    public var storageRoot: URL? { sibling("storage/v1") }
+
+    private func sibling(_ path: String) -> URL? {
         var text = root.absoluteString
         while text.hasSuffix("/") { text.removeLast() }
         guard text.hasSuffix("/rest/v1") else { return nil }
-        return URL(string: String(text.dropLast("/rest/v1".count)) + "/auth/v1")
+        return URL(string: String(text.dropLast("rest/v1".count)) + path)
     }
 
     public var description: String { root.absoluteString }

@@ -27,6 +27,8 @@ public struct RestoreOptions: Sendable {
     /// Called as each table starts loading (table, its position, the number of tables), for a
     /// terminal progress line.
     public var progress: (@Sendable (TableName, Int, Int) -> Void)?
+    /// Also restore the backup's Storage buckets and objects into this project (Storage API).
+    public var storage: StorageSelection?
 
     public init(
         target: RestoreTarget, directory: String = "backups", name: String, tables: [TableFilter] = [],
@@ -99,6 +101,10 @@ public struct RestoreResult: Sendable {
     public var dryRun: Bool
     public var tables: [TableOutcome]
     public var sequences: [SequenceOutcome]
+    /// The Storage part (`--with-storage`); its `unwritable` objects make the restore partial.
+    public var storage: StorageRestoreResult?
+    /// Objects and bytes a dry run would upload at most.
+    public var storagePlanned: (objects: Int, bytes: Int64)?
 }
 
 /// Restores a backup over one direct connection, in one transaction: all or nothing.
@@ -143,9 +149,32 @@ public struct RestoreEngine {
         } else {
             try ArchiveVerifier.checkChecksums(archive, tables: selected)
         }
+        var files: StorageRestoreResult?
+        if let selection = options.storage {
+            let planned = try StorageRestore.plan(archive, selection)
+            if options.dryRun {
+                var result = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: true)
+                result.storagePlanned = (planned.objects.count, planned.objects.reduce(0) { $0 + $1.size })
+                return result
+            }
+            // Files first: when the rows arrive (one transaction), every file they name is there,
+            // and in a new project the app's triggers on storage.objects (which --create-schema
+            // brings back with the tables) do not fire for restored files. The table plan is
+            // checked before any upload, so a target that cannot take the rows changes nothing.
+            _ = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: true)
+            files = try StorageRestore(selection: selection, archive: archive, logger: logger).run()
+        }
+        var result = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: options.dryRun)
+        result.storage = files
+        return result
+    }
+
+    private func restoreTables(
+        archive: BackupArchive, selected: [Manifest.Table], schema: SchemaScript?, dryRun: Bool
+    ) throws -> RestoreResult {
         let destination = try makeDestination(archive: archive, schema: schema)
         do {
-            return try restore(archive: archive, selected: selected, into: destination)
+            return try restore(archive: archive, selected: selected, into: destination, dryRun: dryRun)
         } catch {
             destination.abandon()
             throw error
@@ -176,7 +205,7 @@ public struct RestoreEngine {
 
     /// What both destinations share: the plan, the dry run, sequences, the result.
     private func restore(
-        archive: BackupArchive, selected: [Manifest.Table], into destination: any RestoreDestination
+        archive: BackupArchive, selected: [Manifest.Table], into destination: any RestoreDestination, dryRun: Bool
     ) throws -> RestoreResult {
         let planned = destination.planned(selected)
         let schemas = Array(Set(planned.map(\.schema))).sorted()
@@ -192,7 +221,7 @@ public struct RestoreEngine {
         }
         plan.warnings += destination.warnings(for: selected)
         try destination.check(plan)
-        if options.dryRun {
+        if dryRun {
             destination.abandon()
             var result = RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
             (result.schemaCreated, result.schemaExisting, result.schemaSkipped) = destination.schemaReport

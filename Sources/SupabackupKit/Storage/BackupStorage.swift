@@ -129,6 +129,11 @@ public protocol PendingBackup: AnyObject, Sendable {
     func create(_ file: String, sizeHint: Int64?) throws -> ObjectWriter
     /// Reads back a finished object of this backup (parts being joined).
     func open(_ file: String) throws -> ObjectReader
+    /// Makes `file` hold the bytes of `source`, an object of a published backup in the same
+    /// storage, without reading them: a hard link locally, a server-side copy in object storage
+    /// (incremental file backups). Either way, removing one backup never takes bytes another uses.
+    /// - Returns: false when the storage cannot (the caller reads the bytes again).
+    func reuse(_ file: String, from source: String) throws -> Bool
     func delete(_ file: String) throws
     /// Writes the manifest last and makes the backup visible as complete.
     /// - Returns: where the finished backup is, for messages.
@@ -139,6 +144,7 @@ public protocol PendingBackup: AnyObject, Sendable {
 
 extension PendingBackup {
     func create(_ file: String, sizeHint: Int64?) throws -> ObjectWriter { try create(file) }
+    func reuse(_ file: String, from source: String) throws -> Bool { false }
 }
 
 /// Receives an object's bytes in order.

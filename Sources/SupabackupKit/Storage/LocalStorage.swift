@@ -191,7 +191,26 @@ final class LocalPendingBackup: PendingBackup, @unchecked Sendable {
 
     private func path(_ file: String) -> String { (partial as NSString).appendingPathComponent(file) }
 
-    func create(_ file: String) throws -> ObjectWriter { try OutputFile(creating: path(file)) }
+    func create(_ file: String) throws -> ObjectWriter {
+        try makeParent(file)
+        return try OutputFile(creating: path(file))
+    }
+
+    /// Folders below the backup (`storage/`) are made on first use.
+    private func makeParent(_ file: String) throws {
+        guard file.contains("/") else { return }
+        let parent = FileSystem.parentPath(path(file))
+        guard mkdir(parent, 0o700) == 0 || errno == EEXIST else {
+            throw ArchiveError(.io, "cannot create \(parent): \(errnoText())")
+        }
+    }
+
+    func reuse(_ file: String, from source: String) throws -> Bool {
+        try makeParent(file)
+        let from = (root as NSString).appendingPathComponent(source)
+        guard FileSystem.isRegularFile(from) else { return false }
+        return link(from, path(file)) == 0
+    }
 
     func open(_ file: String) throws -> ObjectReader { try InputFile(opening: path(file)) }
 

@@ -295,6 +295,21 @@ final class S3PendingBackup: PendingBackup, @unchecked Sendable {
         try storage.delete(name + "/" + file)
     }
 
+    /// CopyObject: the bytes are copied inside the object store, never downloaded. Objects over
+    /// 5 GB need a multipart copy, which is not done: they are read again.
+    func reuse(_ file: String, from source: String) throws -> Bool {
+        guard let size = try storage.entry(source)?.size, size <= 5_000_000_000 else { return false }
+        let configuration = storage.client.configuration
+        let sourceKey = try storage.key(source)
+        let copySource =
+            "/" + configuration.bucket + "/"
+            + sourceKey.split(separator: "/", omittingEmptySubsequences: false).map { SigV4.encode(String($0)) }
+            .joined(separator: "/")
+        let response = try storage.client.send(.PUT, key: try key(file), headers: [("x-amz-copy-source", copySource)])
+        // A copy can fail with 200 and an <Error> body.
+        return S3XML.error(in: response.body) == nil
+    }
+
     func publish(manifest: Data) throws -> String {
         try state.withLock {
             guard !finished else { throw ArchiveError(.io, "the backup was discarded before it was published") }

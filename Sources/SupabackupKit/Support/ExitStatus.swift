@@ -40,6 +40,8 @@ public enum ExitStatus {
     public static let success: Int32 = 0
     /// Database, network or file failure; a failed restore changed nothing.
     public static let failure: Int32 = 1
+    /// The restore finished, but some Storage objects could not be written back (listed).
+    public static let partial: Int32 = 2
     /// The archive is damaged or in a format this version cannot read.
     public static let damaged: Int32 = 3
     /// Bad arguments: unknown table, schema or backup name, malformed URL (sysexits EX_USAGE).
