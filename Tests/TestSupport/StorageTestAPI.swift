@@ -641,3 +641,96 @@ public final class StorageTestAPI: @unchecked Sendable {
         return formatter.string(from: date)
     }
 }
+
+extension PostgRESTTestServer {
+    /// Sends one Storage API request with the service key, as a client would, without HTTP.
+    @discardableResult
+    public func storageRequest(
+        _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: [UInt8] = []
+    ) -> (status: Int, body: String) {
+        var fields = HTTPHeaders()
+        for (name, value) in headers { fields.add(name: name, value: value) }
+        let request = TestHTTPHandler.Request(method: method, uri: path, headers: fields, body: body)
+        let reply = storage.handle(request, path: path, query: [], anon: false) { body in
+            try self.withConnection(body)
+        }
+        guard case .response(let status, _, let bytes) = reply else { return (0, "") }
+        return (status, String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// `POST /bucket`.
+    public func createBucket(
+        _ name: String, public isPublic: Bool = false, fileSizeLimit: Int64? = nil, allowedMimeTypes: [String]? = nil
+    ) throws {
+        var object: [String: Any] = ["name": name, "public": isPublic]
+        if let fileSizeLimit { object["file_size_limit"] = fileSizeLimit }
+        if let allowedMimeTypes { object["allowed_mime_types"] = allowedMimeTypes }
+        let reply = storageRequest(
+            .POST, "/bucket", headers: [("Content-Type", "application/json")],
+            body: Array(try JSONSerialization.data(withJSONObject: object)))
+        guard reply.status == 200 else {
+            throw TestEnvironmentError(description: "create bucket \(name): \(reply.body)")
+        }
+    }
+
+    /// Uploads through the API (raw body, upserting), with its checks.
+    public func upload(
+        _ bucket: String, _ key: String, _ bytes: [UInt8], contentType: String = "application/octet-stream",
+        cacheControl: String? = nil, userMetadata: String? = nil
+    ) throws {
+        var headers = [("Content-Type", contentType), ("x-upsert", "true")]
+        if let cacheControl { headers.append(("Cache-Control", cacheControl)) }
+        if let userMetadata { headers.append(("x-metadata", Data(userMetadata.utf8).base64EncodedString())) }
+        let path =
+            "/object/"
+            + ([bucket] + key.split(separator: "/", omittingEmptySubsequences: false).map(String.init))
+            .map { $0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0 }.joined(separator: "/")
+        let reply = storageRequest(.POST, path, headers: headers, body: bytes)
+        guard reply.status == 200 else { throw TestEnvironmentError(description: "upload \(key): \(reply.body)") }
+    }
+
+    /// An object made by SQL, as apps that insert into storage.objects do: any name, no API checks.
+    public func insertObject(
+        _ bucket: String, _ key: String, _ bytes: [UInt8], contentType: String = "application/octet-stream",
+        on connection: PostgresConnection
+    ) throws {
+        let version = UUID().uuidString.lowercased()
+        FileManager.default.createFile(atPath: storage.root + "/" + version, contents: Data(bytes))
+        let etag = "\"" + Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined() + "\""
+        let metadata: [String: Any] = [
+            "eTag": etag, "size": bytes.count, "mimetype": contentType, "cacheControl": "no-cache",
+            "lastModified": StorageTestAPI.httpDate(Date()), "contentLength": bytes.count, "httpStatusCode": 200,
+        ]
+        _ = try connection.query(
+            "INSERT INTO storage.objects (bucket_id, name, metadata, user_metadata, version) VALUES ($1, $2, $3::jsonb, '{}', $4)",
+            [
+                bucket, key, String(decoding: try JSONSerialization.data(withJSONObject: metadata), as: UTF8.self),
+                version,
+            ])
+    }
+
+    /// Every object as `bucket/name` -> size, type, cache control, user metadata and SHA-256 of
+    /// the bytes on disk: what a restore must reproduce.
+    public func storageContents(_ connection: PostgresConnection) throws -> [String: String] {
+        var result: [String: String] = [:]
+        let rows = try connection.query(
+            """
+            SELECT bucket_id || '/' || name, metadata->>'size', metadata->>'mimetype', metadata->>'cacheControl',
+                   coalesce(user_metadata::text, '{}'), version FROM storage.objects
+            """
+        ).rows
+        for row in rows {
+            let bytes = FileManager.default.contents(atPath: storage.root + "/" + (row[5] ?? "")) ?? Data()
+            let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+            result[row[0]!] = [row[1], row[2], row[3], row[4]].map { $0 ?? "-" }.joined(separator: "|") + "|" + digest
+        }
+        return result
+    }
+
+    /// Buckets as `id|name|public|limit|types`.
+    public func storageBuckets(_ connection: PostgresConnection) throws -> [String] {
+        try connection.query(
+            "SELECT id || '|' || name || '|' || public || '|' || coalesce(file_size_limit::text, '-') || '|' || coalesce(allowed_mime_types::text, '-') FROM storage.buckets ORDER BY id"
+        ).rows.map { $0[0] ?? "" }
+    }
+}

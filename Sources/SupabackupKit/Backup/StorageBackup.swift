@@ -70,7 +70,7 @@ struct StorageBackup {
                 "the Storage API at \(project) lists no buckets: if the project has some, this key cannot see them (row level security); use the service_role key"
             )
         }
-        let buckets = try selection.select(all, from: project)
+        let buckets = try selection.select(all, from: project).sorted { $0.id < $1.id }
         let previous = findPrevious(project: project)
         var listing = StorageAPIClient.Listing.v2
         var missing: [String] = []

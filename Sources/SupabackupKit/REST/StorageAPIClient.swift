@@ -393,7 +393,7 @@ final class StorageAPIClient: @unchecked Sendable {
                 throw error
             case .failure(let error as ArchiveError):
                 throw error
-            case .failure(let error) where attempt < retry.attempts && PostgRESTClient.transient(error):
+            case .failure(let error) where attempt < retry.attempts && Self.transient(error):
                 logger.warning(
                     "retrying", metadata: ["error": "\(PostgRESTClient.describe(error))", "attempt": "\(attempt)"])
                 Thread.sleep(forTimeInterval: retry.delay(attempt))
@@ -403,6 +403,13 @@ final class StorageAPIClient: @unchecked Sendable {
                 throw StorageAPIError(message: message)
             }
         }
+    }
+
+    /// A connection closed mid-response (the parser's "stream ended at an unexpected time") is
+    /// transient too: downloads read in ranges, so it costs one range.
+    static func transient(_ error: Error) -> Bool {
+        if let error = error as? HTTPParserError, error == .invalidEOFState { return true }
+        return PostgRESTClient.transient(error)
     }
 
     /// HTTP 429, 499, 5xx gateways and 544, and a 400 whose body says 423/429/503/544
