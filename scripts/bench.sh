@@ -277,3 +277,67 @@ if [ "$S3_ROWS" != 0 ]; then
   printf '%-34s %10s %10s %8s %12s\n' "restore into empty tables" "$(t s3_restore)" "$(t s3_local_restore)" \
     "$(ratio "$(t s3_restore)" "$(t s3_local_restore)")" "$(( $(peak s3_restore) / 1024 ))"
 fi
+
+# Supabase Storage files (--with-storage) against the Storage-API test server: a generated bucket
+# of STORAGE_OBJECTS objects (4 KB to 2 MB, random bytes), full backups and restores into a new
+# project (objects/s, MB/s), then an incremental backup after changing 2% of the objects, reporting
+# what it downloaded. The test server reads and writes each object whole, on the same 2 cores.
+STORAGE_OBJECTS=${STORAGE_OBJECTS:-300}
+if [ "$STORAGE_OBJECTS" -gt 0 ]; then
+  url="postgresql://postgres@127.0.0.1:$PGPORT"
+  storage_project() {  # storage_project DB: a project database; starts its API, prints its URL
+    createdb "$1"
+    psql -q -d "$1" -f sql/fixtures/supabase/platform.sql >/dev/null
+    psql -q -d "$1" -f sql/fixtures/supabase/storage.sql >/dev/null
+    DATABASE_URL="$url/$1" "$SERVER_BIN" > "$WORK/$1.url" &
+    STORAGE_PIDS="$STORAGE_PIDS $!"
+    for _ in $(seq 50); do [ -s "$WORK/$1.url" ] && break; sleep 0.1; done
+    cat "$WORK/$1.url"
+  }
+  STORAGE_PIDS=
+  trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; [ -n "$STORAGE_PIDS" ] && kill $STORAGE_PIDS 2>/dev/null; s3_stop; pg_stop; rm -rf "$WORK"' EXIT
+  SRC=$(storage_project stsrc)
+  auth=(-H "apikey: test-service-key" -H "Authorization: Bearer test-service-key")
+  curl -sf "${auth[@]}" -H 'Content-Type: application/json' -d '{"name":"media"}' "$SRC/storage/v1/bucket" >/dev/null
+  sizes=(4096 65536 524288 2097152)
+  total=0
+  upload() {  # upload INDEX: a random object of the INDEX-th size
+    local size=${sizes[$(( $1 % 4 ))]}
+    head -c "$size" /dev/urandom > "$WORK/object.bin"
+    curl -sf "${auth[@]}" -H 'Content-Type: application/octet-stream' -H 'x-upsert: true' \
+      --data-binary @"$WORK/object.bin" "$SRC/storage/v1/object/media/dir$(( $1 % 10 ))/object-$1.bin" >/dev/null
+    total=$(( total + size ))
+  }
+  for i in $(seq "$STORAGE_OBJECTS"); do upload "$i"; done
+  MB=$(awk -v b="$total" 'BEGIN { printf "%.1f", b / 1e6 }')
+  for run in $(seq "$RUNS"); do
+    echo "storage: run $run/$RUNS" >&2
+    rm -rf "$WORK/stbk"
+    SUPABASE_URL=$SRC SUPABASE_SERVICE_ROLE_KEY=test-service-key timed storage_backup "$BIN" backup \
+      --db-url "$url/stsrc" --with-storage --out "$WORK/stbk" --jobs "$JOBS" --quiet
+    NAME=$(ls "$WORK/stbk")
+    DST=$(storage_project "stdst$run")
+    SUPABASE_URL=$DST SUPABASE_SERVICE_ROLE_KEY=test-service-key timed storage_restore "$BIN" restore "$NAME" \
+      --dir "$WORK/stbk" --db-url "$url/stdst$run" --with-storage --jobs "$JOBS" --quiet
+  done
+  changed=$(( (STORAGE_OBJECTS + 49) / 50 ))
+  total=0
+  sleep 1.1  # last-modified has one-second precision
+  for i in $(seq "$changed"); do upload $(( i * 7 )); done
+  SUPABASE_URL=$SRC SUPABASE_SERVICE_ROLE_KEY=test-service-key "$BIN" backup --db-url "$url/stsrc" --with-storage \
+    --out "$WORK/stbk" --jobs "$JOBS" --json > "$WORK/incremental.json" 2>/dev/null
+  read -r downloaded downloaded_bytes reused < <(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))["storage"]
+print(s["downloaded"], s["downloaded_bytes"], s["reused"])' "$WORK/incremental.json")
+  printf '\nstorage: %s objects, %s MB in one bucket, --jobs %s, median of %s runs (test server)\n' \
+    "$STORAGE_OBJECTS" "$MB" "$JOBS" "$RUNS"
+  printf '%-34s %10s %10s %10s %10s\n' "" seconds objects/s MB/s "peak MB"
+  for label in storage_backup storage_restore; do
+    printf '%-34s %10s %10s %10s %10s\n' "${label#storage_} (new project)" "$(t $label)" \
+      "$(awk -v n="$STORAGE_OBJECTS" -v s="$(t $label)" 'BEGIN { printf "%.0f", n / s }')" \
+      "$(awk -v m="$MB" -v s="$(t $label)" 'BEGIN { printf "%.1f", m / s }')" "$(( $(peak $label) / 1024 ))"
+  done
+  printf 'incremental backup after changing %s of %s objects: %s downloaded (%s bytes, the changed objects: %s bytes), %s reused\n' \
+    "$changed" "$STORAGE_OBJECTS" "$downloaded" "$downloaded_bytes" "$total" "$reused"
+fi

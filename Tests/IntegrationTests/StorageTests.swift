@@ -39,6 +39,25 @@ struct StorageTests {
         }
     }
 
+    /// Bucket `bucket` with `count` objects `prefix<i>` of `size + i` bytes.
+    static func fillBucket(_ project: Project, _ bucket: String, count: Int, size: Int, prefix: String = "o") throws {
+        try project.server.createBucket(bucket)
+        for index in 0..<count {
+            try project.server.upload(bucket, "\(prefix)\(index)", bytes(size + index, seed: UInt64(index)))
+        }
+    }
+
+    /// `backup --with-storage` of `project` into `directory` (direct mode).
+    static func backup(
+        _ project: Project, into location: String, _ extra: [String] = [], environment: [String: String] = [:]
+    )
+        throws -> CLI.Result
+    {
+        try CLI.run(
+            ["backup", "--db-url", project.database.url, "--with-storage", "--out", location] + extra,
+            environment: project.env.merging(environment) { $1 })
+    }
+
     /// Three buckets: public avatars, private docs with MIME and size limits, and a deep one
     /// with awkward names, case twins and objects from 0 bytes to more than two read ranges.
     static func fill(_ project: Project) throws {
@@ -67,10 +86,10 @@ struct StorageTests {
     func roundTrip() throws {
         let source = try Project("st_src")
         try Self.fill(source)
+        try source.database.execute(
+            #"CREATE POLICY "avatars are public" ON storage.objects FOR SELECT TO anon USING (bucket_id = 'avatars')"#)
         let directory = try TemporaryDirectory()
-        let backup = try CLI.run(
-            ["backup", "--db-url", source.database.url, "--with-storage", "--out", directory.path],
-            environment: source.env)
+        let backup = try Self.backup(source, into: directory.path)
         #expect(backup.status == 0, "\(backup.stderr)")
         #expect(!backup.stderr.contains(source.server.options.serviceKey))
         let name = backup.lastLine
@@ -107,6 +126,11 @@ struct StorageTests {
         #expect(restore.stderr.contains("not restored: deep files/unicode/café ☕.txt"))
         #expect(restore.stderr.contains("not restored: deep files/50%#off.txt"))
         #expect(try target.database.scalar("SELECT path FROM public.documents") == "docs/report.pdf")
+        // The app's policy on storage.objects came back with --create-schema.
+        #expect(
+            try target.database.scalar(
+                "SELECT qual FROM pg_policies WHERE schemaname = 'storage' AND policyname = 'avatars are public'")
+                == "(bucket_id = 'avatars'::text)")
         var expected = try source.contents()
         expected.removeValue(forKey: "deep files/unicode/café ☕.txt")
         expected.removeValue(forKey: "deep files/50%#off.txt")
@@ -128,18 +152,15 @@ struct StorageTests {
     )
     func incremental() throws {
         let source = try Project("st_inc")
-        try source.server.createBucket("media")
-        for index in 0..<100 {
-            try source.server.upload("media", "f/\(index).bin", Self.bytes(2000 + index, seed: UInt64(index)))
-        }
+        try Self.fillBucket(source, "media", count: 100, size: 2000, prefix: "f/")
         let directory = try TemporaryDirectory()
         let arguments = ["backup", "--db-url", source.database.url, "--with-storage", "--out", directory.path]
         let first = try CLI.run(arguments, environment: source.env)
         #expect(first.status == 0, "\(first.stderr)")
         let before = try source.contents()
         Thread.sleep(forTimeInterval: 1.1)  // last-modified has one-second precision
-        try source.server.upload("media", "f/3.bin", Self.bytes(50, seed: 99))
-        try source.server.upload("media", "f/70.bin", Self.bytes(60, seed: 98))
+        try source.server.upload("media", "f/3", Self.bytes(50, seed: 99))
+        try source.server.upload("media", "f/70", Self.bytes(60, seed: 98))
         source.server.storage.resetCounters()
         let second = try CLI.run(arguments + ["--json"], environment: source.env)
         #expect(second.status == 0, "\(second.stderr)")
@@ -191,9 +212,7 @@ struct StorageTests {
             try source.server.upload("b", "foo/a", [2])
             try source.server.upload("b", "top.txt", [3])
             let directory = try TemporaryDirectory()
-            let backup = try CLI.run(
-                ["backup", "--db-url", source.database.url, "--with-storage", "--out", directory.path],
-                environment: source.env)
+            let backup = try Self.backup(source, into: directory.path)
             #expect(backup.status == 0, "\(backup.stderr)")
             let section = try #require(
                 try BackupArchive.open(name: backup.lastLine, in: directory.path).manifest.storage)
@@ -219,17 +238,12 @@ struct StorageTests {
             .init(route: "GET /object/authenticated/", every: 7, kind: .slow(0.3)),
         ]
         let source = try Project("st_fault", options: options)
-        try source.server.createBucket("b")
-        for index in 0..<20 {
-            try source.server.upload("b", "o\(index)", Self.bytes(10_000 + index, seed: UInt64(index)))
-        }
+        try Self.fillBucket(source, "b", count: 20, size: 10_000)
         try source.server.upload("b", "large", Self.bytes(17_000_000, seed: 7))
         try source.server.upload("b", "gone", [1, 2, 3])
         source.server.storage.vanishOnDownload("b", "gone")
         let directory = try TemporaryDirectory()
-        let backup = try CLI.run(
-            ["backup", "--db-url", source.database.url, "--with-storage", "--out", directory.path],
-            environment: source.env)
+        let backup = try Self.backup(source, into: directory.path)
         #expect(backup.status == 0, "\(backup.stderr)")
         #expect(backup.stderr.contains("b/gone") && backup.stderr.contains("deleted"))
         let section = try #require(try BackupArchive.open(name: backup.lastLine, in: directory.path).manifest.storage)
@@ -292,9 +306,7 @@ struct StorageTests {
         try source.server.upload("b", "small", [1, 2, 3])
         try source.server.upload("b", "big", Self.bytes(3_000_000, seed: 3))
         let directory = try TemporaryDirectory()
-        let backup = try CLI.run(
-            ["backup", "--db-url", source.database.url, "--with-storage", "--out", directory.path],
-            environment: source.env)
+        let backup = try Self.backup(source, into: directory.path)
         #expect(backup.status == 0, "\(backup.stderr)")
         var options = StorageTestAPI.Options()
         options.globalFileSizeLimit = 1_000_000  // a Free-plan-like limit
@@ -336,6 +348,27 @@ struct StorageTests {
         let manifest = try String(contentsOfFile: folder + "/manifest.json", encoding: .utf8)
         #expect(manifest.contains("storage/000001.age") && !manifest.contains("secret-name"))
         #expect(try CLI.run(["verify", backup.lastLine, "--dir", directory.path, "--read-data"]).status == 0)
+        // The next backup to the same key reuses the unchanged file by its tag, without a key;
+        // one to another key downloads it again.
+        source.server.storage.resetCounters()
+        let again = try CLI.run(
+            [
+                "backup", "--db-url", source.database.url, "--with-storage", "--out", directory.path, "--recipient",
+                recipient,
+            ],
+            environment: source.env)
+        #expect(again.status == 0 && source.server.storage.counters.downloads == 0, "\(again.stderr)")
+        #expect(again.stderr.contains("1 unchanged taken from the previous backup"))
+        let otherKey = directory.file("other.txt")
+        _ = try CLI.run(["keygen", "-o", otherKey])
+        let otherRecipient = try CLI.run(["keygen", "-y", otherKey]).lastLine
+        let third = try CLI.run(
+            [
+                "backup", "--db-url", source.database.url, "--with-storage", "--out", directory.path, "--recipient",
+                otherRecipient,
+            ],
+            environment: source.env)
+        #expect(third.status == 0 && source.server.storage.counters.downloads == 1, "\(third.stderr)")
         let target = try Project("st_enc_dst")
         let locked = try CLI.run(
             ["restore", backup.lastLine, "--db-url", target.database.url, "--with-storage", "--dir", directory.path],
@@ -387,5 +420,62 @@ struct StorageTests {
             environment: target.env)
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(try target.contents() == source.contents().filter { $0.key.hasPrefix("avatars/") })
+    }
+
+    @Test("a restore that fails mid-upload changes no rows; the rerun uploads only what is missing")
+    func restartable() throws {
+        let source = try Project("st_restart")
+        try Self.fillBucket(source, "b", count: 40, size: 3000)
+        let directory = try TemporaryDirectory()
+        let backup = try Self.backup(source, into: directory.path)
+        #expect(backup.status == 0, "\(backup.stderr)")
+        var options = StorageTestAPI.Options()
+        options.faults = [.init(route: "POST /object/", every: 25, kind: .accessDenied, limit: 1)]
+        let target = try Project("st_restart_dst", options: options)
+        try target.database.execute("DELETE FROM public.documents")
+        let arguments = [
+            "restore", backup.lastLine, "--db-url", target.database.url, "--with-storage", "--dir", directory.path,
+            "--jobs", "2",
+        ]
+        let failed = try CLI.run(arguments, environment: target.env)
+        #expect(failed.status == 1 && failed.stderr.contains("jwt expired"), "\(failed.stderr)")
+        #expect(failed.stderr.split(separator: "\n").count == 1)
+        #expect(try target.database.scalar("SELECT count(*) FROM public.documents") == "0")
+        let first = target.server.storage.counters.uploads
+        #expect(first >= 24 && first < 40)
+        target.server.storage.resetCounters()
+        let rerun = try CLI.run(arguments, environment: target.env)
+        #expect(rerun.status == 0, "\(rerun.stderr)")
+        #expect(target.server.storage.counters.uploads == 40 - first)
+        #expect(try target.contents() == source.contents())
+        #expect(try target.database.scalar("SELECT count(*) FROM public.documents") == "1")
+    }
+
+    @Test("in object storage, unchanged objects are server-side copies of the previous backup's")
+    func incrementalInS3() throws {
+        let source = try Project("st_s3")
+        try Self.fillBucket(source, "b", count: 10, size: 5000)
+        let location = try TestS3.location()
+        let env = try TestS3.environment().merging(source.env) { $1 }
+        let arguments = ["backup", "--db-url", source.database.url, "--with-storage", "--out", location, "--json"]
+        let first = try CLI.run(arguments, environment: env)
+        #expect(first.status == 0, "\(first.stderr)")
+        Thread.sleep(forTimeInterval: 1.1)
+        try source.server.upload("b", "o4", [4])
+        source.server.storage.resetCounters()
+        let second = try CLI.run(arguments, environment: env)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(source.server.storage.counters.downloads == 1)
+        let report = try JSONSerialization.jsonObject(with: Data(second.stdout.utf8)) as? [String: Any]
+        let name = try #require(report?["name"] as? String)
+        #expect((report?["storage"] as? [String: Any])?["reused"] as? Int == 9)
+        let verify = try CLI.run(["verify", name, "--dir", location, "--read-data"], environment: env)
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+        let target = try Project("st_s3_dst")
+        let restore = try CLI.run(
+            ["restore", name, "--db-url", target.database.url, "--with-storage", "--dir", location],
+            environment: try TestS3.environment().merging(target.env) { $1 })
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try target.contents() == source.contents())
     }
 }

@@ -27,6 +27,8 @@ public final class StorageTestAPI: @unchecked Sendable {
         case slow(TimeInterval)
         /// HTTP 400 with body statusCode "503" (LockTimeout): retryable by the body.
         case lockTimeout
+        /// HTTP 400 with body statusCode "403" (a revoked key): not retryable.
+        case accessDenied
     }
 
     public struct Fault: Sendable {
@@ -150,6 +152,9 @@ public final class StorageTestAPI: @unchecked Sendable {
             return Self.reply(
                 .init(statusCode: "503", error: "LockTimeout", message: "Resource Locked, timeout", code: "LockTimeout")
             )
+        case .accessDenied?:
+            return Self.reply(
+                .init(statusCode: "403", error: "Unauthorized", message: "jwt expired", code: "AccessDenied"))
         case .slow(let seconds)?:
             Thread.sleep(forTimeInterval: seconds)
         default: break

@@ -83,7 +83,9 @@ final class PartialBackupFolder {
             inner.formatVersion = Manifest.encryptedFormatVersion
             inner.encryption = SealedManifest.encryptionName
             let entry = try writeFile("manifest", contents: try inner.encoded())  // manifest.age
-            data = try SealedManifest(for: inner, manifestFile: entry).encoded()
+            var sealed = SealedManifest(for: inner, manifestFile: entry)
+            sealed.storageIndex = StorageIndexEntry.index(of: inner, recipients: recipients)
+            data = try sealed.encoded()
         }
         let location = try pending.publish(manifest: data)
         ActiveBackups.shared.remove(pending)

@@ -23,6 +23,8 @@ public struct SealedManifest: Codable, Sendable, Equatable {
     public var manifestFile: Manifest.FileEntry
     /// `schema.sql.age` (when there is one) and every data file, sorted by name.
     public var files: [Manifest.FileEntry]
+    /// Storage files with their reuse tags, for the next incremental backup (`--with-storage`).
+    public var storageIndex: [StorageIndexEntry]? = nil
 
     /// The readable part for `manifest`, whose encrypted form is `manifestFile`.
     init(for manifest: Manifest, manifestFile: Manifest.FileEntry) {
@@ -81,6 +83,11 @@ public struct SealedManifest: Codable, Sendable, Equatable {
             guard seen.insert(entry.file).inserted else { throw damaged("file \(entry.file) is listed twice") }
             guard entry.bytes >= 0, Manifest.isSHA256(entry.sha256) else {
                 throw damaged("file \(entry.file) has no valid size and sha256")
+            }
+        }
+        for entry in storageIndex ?? [] {
+            guard seen.contains(entry.file), Manifest.isSafeStorageFile(entry.file), Manifest.isSHA256(entry.tag) else {
+                throw damaged("indexes file '\(BackupName.printable(entry.file))', which it does not list")
             }
         }
     }

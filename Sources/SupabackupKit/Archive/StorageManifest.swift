@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 extension Manifest {
@@ -36,8 +37,9 @@ extension Manifest {
         /// The object's size in bytes (equal to `bytes` unless encrypted).
         public var size: Int64
         /// MD5 of the object's bytes, lowercase hex: what Storage's ETag is for a single-part
-        /// upload, so a restore can tell an object already in the target.
-        public var md5: String
+        /// upload, so a restore can tell an object already in the target. Absent when an
+        /// encrypted backup reused the file without reading it and the ETag was not an MD5.
+        public var md5: String?
         public var contentType: String
         public var cacheControl: String?
         /// The object's user metadata as JSON text (keys sorted), nil when none.
@@ -80,6 +82,40 @@ extension Manifest {
             guard object.bytes >= 0, object.size >= 0, Self.isSHA256(object.sha256) else {
                 throw damaged("\(label) has no valid size and sha256")
             }
+        }
+    }
+}
+
+/// Lets the next encrypted backup find unchanged objects without a key: each Storage file of an
+/// encrypted archive is listed in the readable `manifest.json` with a tag, an HMAC of the object's
+/// identity (project, bucket, key, ETag, size, last-modified) keyed by the recipients. A backup to
+/// the same recipients computes the same tag and reuses the file; one to other recipients never
+/// does (it could not decrypt it). Confirming a guess from a tag needs the object's key, ETag and
+/// last-modified time to the second.
+public struct StorageIndexEntry: Codable, Sendable, Equatable {
+    public var file: String
+    public var tag: String
+
+    static func tag(
+        recipients: [AgeRecipient], project: String, bucket: String, name: String, etag: String, size: Int64,
+        lastModified: String
+    ) -> String {
+        let key = SymmetricKey(
+            data: SHA256.hash(data: Data(recipients.map(\.description).sorted().joined(separator: "\n").utf8)))
+        let message = [project, bucket, name, etag, String(size), lastModified].joined(separator: "\u{0}")
+        return Data(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: key)).hex
+    }
+
+    /// The index of `manifest`'s Storage files (objects without an ETag are never reused).
+    static func index(of manifest: Manifest, recipients: [AgeRecipient]) -> [StorageIndexEntry]? {
+        guard let storage = manifest.storage else { return nil }
+        return storage.objects.compactMap { object in
+            guard let etag = object.etag, let lastModified = object.lastModified else { return nil }
+            return StorageIndexEntry(
+                file: object.file,
+                tag: tag(
+                    recipients: recipients, project: storage.project, bucket: object.bucket, name: object.name,
+                    etag: etag, size: object.size, lastModified: lastModified))
         }
     }
 }

@@ -100,6 +100,7 @@ public struct BackupEngine {
     public func run(now: Date = Date()) throws -> BackupResult {
         guard !options.schemas.isEmpty else { throw UsageError("no schema to back up") }
         let source = try makeSource()
+        if options.storage != nil, let direct = source as? DirectBackupSource { direct.storagePolicies = true }
         let selected = try source.prepare(try selectTables(source))
 
         let folder = try PartialBackupFolder(

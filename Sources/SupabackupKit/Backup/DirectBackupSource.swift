@@ -13,6 +13,8 @@ final class DirectBackupSource: ParallelBackupSource {
     private var snapshot: String?
     /// Why the snapshot could not be exported (the backup then reads with one connection).
     private(set) var sharingFailure: String?
+    /// schema.sql also holds the policies on storage.objects and storage.buckets (`--with-storage`).
+    var storagePolicies = false
     var location: String { connection.location(connectionString) }
 
     /// - Parameter exportSnapshot: export the transaction's snapshot for worker connections
@@ -168,9 +170,17 @@ final class DirectBackupSource: ParallelBackupSource {
     func close() {}
 
     func schemaScript(for tables: [SourceTable]) throws -> SchemaScript? {
-        // The platform owns its tables' definitions (a fresh project has them already).
-        try SchemaCapture.script(
-            for: tables.filter { !Platform.isPlatformSchema($0.name.schema) }.map(\.oid), on: connection)
+        // The platform owns its tables' definitions (a fresh project has them already), but the
+        // policies on Storage's tables are the app's: they come along with its files.
+        var policyTables: [Int64] = []
+        if storagePolicies {
+            policyTables = try connection.query(
+                "SELECT oid::int8 FROM pg_catalog.pg_class WHERE oid IN (to_regclass('storage.objects'), to_regclass('storage.buckets'))"
+            ).rows.compactMap { $0[0].flatMap { Int64($0) } }
+        }
+        return try SchemaCapture.script(
+            for: tables.filter { !Platform.isPlatformSchema($0.name.schema) }.map(\.oid), policyTables: policyTables,
+            on: connection)
     }
 
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence] {

@@ -54,8 +54,10 @@ struct StorageBackup {
 
     struct Previous: Sendable {
         var name: String
-        /// `bucket \0 name` -> the object as that backup holds it.
-        var objects: [String: Manifest.StorageObject]
+        /// `bucket \0 name` -> the object as that backup holds it (plain backups).
+        var objects: [String: Manifest.StorageObject] = [:]
+        /// Reuse tag -> the stored file (encrypted backups, to the same recipients).
+        var files: [String: Manifest.FileEntry] = [:]
     }
 
     func run() throws -> (section: Manifest.StorageSection, warnings: [String], stats: StorageBackupStats) {
@@ -131,6 +133,9 @@ struct StorageBackup {
         _ bucket: String, _ listed: ListedObject, number: Int, client: StorageAPIClient, previous: Previous?
     ) throws -> Outcome {
         let file = fileName(number)
+        if let reused = try reuseEncrypted(bucket, listed, file: file, client: client, previous: previous) {
+            return reused
+        }
         if let old = previous?.objects[bucket + "\u{0}" + listed.name], listed.etag != nil, old.etag == listed.etag,
             old.size == listed.size, old.lastModified == listed.lastModified,
             try folder.reuse(file, from: previous!.name + "/" + old.file)
@@ -147,13 +152,14 @@ struct StorageBackup {
             guard let info = try client.info(bucket, listed.name) else {
                 return .missing("deleted before it was read")
             }
-            let writer = HashingWriter(try folder.create(file, sizeHint: info.size))
+            let expectedSize = info.size ?? listed.size
+            let writer = HashingWriter(try folder.create(file, sizeHint: expectedSize))
             let sink: ObjectWriter =
                 folder.isEncrypted ? try AgeWriter(into: writer, recipients: folder.recipients) : writer
             var md5 = Insecure.MD5()
             var size: Int64 = 0
             do {
-                let etag = try client.download(bucket, listed.name, size: info.size) { chunk in
+                let etag = try client.download(bucket, listed.name, size: expectedSize) { chunk in
                     md5.update(bufferPointer: chunk)
                     size += Int64(chunk.count)
                     try sink.write(chunk)
@@ -184,19 +190,53 @@ struct StorageBackup {
         }
     }
 
+    /// In an encrypted backup, an unchanged object's file from the previous backup to the same
+    /// recipients, found by its tag; its metadata comes from `/object/info` (no download).
+    private func reuseEncrypted(
+        _ bucket: String, _ listed: ListedObject, file: String, client: StorageAPIClient, previous: Previous?
+    ) throws -> Outcome? {
+        guard folder.isEncrypted, let previous, let etag = listed.etag, let size = listed.size,
+            let lastModified = listed.lastModified
+        else { return nil }
+        let tag = StorageIndexEntry.tag(
+            recipients: folder.recipients, project: client.root.absoluteString, bucket: bucket, name: listed.name,
+            etag: etag, size: size, lastModified: lastModified)
+        guard let old = previous.files[tag], let info = try client.info(bucket, listed.name), info.etag == etag,
+            try folder.reuse(file, from: previous.name + "/" + old.file)
+        else { return nil }
+        // A single-part upload's ETag is the MD5 of the bytes; a multipart one's is not.
+        let hex = etag.trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+        let md5 = hex.utf8.count == 32 && hex.allSatisfy(\.isHexDigit) ? hex : nil
+        return .stored(
+            Manifest.StorageObject(
+                bucket: bucket, name: listed.name, file: file, bytes: old.bytes, sha256: old.sha256, size: size,
+                md5: md5, contentType: info.contentType ?? listed.mimetype ?? "application/octet-stream",
+                cacheControl: info.cacheControl ?? listed.cacheControl, userMetadata: info.userMetadata, etag: etag,
+                lastModified: lastModified, reusedFrom: previous.name))
+    }
+
     /// The latest published backup in the same storage with files of the same project, stored
-    /// the same way (both plain: an encrypted backup's objects cannot be read without its key).
+    /// the same way: plain after plain (matched by key, ETag, size and time), encrypted after
+    /// encrypted (matched by the readable index's tags, which only the same recipients produce).
     private func findPrevious(project: String) -> Previous? {
-        guard !folder.isEncrypted, let entries = try? storage.list(prefix: "", recursive: false) else { return nil }
+        guard let entries = try? storage.list(prefix: "", recursive: false) else { return nil }
         let names = entries.filter(\.isFolder).map(\.baseName).filter { BackupName.date(of: $0) != nil }.sorted(by: >)
         for name in names.prefix(20) where name != folder.name {
-            guard case .plain(let manifest)? = try? BackupArchive.inspect(name: name, in: storage),
-                let section = manifest.storage, section.project == project
-            else { continue }
-            var objects: [String: Manifest.StorageObject] = [:]
-            for object in section.objects { objects[object.bucket + "\u{0}" + object.name] = object }
-            logger.debug("unchanged objects are taken from backup \(name)")
-            return Previous(name: name, objects: objects)
+            switch try? BackupArchive.inspect(name: name, in: storage) {
+            case .plain(let manifest)?:
+                guard !folder.isEncrypted, let section = manifest.storage, section.project == project else { continue }
+                var previous = Previous(name: name)
+                for object in section.objects { previous.objects[object.bucket + "\u{0}" + object.name] = object }
+                return previous
+            case .sealed(let sealed)?:
+                guard folder.isEncrypted, let index = sealed.storageIndex, !index.isEmpty else { continue }
+                let files = Dictionary(sealed.files.map { ($0.file, $0) }) { first, _ in first }
+                var previous = Previous(name: name)
+                for entry in index { previous.files[entry.tag] = files[entry.file] }
+                return previous
+            case nil:
+                continue
+            }
         }
         return nil
     }

@@ -79,8 +79,12 @@ public struct SchemaScript: Sendable, Equatable {
 /// object; every query's rows are decoded by column name (`PostgresConnection.decode`), so a
 /// catalog of another shape is an error that says so, not a crash.
 enum SchemaCapture {
-    static func script(for tables: [Int64], on connection: PostgresConnection) throws -> SchemaScript {
-        guard !tables.isEmpty else { return SchemaScript(statements: []) }
+    /// - Parameter policyTables: more tables whose policies (only) belong to the app: Storage's
+    ///   `storage.objects` and `storage.buckets`, whose definitions are the platform's.
+    static func script(for tables: [Int64], policyTables: [Int64] = [], on connection: PostgresConnection) throws
+        -> SchemaScript
+    {
+        guard !tables.isEmpty || !policyTables.isEmpty else { return SchemaScript(statements: []) }
         _ = try connection.query("SELECT set_config('search_path', 'pg_catalog', true)")
         var capture = Capture(connection: connection, oids: "{" + tables.map(String.init).joined(separator: ",") + "}")
         let schemas = try capture.schemas()
@@ -92,7 +96,7 @@ enum SchemaCapture {
         try capture.sequenceOwnership()
         try capture.foreignKeys()
         try capture.indexes()
-        try capture.policies()
+        try capture.policies(on: "{" + (tables + policyTables).map(String.init).joined(separator: ",") + "}")
         try capture.triggers()
         try capture.accessControl(schemas: schemas, relations: relations, sequences: sequences, functions: functions)
         try capture.columnComments()
@@ -429,7 +433,7 @@ enum SchemaCapture {
             }
         }
 
-        mutating func policies() throws {
+        mutating func policies(on tables: String) throws {
             struct Row: Decodable {
                 var table: String, name: String, permissive: String, command: String, roles: String?, qual: String?,
                     check: String?
@@ -444,7 +448,7 @@ enum SchemaCapture {
                 FROM pg_policies p JOIN pg_class c ON c.relname = p.tablename
                 JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = p.schemaname
                 WHERE c.oid = ANY($1::oid[]) ORDER BY 1, 2
-                """)
+                """, [tables])
             {
                 var sql =
                     "CREATE POLICY \(row.name) ON \(row.table) AS \(row.permissive) FOR \(row.command) TO \(row.roles ?? "PUBLIC")"

@@ -63,7 +63,8 @@ struct ListedObject: Sendable, Equatable {
 /// What `/object/info` tells about one object: the only route that returns user metadata.
 struct ObjectInfo: Sendable {
     var id: String?
-    var size: Int64
+    /// nil for rows without the API's metadata (made by SQL).
+    var size: Int64?
     var contentType: String?
     var cacheControl: String?
     var etag: String?
@@ -274,7 +275,7 @@ final class StorageAPIClient: @unchecked Sendable {
             user = Self.canonicalJSON(metadata)
         }
         return ObjectInfo(
-            id: object["id"] as? String, size: (object["size"] as? NSNumber)?.int64Value ?? 0,
+            id: object["id"] as? String, size: (object["size"] as? NSNumber)?.int64Value,
             contentType: object["content_type"] as? String,
             cacheControl: object["cache_control"] as? String, etag: object["etag"] as? String,
             lastModified: object["last_modified"] as? String, userMetadata: user)
@@ -284,13 +285,14 @@ final class StorageAPIClient: @unchecked Sendable {
     /// Throws `StorageAPIError` with `isNotFound` when the object is gone, and `changed` when its
     /// ETag moves between ranges (it was overwritten while being read).
     /// - Returns: the ETag the server sent.
-    func download(_ bucket: String, _ key: String, size: Int64, into body: (UnsafeRawBufferPointer) throws -> Void)
+    /// An unknown `size` (a row without metadata) is read in one request.
+    func download(_ bucket: String, _ key: String, size: Int64?, into body: (UnsafeRawBufferPointer) throws -> Void)
         throws -> String?
     {
         let path = "object/authenticated/" + Self.objectPath(bucket, key)
-        guard size > Self.rangeBytes else {
+        guard let size, size > Self.rangeBytes else {
             let response = try send(.GET, path)
-            guard Int64(response.body.count) == size else { throw Self.sizeMismatch(bucket, key, response, size) }
+            if let size, Int64(response.body.count) != size { throw Self.sizeMismatch(bucket, key, response, size) }
             try response.body.withUnsafeBytes(body)
             return response.headers.first(name: "ETag")
         }

@@ -32,10 +32,14 @@ struct StorageRestore {
     static let writableCharacters = Set(
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_/!-.*'() &$@=;:+,?".unicodeScalars)
 
-    static func unwritableReason(_ name: String) -> String? {
+    static func unwritableReason(_ name: String, contentType: String = "") -> String? {
         guard name.unicodeScalars.allSatisfy(writableCharacters.contains) else {
             return
                 "the Storage API accepts only letters A-Z a-z, digits and _/!-.*'() &$@=;:+,? in names (no non-ASCII, %, #, ...); no API can write it back"
+        }
+        if contentType.lowercased().hasPrefix("multipart/form-data") {
+            return
+                "its content type \(contentType) makes the Storage API parse the upload as a form; upload it through the S3 endpoint"
         }
         return nil
     }
@@ -122,8 +126,10 @@ struct StorageRestore {
     private func restore(_ object: Manifest.StorageObject, present: ListedObject?, client: StorageAPIClient) throws
         -> Outcome
     {
-        if let reason = Self.unwritableReason(object.name) { return .unwritable(reason) }
-        if let present, present.size == object.size, present.etag == "\"\(object.md5)\"",
+        if let reason = Self.unwritableReason(object.name, contentType: object.contentType) {
+            return .unwritable(reason)
+        }
+        if let present, let md5 = object.md5, present.size == object.size, present.etag == "\"\(md5)\"",
             present.mimetype == object.contentType, present.cacheControl == object.cacheControl,
             try client.info(object.bucket, object.name)?.userMetadata ?? "{}" == object.userMetadata ?? "{}"
         {
@@ -140,13 +146,16 @@ struct StorageRestore {
             }
             return .uploaded
         } catch let error as StorageAPIError {
+            // What is about this object is reported and the rest goes on; what is about the key,
+            // the bucket or the service (401, 403, 404, 5xx after retries) stops the restore.
             switch error.statusCode ?? "" {
             case "413":
                 return .unwritable(
                     "\(object.size) bytes is more than the target accepts (its upload limit, or the bucket's file size limit): \(error.message)"
                 )
             case "415": return .unwritable("the target bucket does not allow its type \(object.contentType)")
-            case "400" where error.code == "InvalidKey": return .unwritable("the Storage API refused the name")
+            case "431": return .unwritable("its user metadata is too large for the upload's headers")
+            case "400", "422": return .unwritable("the Storage API refused it: \(error.message)")
             default: throw error
             }
         }
