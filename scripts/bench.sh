@@ -238,7 +238,7 @@ for n in $REST_ROWS; do
   generate rest "$n"
   rm -rf "$WORK/rest-backups" "$WORK/rest_backup"
   timed rest_backup "$BIN" backup --mode rest --out "$WORK/rest-backups" --quiet
-  read -r seconds kb < <(tail -n 1 "$WORK/rest_backup")
+  read -r seconds kb _ < <(tail -n 1 "$WORK/rest_backup")
   printf '%-12s %10s %12s %10s\n' "$n" "$seconds" "$(awk -v n="$n" -v s="$seconds" 'BEGIN { printf "%d", n / s }')" "$((kb / 1024))"
 done
 

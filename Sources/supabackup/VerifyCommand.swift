@@ -104,6 +104,7 @@ struct VerifyCommand: ParsableCommand {
             }
             print(
                 "backup \(name) is intact: \(report.tables.count) tables, \(archive.manifest.totalRows) rows"
+                    + (archive.manifest.storage.map { ", \($0.objects.count) Storage objects" } ?? "")
                     + (deep ? "; keys unique and references resolve" : "")
                     + (listingOnly ? " (sizes from the listing; --read-data reads every byte)" : ""))
         }

@@ -478,4 +478,29 @@ struct StorageTests {
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(try target.contents() == source.contents())
     }
+
+    @Test("the v1 listing before v1.34 (LIKE wildcards in prefixes, case twins listed twice) still gives exact keys")
+    func legacyV1() throws {
+        var options = StorageTestAPI.Options()
+        options.listV2 = .notFound
+        options.legacyV1 = true
+        let source = try Project("st_v1old", options: options)
+        try source.server.createBucket("b")
+        for (key, byte) in [("a_b/x", 1), ("axb/y", 2), ("Foo/a", 3), ("foo/a", 4), ("1_0/z", 5), ("100/w", 6)] {
+            try source.server.upload("b", key, [UInt8(byte)])
+        }
+        let directory = try TemporaryDirectory()
+        let backup = try Self.backup(source, into: directory.path)
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let archive = try BackupArchive.open(name: backup.lastLine, in: directory.path)
+        let section = try #require(archive.manifest.storage)
+        #expect(section.listing == "list-v1" && section.missing.isEmpty, "\(section.missing)")
+        #expect(section.objects.map(\.name) == ["100/w", "1_0/z", "Foo/a", "a_b/x", "axb/y", "foo/a"])
+        let target = try Project("st_v1old_dst")
+        let restore = try CLI.run(
+            ["restore", backup.lastLine, "--db-url", target.database.url, "--with-storage", "--dir", directory.path],
+            environment: target.env)
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try target.contents() == source.contents())
+    }
 }

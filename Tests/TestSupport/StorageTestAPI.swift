@@ -48,6 +48,9 @@ public final class StorageTestAPI: @unchecked Sendable {
     public struct Options: Sendable {
         public var listV2 = ListV2.available
         public var faults: [Fault] = []
+        /// The v1 listing as before v1.34: `_` and `%` in a prefix are ILIKE wildcards, and
+        /// folders that differ only in case are listed once each.
+        public var legacyV1 = false
         /// The project's global upload limit (Free: 50 MB).
         public var globalFileSizeLimit: Int64 = 500_000_000
         public init() {}
@@ -456,17 +459,21 @@ public final class StorageTestAPI: @unchecked Sendable {
             SELECT name, \(Self.objectJSON(name: "substr(name, $3::int + 1)"))::text FROM storage.objects
             WHERE bucket_id = $1 AND lower(name) LIKE $2
             """,
-            [bucket, Self.likeEscape(prefix.lowercased()) + "%", String(prefix.unicodeScalars.count)]
+            [
+                bucket, (options.legacyV1 ? prefix.lowercased() : Self.likeEscape(prefix.lowercased())) + "%",
+                String(prefix.unicodeScalars.count),
+            ]
         ).rows
         let skip = prefix.unicodeScalars.count
         var entries: [(sort: String, json: String)] = []
         var folders = Set<String>()
         for row in rows {
-            guard let name = row[0], name.lowercased().hasPrefix((prefix + search).lowercased()) else { continue }
+            guard let name = row[0], options.legacyV1 || name.lowercased().hasPrefix((prefix + search).lowercased())
+            else { continue }
             let relative = String(String.UnicodeScalarView(name.unicodeScalars.dropFirst(skip)))
             if let slash = relative.firstIndex(of: "/") {
                 let folder = String(relative[..<slash])
-                if folders.insert(folder.lowercased()).inserted {
+                if folders.insert(options.legacyV1 ? folder : folder.lowercased()).inserted {
                     entries.append(
                         (
                             folder.lowercased(),

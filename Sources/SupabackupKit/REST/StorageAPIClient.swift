@@ -203,18 +203,22 @@ final class StorageAPIClient: @unchecked Sendable {
     }
 
     /// The v1 walk: one level per call, recursing into folders; pages stop on a short page (the
-    /// server caps limits at 1500). Its matching is case-insensitive: listing `Foo/` also returns
-    /// `foo/`'s children named as if under `Foo/`, and case twins show as one folder. Entries are
-    /// deduplicated by id; where two ids rebuild to one key, `/object/info` (exact) says which
-    /// one the key names, and the other cannot be named from v1 at all: it is reported in
-    /// `unnamed`, never backed up under a wrong key.
+    /// server caps limits at 1500). Its matching is case-insensitive (listing `Foo/` also returns
+    /// `foo/`'s children, named as if under `Foo/`; case twins show as one folder), and before
+    /// v1.34 `_` and `%` in a prefix are wildcards: a rebuilt key may name another object, or
+    /// none. So every object (by id) gathers the keys it was listed under; where that is not one
+    /// key held by one id, `/object/info` (exact) says which key is whose. An object no key
+    /// names cannot be backed up from v1: it goes to `unnamed`, never into the backup under a
+    /// wrong key.
     private func listV1(_ bucket: String, unnamed: inout [String], each: (ListedObject) throws -> Void) throws {
-        var byKey: [String: [(id: String, object: ListedObject)]] = [:]
-        var order: [String] = []
-        var seen = Set<String>()
+        var keysOf: [String: [String]] = [:]
+        var idsOf: [String: Set<String>] = [:]
+        var listed: [String: ListedObject] = [:]
         var folders = [""]
+        var walked = Set<String>()
         let page = 1000
         while let prefix = folders.popLast() {
+            guard walked.insert(prefix).inserted else { continue }
             var offset = 0
             while true {
                 let body: [String: Any] = [
@@ -229,32 +233,38 @@ final class StorageAPIClient: @unchecked Sendable {
                         folders.append(prefix + name + "/")
                         continue
                     }
-                    guard seen.insert(id).inserted else { continue }
                     let key = prefix + name
-                    if byKey[key] == nil { order.append(key) }
-                    byKey[key, default: []].append((id, Self.listed(key, entry)))
+                    if !(keysOf[id]?.contains(key) ?? false) { keysOf[id, default: []].append(key) }
+                    idsOf[key, default: []].insert(id)
+                    listed[id + "\u{0}" + key] = Self.listed(key, entry)
                 }
                 if entries.count < page { break }
                 offset += entries.count
             }
         }
-        for key in order.sorted() {
-            let candidates = byKey[key]!
-            guard candidates.count > 1 else {
-                try each(candidates[0].object)
+        var owners: [String: String?] = [:]  // key -> the id /object/info says it holds
+        var found: [ListedObject] = []
+        for (id, keys) in keysOf {
+            if keys.count == 1, idsOf[keys[0]]?.count == 1 {
+                found.append(listed[id + "\u{0}" + keys[0]]!)
                 continue
             }
-            let owner = try info(bucket, key)?.id
-            for candidate in candidates {
-                if candidate.id == owner {
-                    try each(candidate.object)
-                } else {
-                    unnamed.append(
-                        "bucket \(bucket): object id \(candidate.id) lists as '\(key)' but that key is another object's (a case twin); the v1 listing cannot name it exactly, so it is not in this backup (list-v2 can)"
-                    )
+            var named = false
+            for key in keys {
+                if owners[key] == nil { owners[key] = .some(try info(bucket, key)?.id) }
+                if owners[key]! == id {
+                    found.append(listed[id + "\u{0}" + key]!)
+                    named = true
+                    break
                 }
             }
+            if !named {
+                unnamed.append(
+                    "bucket \(bucket): object id \(id) lists as '\(keys[0])' but that key is another object's (a case twin, or a folder name with _ or %); the v1 listing cannot name it exactly, so it is not in this backup (list-v2 can)"
+                )
+            }
         }
+        for object in found.sorted(by: { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }) { try each(object) }
     }
 
     // MARK: - Objects
