@@ -20,11 +20,10 @@ public struct StorageSelection: Sendable {
     }
 
     /// The selected buckets of `all`; a named bucket that is not there is a usage error.
-    func select(_ all: [StorageBucket], from where: String) throws -> [StorageBucket] {
+    /// - Parameter hint: what else may explain a missing bucket.
+    func select(_ all: [StorageBucket], from where: String, hint: String = "") throws -> [StorageBucket] {
         for name in buckets where !all.contains(where: { $0.id == name || $0.name == name }) {
-            throw UsageError(
-                "--bucket \(name): no such bucket in \(`where`) (or the key cannot see it: use the service_role key)",
-                code: .unknownName)
+            throw UsageError("--bucket \(name): no such bucket in \(`where`)\(hint)", code: .unknownName)
         }
         return all.filter { bucket in
             let named = { (list: [String]) in list.contains { $0 == bucket.id || $0 == bucket.name } }
@@ -72,7 +71,9 @@ struct StorageBackup {
                 "the Storage API at \(project) lists no buckets: if the project has some, this key cannot see them (row level security); use the service_role key"
             )
         }
-        let buckets = try selection.select(all, from: project).sorted { $0.id < $1.id }
+        let buckets = try selection.select(
+            all, from: project, hint: " (or the key cannot see it: use the service_role key)"
+        ).sorted { $0.id < $1.id }
         let previous = findPrevious(project: project)
         var listing = StorageAPIClient.Listing.v2
         var missing: [String] = []
