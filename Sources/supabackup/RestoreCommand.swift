@@ -89,6 +89,11 @@ struct RestoreCommand: ParsableCommand {
             let result = try RestoreEngine(options: options, logger: output.makeLogger("supabackup.restore")).run()
             if options.progress != nil { FileHandle.standardError.write(Data(Terminal.clear.utf8)) }
             if !output.quiet {
+                if result.storageNotRequested > 0 {
+                    Terminal.stderr(
+                        "supabackup: note: this backup also holds \(result.storageNotRequested) Storage objects; add --with-storage to restore them"
+                    )
+                }
                 for warning in result.plan.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
                 for grant in result.schemaSkipped {
                     Terminal.stderr("supabackup: warning: schema.sql: skipped \(grant)")

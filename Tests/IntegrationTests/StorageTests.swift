@@ -178,6 +178,12 @@ struct StorageTests {
                 .referenceCount] as? Int
         #expect(links == 2)
 
+        // Without --with-storage only the rows come back, and the user is told about the files.
+        let rowsOnly = try Project("st_inc_rows")
+        let plain = try CLI.run(["restore", first.lastLine, "--db-url", rowsOnly.database.url, "--dir", directory.path])
+        #expect(
+            plain.status == 0 && plain.stderr.contains("100 Storage objects; add --with-storage"), "\(plain.stderr)")
+        #expect(try rowsOnly.contents().isEmpty)
         // The older backup restores completely (its own bytes, not the changed ones).
         let target = try Project("st_inc_dst")
         let restore = try CLI.run(
@@ -249,9 +255,12 @@ struct StorageTests {
         let section = try #require(try BackupArchive.open(name: backup.lastLine, in: directory.path).manifest.storage)
         #expect(section.objects.count == 21 && section.missing.count == 1)
 
-        // Uploads failing with 500 (every other one) and dropped connections are retried.
+        // Uploads failing with 500 (every other one) or cut off unanswered (every fifth) are retried.
         var targetOptions = StorageTestAPI.Options()
-        targetOptions.faults = [.init(route: "POST /object/", every: 2, kind: .status500)]
+        targetOptions.faults = [
+            .init(route: "POST /object/", every: 2, kind: .status500),
+            .init(route: "POST /object/", every: 5, kind: .dropConnection),
+        ]
         let target = try Project("st_fault_dst", options: targetOptions)
         let restore = try CLI.run(
             ["restore", backup.lastLine, "--db-url", target.database.url, "--with-storage", "--dir", directory.path],

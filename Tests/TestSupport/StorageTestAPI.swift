@@ -29,6 +29,8 @@ public final class StorageTestAPI: @unchecked Sendable {
         case lockTimeout
         /// HTTP 400 with body statusCode "403" (a revoked key): not retryable.
         case accessDenied
+        /// The request is read (an upload's body included), then the connection closes unanswered.
+        case dropConnection
     }
 
     public struct Fault: Sendable {
@@ -155,6 +157,8 @@ public final class StorageTestAPI: @unchecked Sendable {
             return Self.reply(
                 .init(statusCode: "503", error: "LockTimeout", message: "Resource Locked, timeout", code: "LockTimeout")
             )
+        case .dropConnection?:
+            return .drop
         case .accessDenied?:
             return Self.reply(
                 .init(statusCode: "403", error: "Unauthorized", message: "jwt expired", code: "AccessDenied"))

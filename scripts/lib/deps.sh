@@ -1,6 +1,6 @@
 # Installs what a fresh Debian machine lacks for building and testing supabackup.
 # Packages: PostgreSQL server and client, libpq and libzstd headers, the zstd CLI, pkg-config,
-# age (for the encryption tests).
+# age (for the encryption tests), curl (bench.sh).
 
 deps_missing() {
   local missing=()
@@ -11,6 +11,8 @@ deps_missing() {
   command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  # curl: bench.sh fills a Storage bucket through the test server's API.
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
   # age and age-keygen: the reference implementation the encryption tests interoperate with.
   command -v age >/dev/null 2>&1 || missing+=(age)
   echo "${missing[@]}"

@@ -105,6 +105,8 @@ public struct RestoreResult: Sendable {
     public var storage: StorageRestoreResult?
     /// Objects and bytes a dry run would upload at most.
     public var storagePlanned: (objects: Int, bytes: Int64)?
+    /// Storage objects the backup holds that this restore left alone (no `--with-storage`).
+    public var storageNotRequested = 0
 }
 
 /// Restores a backup over one direct connection, in one transaction: all or nothing.
@@ -166,6 +168,7 @@ public struct RestoreEngine {
         }
         var result = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: options.dryRun)
         result.storage = files
+        if options.storage == nil { result.storageNotRequested = archive.manifest.storage?.objects.count ?? 0 }
         return result
     }
 

@@ -305,9 +305,11 @@ final class S3PendingBackup: PendingBackup, @unchecked Sendable {
             "/" + configuration.bucket + "/"
             + sourceKey.split(separator: "/", omittingEmptySubsequences: false).map { SigV4.encode(String($0)) }
             .joined(separator: "/")
-        let response = try storage.client.send(.PUT, key: try key(file), headers: [("x-amz-copy-source", copySource)])
-        // A copy can fail with 200 and an <Error> body.
-        return S3XML.error(in: response.body) == nil
+        // The source may be pruned meanwhile (404): then the object is read again.
+        let response = try storage.client.send(
+            .PUT, key: try key(file), headers: [("x-amz-copy-source", copySource)], accept: [404])
+        // A copy can also fail with 200 and an <Error> body.
+        return response.status == 200 && S3XML.error(in: response.body) == nil
     }
 
     func publish(manifest: Data) throws -> String {
