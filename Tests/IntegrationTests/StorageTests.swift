@@ -211,6 +211,8 @@ struct StorageTests {
         for mode in [StorageTestAPI.ListV2.featureNotEnabled, .notFound] {
             var options = StorageTestAPI.Options()
             options.listV2 = mode
+            // A server older than list-v2 is older than info's JSON body too.
+            options.infoHeadersOnly = mode == .notFound
             let source = try Project("st_v1", options: options)
             try source.server.createBucket("b")
             for index in 0..<1205 { try source.server.upload("b", "many/\(index)", [UInt8(index & 0xFF)]) }
@@ -223,14 +225,18 @@ struct StorageTests {
             let section = try #require(
                 try BackupArchive.open(name: backup.lastLine, in: directory.path).manifest.storage)
             #expect(section.listing == "list-v1")
-            // 1205 pages past the 1000-entry page and the 1500 cap's reach; one twin is unnameable.
-            #expect(section.objects.count == 1207, "\(section.objects.count)")
-            #expect(section.missing.count == 1 && section.missing[0].contains("case twin"))
+            // 1205 pages past the 1000-entry page and the 1500 cap's reach. One twin is
+            // unnameable; without info's ids (the older server) neither can be told apart.
+            let unnamed = options.infoHeadersOnly ? 2 : 1
+            #expect(section.objects.count == 1208 - unnamed, "\(section.objects.count)")
+            #expect(section.missing.count == unnamed && section.missing.allSatisfy { $0.contains("case twin") })
             #expect(backup.stderr.contains("case twin"))
+            #expect(section.objects.contains { $0.name == "top.txt" && $0.size == 1 })
             // Every key backed up is exact: its bytes are the object's under that key.
-            let twin = try #require(section.objects.first { $0.name.lowercased() == "foo/a" })
-            let cat = try CLI.run(["cat-object", backup.lastLine, "b/" + twin.name, "--dir", directory.path])
-            #expect(Array(cat.stdout.utf8) == (twin.name == "Foo/a" ? [1] : [2]))
+            if let twin = section.objects.first(where: { $0.name.lowercased() == "foo/a" }) {
+                let cat = try CLI.run(["cat-object", backup.lastLine, "b/" + twin.name, "--dir", directory.path])
+                #expect(Array(cat.stdout.utf8) == (twin.name == "Foo/a" ? [1] : [2]))
+            }
         }
     }
 

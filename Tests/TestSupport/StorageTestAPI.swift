@@ -53,6 +53,8 @@ public final class StorageTestAPI: @unchecked Sendable {
         /// The v1 listing as before v1.34: `_` and `%` in a prefix are ILIKE wildcards, and
         /// folders that differ only in case are listed once each.
         public var legacyV1 = false
+        /// `/object/info` as before v1.7.0: headers only, no JSON body (no id, no user metadata).
+        public var infoHeadersOnly = false
         /// The project's global upload limit (Free: 50 MB).
         public var globalFileSizeLimit: Int64 = 500_000_000
         public init() {}
@@ -519,6 +521,16 @@ public final class StorageTestAPI: @unchecked Sendable {
     private func info(_ bucket: String, _ key: String, _ db: PostgresConnection) throws -> Reply {
         let object = try row(bucket, key, db)
         let metadata = object["metadata"] as? [String: Any] ?? [:]
+        if options.infoHeadersOnly {
+            return .response(
+                status: 200,
+                headers: [
+                    ("Content-Type", metadata["mimetype"] as? String ?? "application/octet-stream"),
+                    ("ETag", metadata["eTag"] as? String ?? ""),
+                    ("Cache-Control", metadata["cacheControl"] as? String ?? "no-cache"),
+                    ("Last-Modified", metadata["lastModified"] as? String ?? ""),
+                ], body: [])
+        }
         let body: [String: Any] = [
             "id": object["id"] ?? NSNull(), "name": key, "version": object["version"] ?? NSNull(), "bucket_id": bucket,
             "size": metadata["size"] ?? NSNull(), "content_type": metadata["mimetype"] ?? NSNull(),

@@ -278,7 +278,14 @@ final class StorageAPIClient: @unchecked Sendable {
             return nil
         }
         guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any] else {
-            throw StorageAPIError(message: "object info for \(bucket)/\(key) is not JSON")
+            // Before v1.7.0 the route answered with headers only, like HEAD: no id, no user
+            // metadata, and a Content-Length that describes the empty body (the listing's size counts).
+            let headers = response.headers
+            return ObjectInfo(
+                id: nil, size: nil,
+                contentType: headers.first(name: "Content-Type"), cacheControl: headers.first(name: "Cache-Control"),
+                etag: headers.first(name: "ETag"), lastModified: headers.first(name: "Last-Modified"), userMetadata: nil
+            )
         }
         var user: String?
         if let metadata = object["metadata"], !(metadata is NSNull) {
