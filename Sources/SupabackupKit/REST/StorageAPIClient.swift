@@ -186,7 +186,8 @@ final class StorageAPIClient: @unchecked Sendable {
                 let objects = object["objects"] as? [[String: Any]]
             else { throw StorageAPIError(message: "list-v2 of bucket \(bucket) did not answer a listing") }
             for entry in objects {
-                guard let name = entry["name"] as? String, entry["id"] is String else { continue }
+                // Without a delimiter every entry is an object (list-v2 lists no folders then).
+                guard let name = entry["name"] as? String else { continue }
                 try each(Self.listed(name, entry))
             }
             guard object["hasNext"] as? Bool == true, let next = object["nextCursor"] as? String else { return .v2 }
