@@ -80,6 +80,8 @@ public final class StorageTestAPI: @unchecked Sendable {
     private var vanishing: Set<String> = []
 
     public var counters: Counters { lock.withLock { counts } }
+    /// Faults injected so far, per entry of `options.faults`.
+    public var injectedFaults: [Int] { lock.withLock { _options.faults.indices.map { injected[$0, default: 0] } } }
     public func resetCounters() { lock.withLock { counts = Counters() } }
     /// The object `bucket/name` is deleted when its download starts, as if removed mid-backup.
     public func vanishOnDownload(_ bucket: String, _ name: String) {

@@ -84,6 +84,8 @@ struct StorageBackup {
             if used == .v1 { listing = .v1 }
             missing += unnamed
         }
+        let reuse = previous.map { " (unchanged ones are taken from backup \($0.name))" } ?? ""
+        logger.info("storage: \(work.count) objects in \(buckets.count) bucket\(buckets.count == 1 ? "" : "s")\(reuse)")
         // Byte order, as Storage sorts (`COLLATE "C"`).
         work.sort {
             $0.bucket != $1.bucket

@@ -95,6 +95,9 @@ struct StorageRestore {
                 )
             }
         }
+        logger.info(
+            "storage: \(objects.count) objects in \(buckets.count) bucket\(buckets.count == 1 ? "" : "s") to restore (identical ones are skipped)"
+        )
         let shared = SendableBox((self, client, present, objects))
         let outcomes = try ParallelWork.run(count: objects.count, jobs: selection.jobs) { index in
             let (engine, client, present, objects) = shared.value
