@@ -129,40 +129,33 @@ final class PostgRESTClient {
         table: TableName?
     ) throws -> RESTResponse {
         let url = Self.url(root: settings.root, path: path, query: query)
-        var attempt = 0
-        while true {
-            attempt += 1
-            let outcome: Result<RESTResponse, Error>
-            do {
-                var request = try HTTPClient.Request(url: url, method: method)
-                request.headers.add(name: "User-Agent", value: Self.userAgent)
-                for (name, value) in settings.key.headers + headers { request.headers.add(name: name, value: value) }
-                if let body { request.body = .bytes(body) }
-                outcome = http.fetch(request, timeout: .seconds(settings.requestTimeout))
-            } catch {
-                outcome = .failure(error)
-            }
-            switch outcome {
-            case .success(let response) where (200..<300).contains(response.status):
-                return response
-            case .success(let response) where Self.retryable(response.status) && attempt < settings.retry.attempts:
-                let wait = retryAfter(response) ?? settings.retry.delay(attempt)
-                logger.warning(
-                    "retrying", metadata: ["status": "\(response.status)", "attempt": "\(attempt)", "path": "\(path)"])
-                Thread.sleep(forTimeInterval: wait)
-            case .success(let response):
-                throw Self.error(for: response, table: table, root: settings.root, attempts: attempt)
-            case .failure(let error) where attempt < settings.retry.attempts && Self.transient(error):
-                logger.warning(
-                    "retrying",
-                    metadata: ["error": "\(Self.describe(error))", "attempt": "\(attempt)", "path": "\(path)"])
-                Thread.sleep(forTimeInterval: settings.retry.delay(attempt))
-            case .failure(let error):
-                var message = "cannot reach \(settings.root.absoluteString): \(Self.describe(error))"
-                if attempt > 1 { message += " (after \(attempt) attempts)" }
-                throw RESTError(status: nil, code: nil, message: message, details: nil, advice: nil, table: table)
-            }
-        }
+        let retry = settings.retry
+        return try retry.perform(
+            path: path, logger: logger,
+            fetch: {
+                Result { try HTTPClient.Request(url: url, method: method) }.flatMap { request in
+                    var request = request
+                    request.headers.add(name: "User-Agent", value: Self.userAgent)
+                    for (name, value) in settings.key.headers + headers {
+                        request.headers.add(name: name, value: value)
+                    }
+                    if let body { request.body = .bytes(body) }
+                    return http.fetch(request, timeout: .seconds(settings.requestTimeout))
+                }
+            },
+            wait: { response, attempt in
+                Self.retryable(response.status) ? retryAfter(response) ?? retry.delay(attempt) : nil
+            },
+            failure: { response, attempts in
+                Self.error(for: response, table: table, root: settings.root, attempts: attempts)
+            },
+            transient: Self.transient,
+            unreachable: { error, attempts in
+                RESTError(
+                    status: nil, code: nil,
+                    message: RetryPolicy.unreachableMessage(settings.root, error, attempts: attempts), details: nil,
+                    advice: nil, table: table)
+            })
     }
 
     private func retryAfter(_ response: RESTResponse) -> Double? {

@@ -321,8 +321,10 @@ final class StorageAPIClient: @unchecked Sendable {
             let response = try send(.GET, path, headers: [("Range", "bytes=\(offset)-\(end)")])
             let tag = response.headers.first(name: "ETag")
             if offset == 0 { etag = tag } else if tag != etag { throw Self.changed(bucket, key) }
-            guard Int64(response.body.count) == end - offset + 1, response.status == 206 || size <= Self.rangeBytes
-            else { throw Self.sizeMismatch(bucket, key, response, size) }
+            // A 200 here would be the whole object: a server ignoring Range is not read on.
+            guard response.status == 206, Int64(response.body.count) == end - offset + 1 else {
+                throw Self.sizeMismatch(bucket, key, response, size)
+            }
             try response.body.withUnsafeBytes(body)
             offset = end + 1
         }
@@ -378,51 +380,38 @@ final class StorageAPIClient: @unchecked Sendable {
             payload = Array(try JSONSerialization.data(withJSONObject: json))
             extra.append(("Content-Type", "application/json"))
         }
-        var attempt = 0
-        while true {
-            attempt += 1
-            let outcome: Result<RESTResponse, Error>
-            do {
-                var request = try HTTPClient.Request(url: url, method: method)
-                request.headers.add(name: "User-Agent", value: PostgRESTClient.userAgent)
-                // Storage reads only Authorization; a secret key goes in both (the gateway swaps it).
-                request.headers.add(name: "apikey", value: key.value)
-                request.headers.add(name: "Authorization", value: "Bearer \(key.value)")
-                for (name, value) in extra { request.headers.add(name: name, value: value) }
-                var seconds = timeout
-                if let payload { request.body = .bytes(payload) }
-                if let upload {
-                    request.body = try Self.streamingBody(size: upload.size, reader: try upload.open())
-                    seconds += upload.size >> 18  // at least 256 KiB/s
-                } else if method == .GET {
-                    seconds += Self.rangeBytes >> 18
-                }
-                outcome = http.fetch(request, timeout: .seconds(seconds))
-            } catch {
-                outcome = .failure(error)
-            }
-            switch outcome {
-            case .success(let response) where (200..<300).contains(response.status):
-                return response
-            case .success(let response):
-                let error = Self.error(for: response, path: path, attempts: attempt)
-                guard Self.retryable(response.status, error), attempt < retry.attempts else { throw error }
-                logger.warning("retrying", metadata: ["status": "\(error.statusCode ?? "")", "attempt": "\(attempt)"])
-                Thread.sleep(forTimeInterval: retry.delay(attempt))
-            case .failure(let error as UsageError):
-                throw error
-            case .failure(let error as ArchiveError):
-                throw error
-            case .failure(let error) where attempt < retry.attempts && Self.transient(error):
-                logger.warning(
-                    "retrying", metadata: ["error": "\(PostgRESTClient.describe(error))", "attempt": "\(attempt)"])
-                Thread.sleep(forTimeInterval: retry.delay(attempt))
-            case .failure(let error):
-                var message = "cannot reach \(root.absoluteString): \(PostgRESTClient.describe(error))"
-                if attempt > 1 { message += " (after \(attempt) attempts)" }
-                throw StorageAPIError(message: message)
-            }
-        }
+        return try retry.perform(
+            path: path, logger: logger,
+            fetch: {
+                Result {
+                    var request = try HTTPClient.Request(url: url, method: method)
+                    request.headers.add(name: "User-Agent", value: PostgRESTClient.userAgent)
+                    // Storage reads only Authorization; a secret key goes in both (the gateway swaps it).
+                    request.headers.add(name: "apikey", value: key.value)
+                    request.headers.add(name: "Authorization", value: "Bearer \(key.value)")
+                    for (name, value) in extra { request.headers.add(name: name, value: value) }
+                    var seconds = timeout
+                    if let payload { request.body = .bytes(payload) }
+                    if let upload {
+                        request.body = try Self.streamingBody(size: upload.size, reader: try upload.open())
+                        seconds += upload.size >> 18  // at least 256 KiB/s
+                    } else if method == .GET {
+                        seconds += Self.rangeBytes >> 18
+                    }
+                    return (request, seconds)
+                }.flatMap { http.fetch($0.0, timeout: .seconds($0.1)) }
+            },
+            wait: { response, attempt in
+                Self.retryable(response.status, Self.error(for: response, path: path, attempts: attempt))
+                    ? retry.delay(attempt) : nil
+            },
+            failure: { response, attempts in Self.error(for: response, path: path, attempts: attempts) },
+            transient: Self.transient,
+            unreachable: { error, attempts in
+                // Reading the archive for an upload failed: that error, not the network's.
+                if error is UsageError || error is ArchiveError { return error }
+                return StorageAPIError(message: RetryPolicy.unreachableMessage(root, error, attempts: attempts))
+            })
     }
 
     /// A connection closed mid-response (the parser's "stream ended at an unexpected time") is
