@@ -111,12 +111,12 @@ struct BackupCommand: ParsableCommand {
                             ? ""
                             : "encrypted to \(engineOptions.recipients.count) recipient\(engineOptions.recipients.count == 1 ? "" : "s"), ")
                         + "to \(result.path)")
-                if let stats = result.storage, let section = manifest.storage {
+                if let section = manifest.storage {
+                    let (downloaded, reused) = (section.downloaded, section.reused)
                     Terminal.stderr(
-                        "supabackup: storage: \(section.buckets.count) buckets, \(stats.objects) objects, "
-                            + "\(formatBytes(section.size)): \(stats.downloaded) downloaded (\(formatBytes(stats.downloadedBytes))), "
-                            + "\(stats.reused) unchanged taken from the previous backup (\(formatBytes(stats.reusedBytes)))"
-                    )
+                        "supabackup: storage: \(section.buckets.count) buckets, \(section.objects.count) objects, "
+                            + "\(formatBytes(section.size)): \(downloaded.count) downloaded (\(formatBytes(downloaded.size))), "
+                            + "\(reused.count) unchanged taken from the previous backup (\(formatBytes(reused.size)))")
                 }
                 for warning in manifest.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
             }
@@ -177,11 +177,11 @@ struct BackupJSON: Encodable {
         bytes = result.manifest.totalBytes
         seconds = result.seconds
         warnings = result.manifest.warnings
-        if let stats = result.storage, let section = result.manifest.storage {
+        if let section = result.manifest.storage {
             storage = StorageJSON(
-                buckets: section.buckets.count, objects: stats.objects, downloaded: stats.downloaded,
-                downloadedBytes: stats.downloadedBytes, reused: stats.reused, reusedBytes: stats.reusedBytes,
-                missing: section.missing)
+                buckets: section.buckets.count, objects: section.objects.count, downloaded: section.downloaded.count,
+                downloadedBytes: section.downloaded.size, reused: section.reused.count,
+                reusedBytes: section.reused.size, missing: section.missing)
         }
     }
 }

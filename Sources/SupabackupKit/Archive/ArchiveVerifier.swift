@@ -67,17 +67,25 @@ public enum ArchiveVerifier {
     /// Every Storage object's file: its size against the listing, or with `readData` every byte
     /// against the manifest's SHA-256 (and, encrypted, that it decrypts to the object's size).
     /// Files in storage/ the manifest does not name are problems too.
-    static func storageChecks(_ archive: BackupArchive, readData: Bool) -> [VerifyReport.FileCheck] {
+    /// - Parameter sizes: every file of the backup by relative name, when the caller has listed them.
+    static func storageChecks(_ archive: BackupArchive, readData: Bool, sizes: [String: Int64]? = nil)
+        -> [VerifyReport.FileCheck]
+    {
         let objects = archive.manifest.storage?.objects ?? []
-        let folder = archive.object(BackupArchive.storageDirectory + "/")
+        let prefix = BackupArchive.storageDirectory + "/"
         var listed: [String: Int64] = [:]
         var checks: [VerifyReport.FileCheck] = []
-        do {
-            for entry in try archive.storage.list(prefix: folder, recursive: true) where !entry.isFolder {
-                listed[BackupArchive.storageDirectory + "/" + entry.name.dropFirst(folder.count)] = entry.size
+        if let sizes {
+            listed = sizes.filter { $0.key.hasPrefix(prefix) && !$0.key.hasSuffix("/") }
+        } else {
+            let folder = archive.object(prefix)
+            do {
+                for entry in try archive.storage.list(prefix: folder, recursive: true) where !entry.isFolder {
+                    listed[prefix + entry.name.dropFirst(folder.count)] = entry.size
+                }
+            } catch {
+                return [.init(file: prefix, bytes: 0, problem: "cannot be listed: \(error)")]
             }
-        } catch {
-            return [.init(file: BackupArchive.storageDirectory + "/", bytes: 0, problem: "cannot be listed: \(error)")]
         }
         let known = Set(objects.map(\.file))
         for file in listed.keys.sorted() where !known.contains(file) {
@@ -206,7 +214,7 @@ public enum ArchiveVerifier {
             }
             report.tables.append(check)
         }
-        report.files += storageChecks(archive, readData: false)
+        report.files += storageChecks(archive, readData: false, sizes: sizes)
         return report
     }
 
@@ -247,21 +255,27 @@ public enum ArchiveVerifier {
     public static func checkChecksums(_ archive: BackupArchive, tables: [Manifest.Table]) throws {
         if let problem = layoutProblems(archive).first { throw ArchiveError(.damaged, problem) }
         for table in tables {
-            do {
-                let file = try archive.storage.openObject(archive.object(table.file), from: 0)
-                defer { file.close() }
-                var hasher = Crypto.SHA256()
-                var total: Int64 = 0
-                try file.forEachChunk { chunk in
-                    hasher.update(bufferPointer: chunk)
-                    total += Int64(chunk.count)
-                }
-                try compare(table, bytes: total, sha256: hasher.finalize().hex)
-            } catch var error as ArchiveError {
-                error.file = error.file ?? table.file
-                error.message += " (table \(table.tableName))"
-                throw error
-            }
+            try checkStoredFile(
+                archive, table.file, bytes: table.bytes, sha256: table.sha256, of: "table \(table.tableName)")
+        }
+    }
+
+    /// Reads one stored file (no decryption, no decompression) and holds its size and SHA-256
+    /// to the manifest's; `label` says what the file is in the error (`table x`, `object b/k`).
+    static func checkStoredFile(
+        _ archive: BackupArchive, _ file: String, bytes: Int64, sha256: String, of label: String
+    )
+        throws
+    {
+        do {
+            let reader = HashingReader(try archive.storage.openObject(archive.object(file), from: 0))
+            defer { reader.close() }
+            try reader.forEachChunk { _ in }
+            try compare(bytes: reader.count, sha256: reader.sha256, manifest: (bytes, sha256))
+        } catch var error as ArchiveError {
+            error.file = error.file ?? file
+            error.message += " (\(label))"
+            throw error
         }
     }
 
@@ -292,7 +306,7 @@ public enum ArchiveVerifier {
             try consumer?(chunk)
         }
         let bytes = stored.count
-        try compare(table, bytes: bytes, sha256: stored.sha256)
+        try compare(bytes: bytes, sha256: stored.sha256, manifest: (table.bytes, table.sha256))
         let rows = validateLines ? scanner.lines : newlines
         if let badLine { throw ArchiveError(.damaged, "line \(badLine) is not a JSON object") }
         if lastByte != 0x0A { throw ArchiveError(.damaged, "last line is incomplete (no newline)") }
@@ -302,11 +316,11 @@ public enum ArchiveVerifier {
         return (rows, bytes)
     }
 
-    private static func compare(_ table: Manifest.Table, bytes: Int64, sha256: String) throws {
-        if bytes != table.bytes {
-            throw ArchiveError(.damaged, "is \(bytes) bytes, the manifest says \(table.bytes)")
+    private static func compare(bytes: Int64, sha256: String, manifest: (bytes: Int64, sha256: String)) throws {
+        if bytes != manifest.bytes {
+            throw ArchiveError(.damaged, "is \(bytes) bytes, the manifest says \(manifest.bytes)")
         }
-        if sha256 != table.sha256 {
+        if sha256 != manifest.sha256 {
             throw ArchiveError(.damaged, "SHA-256 does not match the manifest (file changed or damaged)")
         }
     }

@@ -22,6 +22,14 @@ extension Manifest {
 
         public var bytes: Int64 { objects.reduce(0) { $0 + $1.bytes } }
         public var size: Int64 { objects.reduce(0) { $0 + $1.size } }
+        /// Objects this backup read from the project, and those it took unchanged from an
+        /// earlier backup (`reused_from`), with their sizes.
+        public var downloaded: (count: Int, size: Int64) { Self.tally(objects.filter { $0.reusedFrom == nil }) }
+        public var reused: (count: Int, size: Int64) { Self.tally(objects.filter { $0.reusedFrom != nil }) }
+
+        private static func tally(_ objects: [StorageObject]) -> (count: Int, size: Int64) {
+            (objects.count, objects.reduce(0) { $0 + $1.size })
+        }
     }
 
     public struct StorageObject: Codable, Sendable, Equatable {

@@ -80,8 +80,6 @@ public struct BackupResult: Sendable {
     /// Uncompressed NDJSON bytes written.
     public var rawBytes: Int64 = 0
     public var seconds: Double = 0
-    /// What the Storage part transferred (`--with-storage`).
-    public var storage: StorageBackupStats?
 }
 
 /// Backs up tables from a source (direct or REST) into a new archive.
@@ -120,11 +118,9 @@ public struct BackupEngine {
             // Files after rows, with the snapshot released: downloads can take long, and holding
             // a transaction open on the project's database meanwhile would block its vacuum.
             var warnings = source.warnings
-            var files: (section: Manifest.StorageSection, warnings: [String], stats: StorageBackupStats)?
+            var files: (section: Manifest.StorageSection, warnings: [String])?
             if let selection = options.storage {
-                files = try StorageBackup(
-                    selection: selection, folder: folder, storage: folder.storage, logger: logger
-                ).run()
+                files = try StorageBackup(selection: selection, folder: folder, logger: logger).run()
                 warnings += files?.warnings ?? []
             }
             var manifest = Manifest(
@@ -142,7 +138,7 @@ public struct BackupEngine {
             logger.info("backup complete", metadata: ["name": "\(folder.name)", "tables": "\(manifest.tables.count)"])
             return BackupResult(
                 name: folder.name, path: path, manifest: manifest, rawBytes: rawBytes,
-                seconds: Date().timeIntervalSince(now), storage: files?.stats)
+                seconds: Date().timeIntervalSince(now))
         } catch {
             folder.discard()
             throw error

@@ -32,15 +32,6 @@ public struct StorageSelection: Sendable {
     }
 }
 
-/// What a storage backup did, for the summary line and bench.sh.
-public struct StorageBackupStats: Sendable {
-    public var objects = 0
-    public var downloaded = 0
-    public var downloadedBytes: Int64 = 0
-    public var reused = 0
-    public var reusedBytes: Int64 = 0
-}
-
 /// Backs up a project's Storage buckets and objects into a backup being written: bucket
 /// settings, then every object's bytes (streamed in ranges, `jobs` at once) and metadata. An
 /// object whose ETag, size and last-modified time match the latest earlier backup of the same
@@ -48,7 +39,6 @@ public struct StorageBackupStats: Sendable {
 struct StorageBackup {
     let selection: StorageSelection
     let folder: PartialBackupFolder
-    let storage: any BackupStorage
     let logger: Logger
 
     struct Previous: Sendable {
@@ -59,7 +49,7 @@ struct StorageBackup {
         var files: [String: Manifest.FileEntry] = [:]
     }
 
-    func run() throws -> (section: Manifest.StorageSection, warnings: [String], stats: StorageBackupStats) {
+    func run() throws -> (section: Manifest.StorageSection, warnings: [String]) {
         try selection.settings.key.requireServiceLevel()
         let client = try StorageAPIClient(settings: selection.settings, logger: logger)
         defer { client.shutdown() }
@@ -99,28 +89,19 @@ struct StorageBackup {
                 work[index].bucket, work[index].object, number: index + 1, client: client, previous: previous)
         }
         var objects: [Manifest.StorageObject] = []
-        var stats = StorageBackupStats()
         for (index, result) in results.enumerated() {
             switch result {
             case .stored(let object):
                 objects.append(object)
-                if object.reusedFrom != nil {
-                    stats.reused += 1
-                    stats.reusedBytes += object.size
-                } else {
-                    stats.downloaded += 1
-                    stats.downloadedBytes += object.size
-                }
             case .missing(let reason):
                 missing.append("\(work[index].bucket)/\(work[index].object.name): \(reason)")
             }
         }
-        stats.objects = objects.count
         for line in missing { warnings.append("storage: not in this backup: \(line)") }
         let section = Manifest.StorageSection(
             project: project, snapshot: false, listing: listing.rawValue, buckets: buckets, objects: objects,
             missing: missing)
-        return (section, warnings, stats)
+        return (section, warnings)
     }
 
     enum Outcome: Sendable {
@@ -222,6 +203,7 @@ struct StorageBackup {
     /// the same way: plain after plain (matched by key, ETag, size and time), encrypted after
     /// encrypted (matched by the readable index's tags, which only the same recipients produce).
     private func findPrevious(project: String) -> Previous? {
+        let storage = folder.storage
         guard let entries = try? storage.list(prefix: "", recursive: false) else { return nil }
         let names = entries.filter(\.isFolder).map(\.baseName).filter { BackupName.date(of: $0) != nil }.sorted(by: >)
         for name in names.prefix(20) where name != folder.name {

@@ -164,7 +164,8 @@ public struct RestoreEngine {
             // brings back with the tables) do not fire for restored files. The table plan is
             // checked before any upload, so a target that cannot take the rows changes nothing.
             _ = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: true)
-            files = try StorageRestore(selection: selection, archive: archive, logger: logger).run()
+            files = try StorageRestore(selection: selection, archive: archive, logger: logger).run(
+                buckets: planned.buckets, objects: planned.objects)
         }
         var result = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: options.dryRun)
         result.storage = files

@@ -61,19 +61,14 @@ struct StorageRestore {
 
     static func checkFiles(_ archive: BackupArchive, _ objects: [Manifest.StorageObject]) throws {
         for object in objects {
-            let reader = HashingReader(try archive.storage.openObject(archive.object(object.file), from: 0))
-            defer { reader.close() }
-            try reader.forEachChunk { _ in }
-            guard reader.count == object.bytes, reader.sha256 == object.sha256 else {
-                throw ArchiveError(
-                    .damaged, "does not match the manifest's size and SHA-256 (object \(object.bucket)/\(object.name))",
-                    file: object.file)
-            }
+            try ArchiveVerifier.checkStoredFile(
+                archive, object.file, bytes: object.bytes, sha256: object.sha256,
+                of: "object \(object.bucket)/\(BackupName.printable(object.name))")
         }
     }
 
-    func run() throws -> StorageRestoreResult {
-        let (buckets, objects) = try Self.plan(archive, selection)
+    /// - Parameters: buckets, objects: what `plan` selected.
+    func run(buckets: [StorageBucket], objects: [Manifest.StorageObject]) throws -> StorageRestoreResult {
         try selection.settings.key.requireServiceLevel()
         try Self.checkFiles(archive, objects)
         let client = try StorageAPIClient(settings: selection.settings, logger: logger)
