@@ -33,16 +33,7 @@ struct CatCommand: ParsableCommand {
                     "\(filter) is ambiguous: \(matches.map(\.tableName.description).joined(separator: ", ")); give schema.name"
                 )
             }
-            let out = FileHandle.standardOutput
-            struct OutputClosed: Error {}
-            do {
-                try archive.readRows(of: entry) { chunk in
-                    do { try out.write(contentsOf: Data(chunk)) } catch { throw OutputClosed() }
-                }
-            } catch is OutputClosed {
-                // The reader went away (`| head`): stop quietly, as cat does.
-                return
-            }
+            try Terminal.streamToStdout { write in try archive.readRows(of: entry, write) }
         }
     }
 }

@@ -29,34 +29,27 @@ struct CatObjectCommand: ParsableCommand {
         try Terminal.run {
             let archive = try BackupArchive.open(name: name, in: directory, identities: try keys.resolve())
             let entry = try archive.storageObject(named: object)
-            var sink = FileHandle.standardOutput
-            var path: String?
-            if let output {
-                guard FileManager.default.createFile(atPath: output + ".partial", contents: nil),
-                    let handle = FileHandle(forWritingAtPath: output + ".partial")
-                else { throw UsageError("cannot create \(output)") }
-                guard !FileManager.default.fileExists(atPath: output) else {
-                    try? FileManager.default.removeItem(atPath: output + ".partial")
-                    throw UsageError("\(output) exists; not overwritten")
-                }
-                sink = handle
-                path = output
-            }
-            struct OutputClosed: Error {}
-            do {
-                try archive.readObject(entry) { chunk in
-                    do { try sink.write(contentsOf: Data(chunk)) } catch { throw OutputClosed() }
-                }
-            } catch is OutputClosed {
-                if let path { try? FileManager.default.removeItem(atPath: path + ".partial") }
+            guard let output else {
+                try Terminal.streamToStdout { write in try archive.readObject(entry, to: write) }
                 return
-            } catch {
-                if let path { try? FileManager.default.removeItem(atPath: path + ".partial") }
-                throw error
             }
-            if let path {
-                try sink.close()
-                try FileManager.default.moveItem(atPath: path + ".partial", toPath: path)
+            // Written beside the target and renamed when complete and checked: never a partial file
+            // under the name, and a write failure (disk full) is an error, not a quiet stop.
+            guard !FileManager.default.fileExists(atPath: output) else {
+                throw UsageError("\(output) exists; not overwritten")
+            }
+            let partial = output + ".partial"
+            guard FileManager.default.createFile(atPath: partial, contents: nil),
+                let file = FileHandle(forWritingAtPath: partial)
+            else { throw UsageError("cannot create \(partial)") }
+            do {
+                try archive.readObject(entry) { try file.write(contentsOf: Data($0)) }
+                try file.close()
+                try FileManager.default.moveItem(atPath: partial, toPath: output)
+            } catch {
+                try? file.close()
+                try? FileManager.default.removeItem(atPath: partial)
+                throw error
             }
         }
     }

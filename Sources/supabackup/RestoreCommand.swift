@@ -104,61 +104,63 @@ struct RestoreCommand: ParsableCommand {
                 Terminal.stderr(
                     "supabackup: not restored: \(object.bucket)/\(BackupName.printable(object.name)): \(object.reason)")
             }
-            let partial = !(result.storage?.unwritable.isEmpty ?? true)
-            if json {
-                try JSONOutput.print(RestoreJSON(result))
-                if partial { throw ExitCode(ExitStatus.partial) }
-                return
-            }
-            if result.dryRun {
-                // The plan is what a dry run is for: printed even with --quiet.
-                for object in result.schemaCreated where output.verbose { print("would create \(object)") }
-                print("plan for restoring \(result.name) (dry run, nothing written):")
-                if let (objects, bytes) = result.storagePlanned {
-                    print(
-                        "0. storage: \(objects) objects, \(formatBytes(bytes)) (uploaded first; identical ones skipped)"
+            try report(result)
+            if let unwritable = result.storage?.unwritable, !unwritable.isEmpty {
+                if !output.quiet && !json {
+                    Terminal.stderr(
+                        "supabackup: partial restore: \(unwritable.count) Storage objects could not be written back (listed above); everything else was restored"
                     )
                 }
-                for (index, step) in result.plan.steps.enumerated() {
-                    print("\(index + 1). \(step.table): \(step.rows) rows, \(step.method)")
-                }
-                return
-            }
-            for sequence in result.sequences where sequence.value == nil && !output.quiet {
-                if let note = sequence.note {
-                    Terminal.stderr("supabackup: warning: sequence \(sequence.sequence): \(note)")
-                }
-            }
-            if !result.passwordResetNeeded.isEmpty && !output.quiet {
-                Terminal.stderr(
-                    "supabackup: warning: these users have no password in the backup and must reset it (send them a recovery email): "
-                        + result.passwordResetNeeded.joined(separator: ", "))
-            }
-            if output.quiet {
-                if partial { throw ExitCode(ExitStatus.partial) }
-                return
-            }
-            if output.verbose {
-                for object in result.schemaCreated { print("created \(object)") }
-                for object in result.schemaExisting { print("exists, left alone: \(object)") }
-                for outcome in result.tables {
-                    let detail =
-                        outcome.inserted.map { "\($0) inserted, \(outcome.written - $0) updated" }
-                        ?? "\(outcome.written) inserted or updated"
-                    print("\(outcome.table): \(outcome.rows) rows (\(detail), \(outcome.unchanged) unchanged)")
-                }
-                for sequence in result.sequences {
-                    if let value = sequence.value { print("sequence \(sequence.sequence) set to \(value)") }
-                }
-            }
-            print(Self.summary(result, createSchema: createSchema))
-            if partial {
-                Terminal.stderr(
-                    "supabackup: partial restore: \(result.storage!.unwritable.count) Storage objects could not be written back (listed above); everything else was restored"
-                )
                 throw ExitCode(ExitStatus.partial)
             }
         }
+    }
+
+    /// What the restore did, on stdout (and its warnings on stderr), as the flags ask.
+    private func report(_ result: RestoreResult) throws {
+        if json {
+            try JSONOutput.print(RestoreJSON(result))
+            return
+        }
+        if result.dryRun {
+            // The plan is what a dry run is for: printed even with --quiet.
+            for object in result.schemaCreated where output.verbose { print("would create \(object)") }
+            print("plan for restoring \(result.name) (dry run, nothing written):")
+            if let (objects, bytes) = result.storagePlanned {
+                print(
+                    "0. storage: \(objects) objects, \(formatBytes(bytes)) (uploaded first; identical ones skipped)"
+                )
+            }
+            for (index, step) in result.plan.steps.enumerated() {
+                print("\(index + 1). \(step.table): \(step.rows) rows, \(step.method)")
+            }
+            return
+        }
+        for sequence in result.sequences where sequence.value == nil && !output.quiet {
+            if let note = sequence.note {
+                Terminal.stderr("supabackup: warning: sequence \(sequence.sequence): \(note)")
+            }
+        }
+        if !result.passwordResetNeeded.isEmpty && !output.quiet {
+            Terminal.stderr(
+                "supabackup: warning: these users have no password in the backup and must reset it (send them a recovery email): "
+                    + result.passwordResetNeeded.joined(separator: ", "))
+        }
+        if output.quiet { return }
+        if output.verbose {
+            for object in result.schemaCreated { print("created \(object)") }
+            for object in result.schemaExisting { print("exists, left alone: \(object)") }
+            for outcome in result.tables {
+                let detail =
+                    outcome.inserted.map { "\($0) inserted, \(outcome.written - $0) updated" }
+                    ?? "\(outcome.written) inserted or updated"
+                print("\(outcome.table): \(outcome.rows) rows (\(detail), \(outcome.unchanged) unchanged)")
+            }
+            for sequence in result.sequences {
+                if let value = sequence.value { print("sequence \(sequence.sequence) set to \(value)") }
+            }
+        }
+        print(Self.summary(result, createSchema: createSchema))
     }
 
     /// The closing lines: what was written, in a few numbers.

@@ -163,6 +163,20 @@ struct StderrLogHandler: LogHandler {
 }
 
 enum Terminal {
+    /// Streams what `produce` writes to stdout; a reader that went away (`| head`) ends it
+    /// quietly, as cat does.
+    static func streamToStdout(_ produce: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        struct OutputClosed: Error {}
+        let out = FileHandle.standardOutput
+        do {
+            try produce { chunk in
+                do { try out.write(contentsOf: Data(chunk)) } catch { throw OutputClosed() }
+            }
+        } catch is OutputClosed {
+            return
+        }
+    }
+
     /// On a terminal, clears a progress line first.
     static let clear = isatty(STDERR_FILENO) == 1 ? "\r\u{1B}[K" : ""
 
