@@ -12,7 +12,7 @@ struct StorageTests {
         let database: TestDatabase
         let server: PostgRESTTestServer
 
-        init(_ label: String, options: StorageTestAPI.Options = .init()) throws {
+        init(_ label: String, options: StorageTestAPI.Options = .init(), serviceKey: String? = nil) throws {
             database = try TestDatabase(label)
             try database.run(sqlFile: "fixtures/supabase/platform.sql")
             try database.run(sqlFile: "fixtures/supabase/storage.sql")
@@ -21,6 +21,7 @@ struct StorageTests {
             )
             var serverOptions = PostgRESTTestServer.Options()
             serverOptions.storage = options
+            if let serviceKey { serverOptions.serviceKey = serviceKey }
             server = try PostgRESTTestServer(databaseURL: database.url, options: serverOptions)
         }
 
@@ -106,8 +107,8 @@ struct StorageTests {
 
         let verify = try CLI.run(["verify", name, "--dir", directory.path])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
-        let cat = try CLI.run(["cat-object", name, "avatars/u1/me.png", "--dir", directory.path])
-        #expect(cat.status == 0 && Array(cat.stdout.utf8).count > 0)
+        let cat = try CLI.run(["cat-object", name, "docs/notes.txt", "--dir", directory.path])
+        #expect(cat.status == 0 && cat.stdout == "hello\n")
         let out = directory.file("report.pdf")
         let catFile = try CLI.run(["cat-object", name, "docs/report.pdf", "--dir", directory.path, "-o", out])
         #expect(catFile.status == 0, "\(catFile.stderr)")
@@ -432,7 +433,8 @@ struct StorageTests {
         #expect(backup.status == 0, "\(backup.stderr)")
         let section = try #require(try BackupArchive.open(name: backup.lastLine, in: directory.path).manifest.storage)
         #expect(section.buckets.map(\.id) == ["avatars", "docs"])
-        let target = try Project("st_rest_dst")
+        // The new project hands out secret keys (sb_secret_...), sent as apikey and as the Bearer.
+        let target = try Project("st_rest_dst", serviceKey: "sb_secret_restTarget0123")
         let restore = try CLI.run(
             [
                 "restore", backup.lastLine, "--mode", "rest", "--with-storage", "--exclude-bucket", "docs", "--dir",

@@ -137,7 +137,17 @@ public final class PostgRESTTestServer: @unchecked Sendable {
             var role = apikey
             if let authorization = request.headers.first(name: "Authorization") {
                 let token = authorization.hasPrefix("Bearer ") ? String(authorization.dropFirst(7)) : authorization
-                if !token.hasPrefix("sb_") {
+                if token.hasPrefix("sb_") {
+                    // The gateway takes a Bearer sb_ value only when it is the apikey itself.
+                    guard token == apikey else {
+                        return json(
+                            401,
+                            [
+                                "message": "Invalid API key",
+                                "hint": "The Authorization header does not match the apikey.",
+                            ])
+                    }
+                } else {
                     guard token == options.serviceKey || token == options.anonKey else {
                         return StorageTestAPI.reply(
                             .init(
