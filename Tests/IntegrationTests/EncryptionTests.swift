@@ -19,7 +19,7 @@ struct EncryptionTests {
             directory = try TemporaryDirectory()
             let identity = AgeIdentity.generate()
             identityFile = directory.file("backup.key")
-            FileManager.default.createFile(
+            _ = FileManager.default.createFile(
                 atPath: identityFile, contents: Data(identity.fileContents().utf8),
                 attributes: [.posixPermissions: 0o600])
             recipient = identity.recipient!.description

@@ -80,7 +80,7 @@ struct ObjectStorageFaultTests {
         let source = try largeSource(label)
         let proxy = try FaultProxy()
         let hold = NSTemporaryDirectory() + "hold-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: hold, contents: nil)
+        _ = FileManager.default.createFile(atPath: hold, contents: nil)
         try proxy.set(["hold_parts": hold])
         let location = try TestS3.location()
         let (process, _, err) = try CLI.start(

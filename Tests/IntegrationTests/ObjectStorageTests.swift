@@ -21,8 +21,8 @@ struct ObjectStorageTests {
         for (key, value) in try TestS3.environment() where key != "HOME" { env[key] = value }
         process.environment = env
         let directory = try TemporaryDirectory()
-        FileManager.default.createFile(atPath: directory.file("out"), contents: nil)
-        FileManager.default.createFile(atPath: directory.file("err"), contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.file("out"), contents: nil)
+        _ = FileManager.default.createFile(atPath: directory.file("err"), contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("out")))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: directory.file("err")))
         try process.run()

@@ -725,7 +725,7 @@ extension PostgRESTTestServer {
         on connection: PostgresConnection
     ) throws {
         let version = UUID().uuidString.lowercased()
-        FileManager.default.createFile(atPath: storage.root + "/" + version, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: storage.root + "/" + version, contents: Data(bytes))
         let etag = "\"" + Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined() + "\""
         let metadata: [String: Any] = [
             "eTag": etag, "size": bytes.count, "mimetype": contentType, "cacheControl": "no-cache",

@@ -80,7 +80,7 @@ struct StorageRestore {
             if existing.contains(bucket.id) {
                 result.bucketsExisting.append(bucket.id)
                 var unnamed: [String] = []
-                try client.listObjects(bucket.id, unnamed: &unnamed) { present[bucket.id + "\u{0}" + $0.name] = $0 }
+                _ = try client.listObjects(bucket.id, unnamed: &unnamed) { present[bucket.id + "\u{0}" + $0.name] = $0 }
             } else if try client.createBucket(bucket) {
                 result.bucketsCreated.append(bucket.id)
             } else {
