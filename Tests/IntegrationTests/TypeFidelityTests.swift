@@ -68,12 +68,12 @@ struct TypeFidelityTests {
             """#)
         let connection = try PostgresConnection.open(try ConnectionString(source.url))
         defer { connection.close() }
-        try Session.configure(connection, applicationName: "test", pinSearchPath: true)
+        try Session.begin(connection, .backup(snapshot: nil))
         let reader = try DirectBackupSource(connection: try ConnectionString(source.url), exportSnapshot: false)
         let tables = try reader.tables(in: ["public"], filters: [])
         #expect(tables.count == 2)
         for table in tables {
-            let renderer = try #require(ClientRendering(table.columns), "\(table.name)")
+            let renderer = try #require(ClientRendering(table.columns, kinds: table.renderKinds), "\(table.name)")
             // Most columns go plain; the rest (dates, arrays, composites, domains) through to_json.
             #expect(renderer.columns.filter { !$0.selectItem.hasPrefix("to_json(") }.count >= 20, "\(table.name)")
             var server = Data()

@@ -90,4 +90,6 @@ struct SourceTable {
     var estimatedRows: Int64
     /// Transport-specific handle (the table's oid in direct mode).
     var oid: Int64 = 0
+    /// Direct mode: per column, how the client renders it from COPY text (nil: the server).
+    var renderKinds: [ClientRendering.Kind?] = []
 }

@@ -4,13 +4,15 @@
 /// (`to_json(column)`, which is what `row_to_json` does per column).
 ///
 /// PostgreSQL's rules, from `datum_to_json` and `escape_json` (src/backend/utils/adt/json.c):
-/// numbers verbatim unless not a valid JSON number (NaN, Infinity: then a string); booleans
-/// `true`/`false`; json and jsonb verbatim; date and time types, arrays, composites, domains and
-/// types with a cast to json have rules of their own (left to the server); everything else is its
-/// output text as a JSON string, escaping `"`, `\` and bytes below 0x20 (`\b \f \n \r \t`, else
-/// `\u00xx`). Keys are column names escaped the same way.
+/// the type (after looking through domains) decides, by OID (`json_categorize_type`): int2/4/8,
+/// float4/8 and numeric are numbers verbatim unless not a valid JSON number (NaN, Infinity: then
+/// a string); booleans `true`/`false`; jsonb verbatim; date and timestamps in XSD form; true
+/// arrays element by element; composites and types with a cast to json have rules of their own
+/// (left to the server); everything else (oid included) is its output text as a JSON string,
+/// escaping `"`, `\` and bytes below 0x20 (`\b \f \n \r \t`, else `\u00xx`). Keys are column
+/// names escaped the same way. `TypeClassifier` decides each column's kind.
 struct ClientRendering {
-    enum Kind: Equatable {
+    enum Kind: Equatable, Sendable {
         /// Integer types: the text is the JSON number.
         case integer
         /// numeric, real, double precision: a number, or a string for NaN and infinities.
@@ -49,16 +51,13 @@ struct ClientRendering {
     private var element: [UInt8] = []
 
     /// nil for a table without columns (its lines are `{}`; the server path handles it).
-    init?(_ columns: [Manifest.Column]) {
+    /// - Parameter kinds: per column, how the client renders it (`TypeClassifier.renderKind`);
+    ///   nil: the server renders it with `to_json(column)`.
+    init?(_ columns: [Manifest.Column], kinds: [Kind?]) {
+        guard !columns.isEmpty, kinds.count == columns.count else { return nil }
         var out: [Column] = []
-        for column in columns {
+        for (column, kind) in zip(columns, kinds) {
             let name = SQL.quoteIdentifier(column.name)
-            let kind: Kind?
-            switch column.encoding {
-            case .text: kind = .string
-            case .jsonOmitNull: kind = column.type == "jsonb" ? .verbatim : nil
-            case .json: kind = Self.kind(ofType: column.type)
-            }
             out.append(
                 Column(
                     key: Self.escaped(Array(column.name.utf8)) + [UInt8(ascii: ":")],
@@ -67,37 +66,8 @@ struct ClientRendering {
             // A jsonOmitNull column the server renders needs no null mask: to_json(NULL) is SQL
             // NULL (the key is left out), to_json of a JSON null is `null`.
         }
-        guard !out.isEmpty else { return nil }
         self.columns = out
         line.reserveCapacity(1 << 16)
-    }
-
-    /// The kind for a `format_type` name of a built-in type (non-catalog types are
-    /// schema-qualified, so a bare name is the built-in one); nil: the server renders it.
-    static func kind(ofType type: String) -> Kind? {
-        if type.hasSuffix("[]") {
-            // Arrays of scalars only; json and jsonb arrays are stored as text (`.text`).
-            switch kind(ofType: String(type.dropLast(2))) {
-            case .some(.array), .some(.verbatim), .none: return nil
-            case .some(let element): return .array(element)
-            }
-        }
-        let base = type.firstIndex(of: "(").map { String(type[..<$0]) } ?? type
-        switch base {
-        case "smallint", "integer", "bigint", "oid": return .integer
-        case "numeric", "real", "double precision": return .number
-        case "boolean": return .boolean
-        case "text", "character varying", "character", "name", "uuid", "bytea", "inet", "cidr", "macaddr",
-            "macaddr8", "money", "interval", "time without time zone", "time with time zone", "bit",
-            "bit varying", "tsvector", "tsquery", "xml", "point", "line", "lseg", "path", "polygon", "circle",
-            "pg_lsn":
-            return .string
-        case "jsonb", "json": return .verbatim
-        // date's ISO output is its JSON form already; timestamps get a T and a +00:00 offset.
-        case "date": return .string
-        case "timestamp without time zone", "timestamp with time zone": return .timestamp
-        default: return nil
-        }
     }
 
     /// `"text"` with PostgreSQL's escape_json rules.

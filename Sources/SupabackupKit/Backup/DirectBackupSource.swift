@@ -24,26 +24,22 @@ final class DirectBackupSource: ParallelBackupSource {
     init(connection: ConnectionString, exportSnapshot: Bool = false) throws {
         self.connection = try DirectBackupSource.connect(connection)
         connectionString = connection
-        try self.connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try Session.begin(self.connection, .backup(snapshot: nil))
         if exportSnapshot {
             do {
                 snapshot = try self.connection.query("SELECT pg_catalog.pg_export_snapshot()").scalar
             } catch let error as PostgresError where !error.isConnectionFailure {
                 sharingFailure = error.message
                 try self.connection.execute("ROLLBACK")
-                try self.connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                try Session.begin(self.connection, .backup(snapshot: nil))
             }
         }
-        // row_security = off makes RLS an error instead of a silently partial backup.
-        try self.connection.execute("SET LOCAL row_security = off")
     }
 
     deinit { connection.close() }
 
     static func connect(_ connection: ConnectionString) throws -> PostgresConnection {
-        let opened = try PostgresConnection.open(connection)
-        try Session.configure(opened, applicationName: "supabackup backup", pinSearchPath: true)
-        return opened
+        try PostgresConnection.open(connection, applicationName: "supabackup backup")
     }
 
     func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable] {
@@ -54,17 +50,20 @@ final class DirectBackupSource: ParallelBackupSource {
         }
         let classifier = TypeClassifier(connection: connection)
         return try Catalog.tables(in: all, on: connection).map { table in
-            SourceTable(
-                name: table.tableName, partitioned: table.kind == .partitioned,
-                columns: try table.columns.map { column in
-                    Manifest.Column(
-                        name: column.name, type: column.type, nullable: column.nullable,
-                        generated: column.isGenerated ? "stored" : nil,
-                        identity: column.identity.manifestValue,
-                        encoding: try classifier.encoding(forType: column.typeOid))
-                },
+            let columns = try table.columns.map { column in
+                Manifest.Column(
+                    name: column.name, type: column.type, nullable: column.nullable,
+                    generated: column.isGenerated ? "stored" : nil,
+                    identity: column.identity.manifestValue,
+                    encoding: try classifier.encoding(forType: column.typeOid))
+            }
+            return SourceTable(
+                name: table.tableName, partitioned: table.kind == .partitioned, columns: columns,
                 primaryKey: table.primaryKey ?? [], foreignKeys: table.foreignKeys ?? [],
-                estimatedRows: table.estimatedRows, oid: table.oid)
+                estimatedRows: table.estimatedRows, oid: table.oid,
+                renderKinds: try zip(table.columns, columns).map {
+                    try classifier.renderKind(forType: $0.typeOid, encoding: $1.encoding)
+                })
         }
     }
 
@@ -96,7 +95,7 @@ final class DirectBackupSource: ParallelBackupSource {
         of table: SourceTable, slice: TableSlice?, on connection: PostgresConnection,
         rendering: Rendering = .current, _ body: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> Int64 {
-        if rendering == .automatic, var renderer = ClientRendering(table.columns) {
+        if rendering == .automatic, var renderer = ClientRendering(table.columns, kinds: table.renderKinds) {
             let statement = RowQuery.plainCopyStatement(
                 table: table.name, partitioned: table.partitioned, selectItems: renderer.columns.map(\.selectItem),
                 slice: slice)
@@ -217,9 +216,7 @@ final class SnapshotReader: RowReader {
     deinit { connection.close() }
 
     private func begin() throws {
-        try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        try connection.execute("SET TRANSACTION SNAPSHOT " + SQL.quoteLiteral(snapshot))
-        try connection.execute("SET LOCAL row_security = off")
+        try Session.begin(connection, .backup(snapshot: snapshot))
     }
 
     /// Takes the table's lock with NOWAIT first, like pg_dump's workers: the leader holds it

@@ -10,8 +10,21 @@ public final class PostgresConnection {
 
     /// Connects with a libpq URI or conninfo string. An empty string uses libpq's defaults:
     /// the `PG*` environment variables and `~/.pgpass`.
-    public init(conninfo: String) throws {
-        let conn = PQconnectdb(conninfo)
+    /// - Parameter applicationName: shown in `pg_stat_activity` unless the string names one;
+    ///   sent in the startup packet with `client_encoding=UTF8` (poolers keep both per client).
+    public init(conninfo: String, applicationName: String? = nil) throws {
+        var keywords = ["dbname", "client_encoding"]
+        var values = [conninfo, "UTF8"]
+        if let applicationName {
+            keywords.append("fallback_application_name")
+            values.append(applicationName)
+        }
+        // expand_dbname: the first dbname is the URI or conninfo; the keywords after it win.
+        let conn = withCStrings(keywords.map(Optional.some)) { keywordPointers in
+            withCStrings(values.map(Optional.some)) { valuePointers in
+                PQconnectdbParams(keywordPointers + [nil], valuePointers + [nil], 1)
+            }
+        }
         guard let conn else {
             throw PostgresError(code: .connectionFailed, message: "could not allocate a connection")
         }

@@ -1,7 +1,10 @@
-/// Decides each column's `ValueEncoding` from the catalog's type information.
+/// Decides each column's `ValueEncoding` and who renders it (client or server) from the
+/// catalog's type information.
 ///
 /// Types are resolved through domains; json-bearing arrays and composites are found by
-/// walking element and attribute types.
+/// walking element and attribute types. The rendering follows PostgreSQL's
+/// `json_categorize_type` (src/backend/utils/adt/json.c), which decides by type OID after
+/// looking through domains, never by what the text looks like.
 final class TypeClassifier {
     private struct TypeRow: Decodable {
         var oid: Int64
@@ -10,10 +13,37 @@ final class TypeClassifier {
         var element: Int64
         var category: String
         var relation: Int64
+        /// The element type's array type, when this type is that array (`_int4` for int4).
+        var isTrueArray: Bool
+        var delimiter: String
+        /// A user-defined cast to json by function, which `to_json` calls (types >= 16384 only).
+        var jsonCast: Bool
     }
 
     private static let json: Int64 = 114
     private static let jsonb: Int64 = 3802
+
+    /// Built-in types whose `to_json` is the output text as a JSON string (JSONTYPE_OTHER): the
+    /// client renders them from COPY text. Each is in the oracle test's list with edge values;
+    /// any other type is left to the server. Output styles are pinned by `Session`.
+    static let textTypes: Set<Int64> = [
+        18,  // "char"
+        19,  // name
+        25,  // text
+        26,  // oid (a string: to_json categorizes by OID, not by "looks numeric")
+        17,  // bytea
+        142,  // xml
+        600, 601, 602, 603, 604, 628, 718,  // point, lseg, path, box, polygon, line, circle
+        650, 869, 774, 829,  // cidr, inet, macaddr8, macaddr
+        790,  // money
+        1042, 1043,  // character, character varying
+        1083, 1266, 1186,  // time, timetz, interval
+        1560, 1562,  // bit, bit varying
+        2950,  // uuid
+        3220,  // pg_lsn
+        3614, 3615,  // tsvector, tsquery
+        3904, 3906, 3908, 3910, 3912, 3926,  // int4range, numrange, tsrange, tstzrange, daterange, int8range
+    ]
 
     private let connection: PostgresConnection
     private var types: [Int64: TypeRow]?
@@ -30,13 +60,60 @@ final class TypeClassifier {
         return try containsJSON(base, depth: 0) ? .text : .json
     }
 
+    /// How the client renders a column of this type in the given encoding, or nil when the
+    /// server must (`to_json(column)`).
+    func renderKind(forType oid: Int64, encoding: ValueEncoding) throws -> ClientRendering.Kind? {
+        switch encoding {
+        // The value's text output as a string: exactly COPY's text, unescaped.
+        case .text: return .string
+        case .jsonOmitNull: return .verbatim
+        case .json: return try kind(ofBase: try baseType(oid), allowArray: true)
+        }
+    }
+
+    /// json_categorize_type for a type already resolved through domains.
+    private func kind(ofBase base: Int64, allowArray: Bool) throws -> ClientRendering.Kind? {
+        switch base {
+        case 16: return .boolean
+        case 20, 21, 23: return .integer
+        case 700, 701, 1700: return .number
+        // date's ISO output (DateStyle ISO) is its XSD form already.
+        case 1082: return .string
+        case 1114, 1184: return .timestamp
+        case Self.jsonb: return .verbatim
+        case Self.json: return nil
+        default: break
+        }
+        guard let row = try row(base) else { return nil }
+        if row.isTrueArray {
+            // Arrays of scalars whose array output separates elements with a comma (box uses `;`).
+            guard allowArray else { return nil }
+            let elementBase = try baseType(row.element)
+            guard let elementRow = try self.row(elementBase), elementRow.delimiter == ",",
+                let kind = try kind(ofBase: elementBase, allowArray: false), kind != .verbatim
+            else { return nil }
+            return .array(kind)
+        }
+        if row.type == "c" { return nil }
+        if Self.textTypes.contains(base) { return .string }
+        // Enums print their label; one with a cast to json is rendered by that cast.
+        if row.type == "e" && base >= 16384 && !row.jsonCast { return .string }
+        return nil
+    }
+
     private func row(_ oid: Int64) throws -> TypeRow? {
         if types == nil {
             let rows = try connection.decode(
                 TypeRow.self,
                 """
-                SELECT oid::int8 AS oid, typtype::text AS type, typbasetype::int8 AS base_type, typelem::int8 AS element,
-                       typcategory::text AS category, typrelid::int8 AS relation FROM pg_catalog.pg_type
+                SELECT t.oid::int8 AS oid, t.typtype::text AS type, t.typbasetype::int8 AS base_type,
+                       t.typelem::int8 AS element, t.typcategory::text AS category, t.typrelid::int8 AS relation,
+                       (t.typelem <> 0 AND t.typsubscript = 'pg_catalog.array_subscript_handler'::pg_catalog.regproc
+                        AND e.typarray = t.oid) AS is_true_array,
+                       t.typdelim::text AS delimiter,
+                       EXISTS (SELECT FROM pg_catalog.pg_cast c WHERE c.castsource = t.oid
+                               AND c.casttarget = 'pg_catalog.json'::pg_catalog.regtype AND c.castmethod = 'f') AS json_cast
+                FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
                 """)
             types = Dictionary(rows.map { ($0.oid, $0) }, uniquingKeysWith: { first, _ in first })
         }

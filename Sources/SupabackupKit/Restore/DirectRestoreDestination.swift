@@ -17,7 +17,7 @@ final class DirectRestoreDestination: RestoreDestination {
         connectionString: ConnectionString, archive: BackupArchive, schema: SchemaScript?, disableTriggers: Bool,
         logger: Logger
     ) throws {
-        connection = try PostgresConnection.open(connectionString)
+        connection = try PostgresConnection.open(connectionString, applicationName: "supabackup restore")
         self.connectionString = connectionString
         self.archive = archive
         self.schema = schema
@@ -25,8 +25,12 @@ final class DirectRestoreDestination: RestoreDestination {
         self.logger = logger
         ddl = DDLApplier(connection: connection)
         do {
-            try Session.configure(connection, applicationName: "supabackup restore", pinSearchPath: false)
-            try connection.execute("BEGIN")
+            try Session.begin(connection, .restore)
+            // Only a superuser can change it, so it is set only when someone left it changed
+            // (through a pooler, another client's session may have).
+            if !disableTriggers, try connection.query("SHOW session_replication_role").scalar != "origin" {
+                try connection.execute("SET LOCAL session_replication_role = origin")
+            }
         } catch {
             connection.close()
             throw error
