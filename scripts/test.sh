@@ -7,6 +7,7 @@ source scripts/lib/deps.sh
 source scripts/lib/pg.sh
 source scripts/lib/build.sh
 source scripts/lib/s3.sh
+source scripts/lib/pgbouncer.sh
 deps_install
 # DuckDB reads the archive in a test (the format is open); it comes from PyPI.
 python3 -c "import duckdb" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check duckdb >&2
@@ -23,7 +24,9 @@ pg_start
 # moto's S3 server with signatures checked (and the aws CLI, which reads what we write).
 python3 -c "import awscli" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check awscli >&2
 s3_start
-trap 'pg_stop; s3_stop' EXIT
+# PgBouncer in transaction mode in front of it: the pooler suite's stand-in for Supavisor.
+pgbouncer_start
+trap 'pgbouncer_stop; pg_stop; s3_stop' EXIT
 export SUPABACKUP_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/postgres"
 export SUPABACKUP_BIN="$(swift build --show-bin-path)/supabackup"
 export SUPABACKUP_SQL_DIR="$PWD/sql"

@@ -78,7 +78,7 @@ struct ParallelBackupTests {
             "INSERT INTO public.t SELECT i, 'late' FROM generate_series(2001, 2500) i; DELETE FROM public.t WHERE id <= 100"
         )
 
-        let reader = try source.makeReader()
+        let reader = try source.makeReader(interrupt: ConnectionInterrupt())
         var rows: Int64 = 0
         for range in BlockRange.split(blocks: layout[0].splittableBlocks!, into: 3) {
             rows += try reader.readRows(of: tables[0], slice: TableSlice(blocks: range)) { _ in }
@@ -98,7 +98,7 @@ struct ParallelBackupTests {
         let tables = try source.tables(in: ["public"], filters: []).sorted { $0.name < $1.name }
         _ = try source.prepare(tables)
         _ = try source.parallelLayout(of: tables)
-        let reader = try source.makeReader()
+        let reader = try source.makeReader(interrupt: ConnectionInterrupt())
 
         // Another session asks for ACCESS EXCLUSIVE on a: it waits behind the leader's lock.
         try queueExclusiveLock(on: "public.a", in: database)
@@ -165,8 +165,8 @@ struct ParallelBackupTests {
         // The leader waits until the worker has met the lock on a and moved on, then reads a itself.
         let (entries, _) = try scheduler.run(
             leader: source, workers: 1, leaderFirst: { Thread.sleep(forTimeInterval: 1) }
-        ) {
-            try box.value.makeReader()
+        ) { interrupt in
+            try box.value.makeReader(interrupt: interrupt)
         }
         #expect(entries.map(\.rows) == [2000, 10])
         try source.finish()

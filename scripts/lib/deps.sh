@@ -1,6 +1,6 @@
 # Installs what a fresh Debian machine lacks for building and testing supabackup.
 # Packages: PostgreSQL server and client, libpq and libzstd headers, the zstd CLI, pkg-config,
-# age (for the encryption tests), curl (bench.sh).
+# age (for the encryption tests), curl (bench.sh), pgbouncer (the transaction-mode pooler tests).
 
 deps_missing() {
   local missing=()
@@ -15,6 +15,8 @@ deps_missing() {
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   # age and age-keygen: the reference implementation the encryption tests interoperate with.
   command -v age >/dev/null 2>&1 || missing+=(age)
+  # pgbouncer: the stand-in for Supabase's transaction-mode pooler in the tests.
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   echo "${missing[@]}"
 }
 

@@ -224,11 +224,11 @@ public struct BackupEngine {
             level: options.compressionLevel, progress: options.progress, logger: logger)
         let workers = layout == nil ? 0 : min(options.jobs - 1, slices.reduce(0) { $0 + $1.count } - 1)
         let reader = SendableBox(parallel)
-        return try scheduler.run(leader: source, workers: max(workers, 0), leaderFirst: leaderFirst) {
+        return try scheduler.run(leader: source, workers: max(workers, 0), leaderFirst: leaderFirst) { interrupt in
             guard let source = reader.value else {
                 throw InternalError("worker readers need a source that shares its snapshot")
             }
-            return try source.makeReader()
+            return try source.makeReader(interrupt: interrupt)
         }
     }
 }

@@ -48,7 +48,8 @@ protocol ParallelBackupSource: BackupSource {
     var sharingFailure: String? { get }
 
     /// Another reader seeing exactly this source's snapshot, for a worker thread.
-    func makeReader() throws -> any RowReader
+    /// - Parameter interrupt: lets the scheduler end a wait for the server that outlasts the work.
+    func makeReader(interrupt: ConnectionInterrupt) throws -> any RowReader
 }
 
 /// Reads rows for the backup engine: the source itself, or a worker sharing its snapshot.

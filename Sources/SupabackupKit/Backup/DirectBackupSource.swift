@@ -39,7 +39,7 @@ final class DirectBackupSource: ParallelBackupSource {
     deinit { connection.close() }
 
     static func connect(_ connection: ConnectionString) throws -> PostgresConnection {
-        try PostgresConnection.open(connection, applicationName: "supabackup backup")
+        try PostgresConnection.open(connection)
     }
 
     func tables(in schemas: [String], filters: [TableFilter]) throws -> [SourceTable] {
@@ -161,9 +161,9 @@ final class DirectBackupSource: ParallelBackupSource {
         }
     }
 
-    func makeReader() throws -> any RowReader {
+    func makeReader(interrupt: ConnectionInterrupt) throws -> any RowReader {
         guard let snapshot else { throw InternalError("a worker reader was asked for without an exported snapshot") }
-        return try SnapshotReader(connection: connectionString, snapshot: snapshot)
+        return try SnapshotReader(connection: connectionString, snapshot: snapshot, interrupt: interrupt)
     }
 
     func close() {}
@@ -207,9 +207,13 @@ final class SnapshotReader: RowReader {
     private let snapshot: String
     private var locked: Set<Int64> = []
 
-    init(connection: ConnectionString, snapshot: String) throws {
+    /// - Parameter interrupt: ends the wait for the first transaction, which a pooler whose
+    ///   pool is taken may hold back indefinitely.
+    init(connection: ConnectionString, snapshot: String, interrupt: ConnectionInterrupt) throws {
         self.connection = try DirectBackupSource.connect(connection)
         self.snapshot = snapshot
+        try interrupt.attach(self.connection)
+        defer { interrupt.detach() }
         try begin()
     }
 

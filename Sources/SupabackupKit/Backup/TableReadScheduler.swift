@@ -11,8 +11,9 @@ import Logging
 /// slice is done its parts are concatenated in order into the table's data file: for block
 /// ranges, the same lines in the same order as a single scan, as consecutive zstd frames.
 final class TableReadScheduler: @unchecked Sendable {
-    // @unchecked: the queues, `failure`, `active`, the worker failures, `parts`, `entries` and the
-    // progress counters are guarded by `condition`; the rest is immutable after init.
+    // @unchecked: the queues, `failure`, `active`, `opening`, `finished`, the worker failures,
+    // `parts`, `entries` and the progress counters are guarded by `condition`; the rest is
+    // immutable after init.
     struct Item {
         var table: Int
         var part: Int
@@ -31,8 +32,16 @@ final class TableReadScheduler: @unchecked Sendable {
     /// Items a worker could not lock without waiting; only the leader takes them.
     private var leaderQueue: [Item] = []
     private var failure: Error?
-    /// Worker threads still running (they may hand items back to the leader).
+    /// Workers reading (they may hand items back to the leader).
     private var active = 0
+    /// Workers still starting their transaction, each with its interrupt: through a
+    /// transaction-mode pooler one may wait for a server connection until the backup's own
+    /// connections give theirs back, so the leader does not wait for them.
+    private var opening: [ConnectionInterrupt] = []
+    /// The leader ran out of work: no worker starts reading after this.
+    private var finished = false
+    /// Workers that were still waiting for the server when the work ran out.
+    private var lateWorkers = 0
     /// Workers that could not connect, and the first one's reason.
     private var failedWorkers = 0
     private var workerFailure: String?
@@ -71,21 +80,24 @@ final class TableReadScheduler: @unchecked Sendable {
 
     /// Reads every item with `leader` on this thread and `workers` more readers, each opened
     /// by `openReader` on a thread of its own. A worker that cannot connect is logged and left
-    /// out; the leader alone can read everything.
+    /// out; the leader alone can read everything. Workers still waiting for their first
+    /// transaction when the work runs out are interrupted.
     /// - Parameter leaderFirst: other work for the leader's connection, done once the workers
     ///   have started.
     /// - Returns: the manifest entries in table order and the uncompressed bytes written.
     func run(
         leader: any RowReader, workers: Int, leaderFirst: () throws -> Void,
-        openReader: @escaping @Sendable () throws -> any RowReader
+        openReader: @escaping @Sendable (ConnectionInterrupt) throws -> any RowReader
     ) throws -> (entries: [Manifest.Table], rawBytes: Int64) {
         let done = DispatchGroup()
-        condition.withLock { active = workers }
+        let interrupts = (0..<workers).map { _ in ConnectionInterrupt() }
+        condition.withLock { opening = interrupts }
         for index in 0..<workers {
             done.enter()
+            let interrupt = interrupts[index]
             let thread = Thread { [self] in
                 defer { done.leave() }
-                work(index: index + 1, openReader: openReader)
+                work(interrupt: interrupt, openReader: openReader)
             }
             thread.name = "supabackup-reader-\(index + 1)"
             thread.start()
@@ -99,7 +111,17 @@ final class TableReadScheduler: @unchecked Sendable {
             }
         }
         drain(with: leader, isLeader: true)
+        let waiting = condition.withLock { () -> [ConnectionInterrupt] in
+            finished = true
+            return opening
+        }
+        for interrupt in waiting { interrupt.interrupt() }
         done.wait()
+        if lateWorkers > 0 {
+            logger.debug(
+                "\(lateWorkers) of \(workers) worker connections were still waiting for the server when the work ran out (a pooler's pool in use?)"
+            )
+        }
         if let workerFailure {
             logger.warning(
                 "could not open \(failedWorkers) of \(workers) worker connections; read with \(workers - failedWorkers + 1)",
@@ -109,24 +131,39 @@ final class TableReadScheduler: @unchecked Sendable {
         return (entries.map { $0! }, rawBytes)
     }
 
-    private func work(index: Int, openReader: () throws -> any RowReader) {
+    private func work(interrupt: ConnectionInterrupt, openReader: (ConnectionInterrupt) throws -> any RowReader) {
+        let reader: any RowReader
+        do {
+            reader = try openReader(interrupt)
+        } catch {
+            condition.withLock {
+                opening.removeAll { $0 === interrupt }
+                if finished {
+                    lateWorkers += 1
+                } else {
+                    failedWorkers += 1
+                    if workerFailure == nil { workerFailure = "\(error)" }
+                }
+            }
+            return
+        }
+        defer { reader.close() }
+        let starts = condition.withLock { () -> Bool in
+            opening.removeAll { $0 === interrupt }
+            if finished {
+                lateWorkers += 1
+                return false
+            }
+            active += 1
+            return true
+        }
+        guard starts else { return }
         defer {
             condition.withLock {
                 active -= 1
                 condition.broadcast()
             }
         }
-        let reader: any RowReader
-        do {
-            reader = try openReader()
-        } catch {
-            condition.withLock {
-                failedWorkers += 1
-                if workerFailure == nil { workerFailure = "\(error)" }
-            }
-            return
-        }
-        defer { reader.close() }
         drain(with: reader, isLeader: false)
     }
 

@@ -96,9 +96,9 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
 
 extension PostgresConnection {
     /// Connects; a failure's message never repeats the password the string may hold.
-    static func open(_ connection: ConnectionString, applicationName: String? = nil) throws -> PostgresConnection {
+    static func open(_ connection: ConnectionString) throws -> PostgresConnection {
         do {
-            return try PostgresConnection(conninfo: connection.raw, applicationName: applicationName)
+            return try PostgresConnection(conninfo: connection.raw)
         } catch var error as PostgresError {
             error.message = connection.redact(error.message)
             throw error

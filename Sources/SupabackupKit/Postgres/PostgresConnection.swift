@@ -10,21 +10,8 @@ public final class PostgresConnection {
 
     /// Connects with a libpq URI or conninfo string. An empty string uses libpq's defaults:
     /// the `PG*` environment variables and `~/.pgpass`.
-    /// - Parameter applicationName: shown in `pg_stat_activity` unless the string names one;
-    ///   sent in the startup packet with `client_encoding=UTF8` (poolers keep both per client).
-    public init(conninfo: String, applicationName: String? = nil) throws {
-        var keywords = ["dbname", "client_encoding"]
-        var values = [conninfo, "UTF8"]
-        if let applicationName {
-            keywords.append("fallback_application_name")
-            values.append(applicationName)
-        }
-        // expand_dbname: the first dbname is the URI or conninfo; the keywords after it win.
-        let conn = withCStrings(keywords.map(Optional.some)) { keywordPointers in
-            withCStrings(values.map(Optional.some)) { valuePointers in
-                PQconnectdbParams(keywordPointers + [nil], valuePointers + [nil], 1)
-            }
-        }
+    public init(conninfo: String) throws {
+        let conn = PQconnectdb(conninfo)
         guard let conn else {
             throw PostgresError(code: .connectionFailed, message: "could not allocate a connection")
         }
@@ -46,6 +33,9 @@ public final class PostgresConnection {
         if let handle { PQfinish(handle) }
         handle = nil
     }
+
+    /// The socket, for `ConnectionInterrupt` (-1 when closed).
+    var socket: Int32 { handle.map { PQsocket($0) } ?? -1 }
 
     private func conn() throws -> OpaquePointer {
         guard let handle else {
@@ -276,6 +266,39 @@ extension PostgresConnection {
             return try decoder.decode([T].self, from: Data(json.utf8))
         } catch {
             throw InternalError("the catalog answered in an unexpected shape for \(T.self): \(error)")
+        }
+    }
+}
+
+/// Lets another thread end a connection's blocking wait: a worker queued in a transaction-mode
+/// pooler for a server connection that will not come while the backup's own connections hold
+/// the pool. Attached only while the connection's owner knows it is open, so a socket number
+/// is never shut down after it was closed and reused.
+final class ConnectionInterrupt: @unchecked Sendable {
+    // @unchecked: `socket` and `interrupted` are only touched under `lock`.
+    private let lock = NSLock()
+    private var socket: Int32 = -1
+    private var interrupted = false
+
+    /// Watches `connection`; throws when `interrupt()` came first.
+    func attach(_ connection: PostgresConnection) throws {
+        try lock.withLock {
+            guard !interrupted else {
+                throw PostgresError(code: .connectionLost, message: "interrupted before it could start")
+            }
+            socket = connection.socket
+        }
+    }
+
+    /// Stops watching (before the owner closes the connection).
+    func detach() { lock.withLock { socket = -1 } }
+
+    /// Ends the attached connection's wait (its call fails as a lost connection), and any later
+    /// `attach`.
+    func interrupt() {
+        lock.withLock {
+            interrupted = true
+            if socket >= 0 { _ = shutdown(socket, Int32(SHUT_RDWR)) }
         }
     }
 }

@@ -4,8 +4,8 @@
 /// Everything is `SET LOCAL` inside the transaction: through a transaction-mode pooler
 /// (Supavisor, PgBouncer) each transaction may run on another server backend, so a setting made
 /// outside one lands on whichever backend is free and stays there for the next client. Nothing
-/// here outlives the transaction. (client_encoding and application_name also travel in the
-/// startup packet, which poolers track per client: `PostgresConnection.open`.)
+/// here outlives the transaction: not even client_encoding or application_name, which a pooler
+/// like PgBouncer would otherwise apply to the backend for the clients after us.
 enum Session {
     /// How a transaction starts: the backup's snapshot or the restore's read-write transaction.
     enum Kind {
@@ -26,8 +26,10 @@ enum Session {
             sql = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
             if let snapshot { sql += "SET TRANSACTION SNAPSHOT \(SQL.quoteLiteral(snapshot));" }
             sql += "SET LOCAL search_path = pg_catalog; SET LOCAL row_security = off;"
+            sql += "SET LOCAL application_name = 'supabackup backup';"
         case .restore:
             sql = "BEGIN ISOLATION LEVEL READ COMMITTED, READ WRITE; SET LOCAL search_path TO DEFAULT;"
+            sql += "SET LOCAL application_name = 'supabackup restore';"
         }
         try connection.execute(sql + settings)
     }

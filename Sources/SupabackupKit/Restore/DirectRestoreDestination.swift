@@ -17,7 +17,7 @@ final class DirectRestoreDestination: RestoreDestination {
         connectionString: ConnectionString, archive: BackupArchive, schema: SchemaScript?, disableTriggers: Bool,
         logger: Logger
     ) throws {
-        connection = try PostgresConnection.open(connectionString, applicationName: "supabackup restore")
+        connection = try PostgresConnection.open(connectionString)
         self.connectionString = connectionString
         self.archive = archive
         self.schema = schema
