@@ -5,7 +5,7 @@ import Testing
 @testable import SupabackupKit
 
 /// moto's S3 server behind scripts/lib/s3_fault_proxy.py, which fails on request.
-final class FaultProxy {
+final class S3FaultProxy {
     let url: String
     private let modeFile: String
     private let process = Process()
@@ -78,7 +78,7 @@ struct ObjectStorageFaultTests {
         process: Process, stderr: Pipe, location: String, release: () -> Void
     ) {
         let source = try largeSource(label)
-        let proxy = try FaultProxy()
+        let proxy = try S3FaultProxy()
         let hold = NSTemporaryDirectory() + "hold-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: hold, contents: nil)
         try proxy.set(["hold_parts": hold])
@@ -104,7 +104,7 @@ struct ObjectStorageFaultTests {
     @Test("500s and connections dropped mid-part are retried: the backup completes and reads back intact")
     func retried() throws {
         let source = try largeSource("s3retry")
-        let proxy = try FaultProxy()
+        let proxy = try S3FaultProxy()
         let location = try TestS3.location()
         try proxy.set(["fail": 3, "drop_parts": 1])
         let backup = try CLI.run(
@@ -131,7 +131,7 @@ struct ObjectStorageFaultTests {
     func persistentFailure() throws {
         let source = try TestDatabase("s3down")
         try source.execute("CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t VALUES (1)")
-        let proxy = try FaultProxy()
+        let proxy = try S3FaultProxy()
         let location = try TestS3.location()
         try proxy.set(["fail": 10_000])
         let backup = try CLI.run(
@@ -150,7 +150,7 @@ struct ObjectStorageFaultTests {
         let source = try TestDatabase("s3slow")
         try source.execute(
             "CREATE TABLE public.t (id int PRIMARY KEY); INSERT INTO public.t SELECT generate_series(1, 100)")
-        let proxy = try FaultProxy()
+        let proxy = try S3FaultProxy()
         try proxy.set(["delay": 0.3])
         let location = try TestS3.location()
         let backup = try CLI.run(

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import NIOHTTP1
 import NIOSSL
 import Testing
 
@@ -14,14 +15,16 @@ struct TransientErrorTests {
             HTTPClientError.remoteConnectionClosed, HTTPClientError.readTimeout, HTTPClientError.deadlineExceeded,
             IOError(errnoCode: ECONNRESET, reason: "read"), IOError(errnoCode: EPIPE, reason: "write"),
             ChannelError.eof, ChannelError.ioOnClosedChannel, NIOSSLError.uncleanShutdown,
+            HTTPParserError.invalidEOFState,
+            HTTPClientError.uncleanShutdown,
         ]
         let fatal: [Error] = [
             IOError(errnoCode: ECONNREFUSED, reason: "connect"), HTTPClientError.invalidURL,
             ChannelError.writeMessageTooLarge,
             NIOSSLError.handshakeFailed(.sslError([])), RESTError(message: "reset EOF"), CocoaError(.fileReadUnknown),
         ]
-        for error in transient { #expect(PostgRESTClient.transient(error), "\(error)") }
-        for error in fatal { #expect(!PostgRESTClient.transient(error), "\(error)") }
-        #expect(PostgRESTClient.describe(IOError(errnoCode: ECONNREFUSED, reason: "connect")) == "connection refused")
+        for error in transient { #expect(HTTPFailure.isTransient(error), "\(error)") }
+        for error in fatal { #expect(!HTTPFailure.isTransient(error), "\(error)") }
+        #expect(HTTPFailure.describe(IOError(errnoCode: ECONNREFUSED, reason: "connect")) == "connection refused")
     }
 }

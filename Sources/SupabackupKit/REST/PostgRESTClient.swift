@@ -149,7 +149,6 @@ final class PostgRESTClient {
             failure: { response, attempts in
                 Self.error(for: response, table: table, root: settings.root, attempts: attempts)
             },
-            transient: Self.transient,
             unreachable: { error, attempts in
                 RESTError(
                     status: nil, code: nil,
@@ -165,48 +164,6 @@ final class PostgRESTClient {
 
     static func retryable(_ status: Int) -> Bool {
         [408, 429, 502, 503, 504, 520].contains(status)
-    }
-
-    /// Connection-level failures worth another try (resets, timeouts), decided from the error's
-    /// type and code, never its text. Refused connections and unknown hosts are not: the URL is
-    /// wrong or the service is down.
-    static func transient(_ error: Error) -> Bool {
-        switch error {
-        case let error as HTTPClientError:
-            return [
-                HTTPClientError.remoteConnectionClosed, .readTimeout, .deadlineExceeded, .connectTimeout,
-                .getConnectionFromPoolTimeout, .writeTimeout,
-            ].contains(error)
-        case is NIOConnectionError:
-            return false
-        case let error as IOError:
-            return [ECONNRESET, ECONNABORTED, EPIPE, ETIMEDOUT, ENETRESET, ENETDOWN, ENETUNREACH, EHOSTUNREACH]
-                .contains(error.errnoCode)
-        case let error as ChannelError:
-            switch error {
-            case .eof, .ioOnClosedChannel, .alreadyClosed, .outputClosed, .inputClosed, .connectTimeout: return true
-            default: return false
-            }
-        case let error as NIOSSLError:
-            if case .uncleanShutdown = error { return true }
-            return false
-        default:
-            return false
-        }
-    }
-
-    /// A short cause for "cannot reach ...", from the error's type.
-    static func describe(_ error: Error) -> String {
-        if let error = error as? NIOConnectionError {
-            if error.connectionErrors.isEmpty && (error.dnsAError != nil || error.dnsAAAAError != nil) {
-                return "host name not found"
-            }
-            let refused = error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
-            return refused ? "connection refused" : "cannot connect"
-        }
-        if let error = error as? IOError, error.errnoCode == ECONNREFUSED { return "connection refused" }
-        let text = "\(error)"
-        return text.count > 200 ? String(text.prefix(200)) : text
     }
 
     /// PostgREST's and the gateway's errors, turned into what the user should fix.

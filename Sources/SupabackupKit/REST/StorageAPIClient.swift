@@ -309,7 +309,7 @@ final class StorageAPIClient: @unchecked Sendable {
     {
         let path = "object/authenticated/" + Self.objectPath(bucket, key)
         guard let size, size > Self.rangeBytes else {
-            let response = try send(.GET, path)
+            let response = try send(.GET, path, objectBytes: true)
             if let size, Int64(response.body.count) != size { throw Self.sizeMismatch(bucket, key, response, size) }
             try response.body.withUnsafeBytes(body)
             return response.headers.first(name: "ETag")
@@ -318,7 +318,7 @@ final class StorageAPIClient: @unchecked Sendable {
         var etag: String?
         while offset < size {
             let end = min(offset + Self.rangeBytes, size) - 1
-            let response = try send(.GET, path, headers: [("Range", "bytes=\(offset)-\(end)")])
+            let response = try send(.GET, path, headers: [("Range", "bytes=\(offset)-\(end)")], objectBytes: true)
             let tag = response.headers.first(name: "ETag")
             if offset == 0 { etag = tag } else if tag != etag { throw Self.changed(bucket, key) }
             // A 200 here would be the whole object: a server ignoring Range is not read on.
@@ -371,7 +371,7 @@ final class StorageAPIClient: @unchecked Sendable {
 
     private func send(
         _ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], json: [String: Any]? = nil,
-        upload: (size: Int64, open: @Sendable () throws -> ObjectReader)? = nil
+        upload: (size: Int64, open: @Sendable () throws -> ObjectReader)? = nil, objectBytes: Bool = false
     ) throws -> RESTResponse {
         let url = root.absoluteString + "/" + path
         var payload: [UInt8]?
@@ -381,7 +381,7 @@ final class StorageAPIClient: @unchecked Sendable {
             extra.append(("Content-Type", "application/json"))
         }
         return try retry.perform(
-            path: path, logger: logger,
+            path: path, logger: logger, apiResponse: !objectBytes,
             fetch: {
                 Result {
                     var request = try HTTPClient.Request(url: url, method: method)
@@ -406,19 +406,11 @@ final class StorageAPIClient: @unchecked Sendable {
                     ? retry.delay(attempt) : nil
             },
             failure: { response, attempts in Self.error(for: response, path: path, attempts: attempts) },
-            transient: Self.transient,
             unreachable: { error, attempts in
                 // Reading the archive for an upload failed: that error, not the network's.
                 if error is UsageError || error is ArchiveError { return error }
                 return StorageAPIError(message: RetryPolicy.unreachableMessage(root, error, attempts: attempts))
             })
-    }
-
-    /// A connection closed mid-response (the parser's "stream ended at an unexpected time") is
-    /// transient too: downloads read in ranges, so it costs one range.
-    static func transient(_ error: Error) -> Bool {
-        if let error = error as? HTTPParserError, error == .invalidEOFState { return true }
-        return PostgRESTClient.transient(error)
     }
 
     /// HTTP 429, 499, 5xx gateways and 544, and a 400 whose body says 423/429/503/544

@@ -106,16 +106,21 @@ final class S3Client: @unchecked Sendable {
 
     /// A request in flight on another thread.
     final class Pending: @unchecked Sendable {
-        // @unchecked: `value` is written once before `done` is signalled, read after.
-        private let done = DispatchSemaphore(value: 0)
+        // @unchecked: `value` is only touched under `condition`.
+        private let condition = NSCondition()
         private var value: Result<S3Response, Error>?
         func complete(_ result: Result<S3Response, Error>) {
-            value = result
-            done.signal()
+            condition.withLock {
+                value = result
+                condition.broadcast()
+            }
         }
+        /// Waits for the result; any number of reads, from any thread.
         var result: Result<S3Response, Error> {
-            if value == nil { done.wait() }
-            return value!
+            condition.withLock {
+                while value == nil { condition.wait() }
+                return value!
+            }
         }
     }
 
@@ -139,7 +144,7 @@ final class S3Client: @unchecked Sendable {
         var attempt = 0
         while true {
             attempt += 1
-            let outcome: Result<S3Response, Error>
+            var outcome: Result<S3Response, Error>
             do {
                 var request = try HTTPClient.Request(url: url, method: method)
                 let (amzDate, _) = SigV4.timestamps(Date())
@@ -155,6 +160,12 @@ final class S3Client: @unchecked Sendable {
                 outcome = http.fetch(request, timeout: .seconds(300))
             } catch {
                 outcome = .failure(error)
+            }
+            // Listings and errors are XML; an object's bytes (a ranged GET or a whole one) are not judged.
+            if case .success(let response) = outcome, (200..<300).contains(response.status), key.isEmpty,
+                !HTTPFailure.looksWhole(response)
+            {
+                outcome = .failure(HTTPFailure.TruncatedBody())
             }
             switch outcome {
             case .success(let response) where (200..<300).contains(response.status) || accept.contains(response.status):
@@ -173,11 +184,11 @@ final class S3Client: @unchecked Sendable {
                     continue
                 }
                 throw describe(status: response.status, code: parsed?.code, key: key, attempts: attempt)
-            case .failure(let error) where PostgRESTClient.transient(error) && attempt < Self.attempts:
+            case .failure(let error) where HTTPFailure.isTransient(error) && attempt < Self.attempts:
                 Self.backoff(attempt)
             case .failure(let error):
                 var message =
-                    "cannot reach the S3 endpoint \(configuration.endpoint.absoluteString): \(PostgRESTClient.describe(error))"
+                    "cannot reach the S3 endpoint \(configuration.endpoint.absoluteString): \(HTTPFailure.describe(error))"
                 if attempt > 1 { message += " (after \(attempt) attempts)" }
                 throw S3Error(status: nil, code: nil, message: message)
             }

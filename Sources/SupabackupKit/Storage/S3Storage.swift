@@ -189,11 +189,20 @@ public final class S3Storage: BackupStorage, @unchecked Sendable {
         let reservation = try key(name + "/" + Self.reservation)
         let response = try client.send(
             .PUT, key: reservation, headers: [("If-None-Match", "*")], body: Array(token.utf8), accept: [409, 412])
-        if response.status == 409 || response.status == 412 { return nil }
+        // A refusal may answer our own write, retried after its response was cut: the token tells.
+        if response.status == 409 || response.status == 412, !(try holds(reservation, Array(token.utf8))) {
+            return nil
+        }
         // Where the store ignored the condition, the last writer's token is what reads back.
         let check = try client.send(.GET, key: reservation, accept: [404])
         guard check.status == 200, check.body == Array(token.utf8) else { return nil }
         return S3PendingBackup(storage: self, name: name, token: token)
+    }
+
+    /// Whether the object at `key` holds exactly `bytes`.
+    func holds(_ key: String, _ bytes: [UInt8]) throws -> Bool {
+        let response = try client.send(.GET, key: key, accept: [404])
+        return response.status == 200 && response.body == bytes
     }
 
     public func unfinishedBackups() throws -> [UnfinishedBackup] {
@@ -319,7 +328,9 @@ final class S3PendingBackup: PendingBackup, @unchecked Sendable {
         let response = try storage.client.send(
             .PUT, key: try key(BackupArchive.manifestFile), headers: [("If-None-Match", "*")], body: Array(manifest),
             accept: [409, 412])
-        guard response.status != 409 && response.status != 412 else {
+        // A refusal may answer our own write, retried after its response was cut.
+        let refused = response.status == 409 || response.status == 412
+        guard try !refused || storage.holds(try key(BackupArchive.manifestFile), Array(manifest)) else {
             throw ArchiveError(.io, "cannot publish backup: \(location)manifest.json already exists")
         }
         state.withLock {
