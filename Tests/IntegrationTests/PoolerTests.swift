@@ -136,21 +136,15 @@ struct PoolerTests {
     }
 
     static func backup(_ url: String, into directory: TemporaryDirectory) throws -> BackupResult {
-        var options = BackupOptions(connection: try ConnectionString(url), outputDirectory: directory.path)
-        options.withAuth = true
-        return try BackupEngine(options: options.forTests, logger: silentLogger).run()
+        try SupabaseProjectTests.backupWithAuth(url: url, into: directory)
     }
 
     static func restore(
         _ name: String, from directory: TemporaryDirectory, into url: String, createSchema: Bool,
         disableTriggers: Bool = false
     ) throws -> RestoreResult {
-        var options = RestoreOptions(
-            connection: try ConnectionString(url), directory: directory.path, name: name,
-            disableTriggers: disableTriggers)
-        options.withAuth = true
-        options.createSchema = createSchema
-        return try RestoreEngine(options: options, logger: silentLogger).run()
+        try SupabaseProjectTests.restoreProject(
+            name, from: directory, into: url, createSchema: createSchema, disableTriggers: disableTriggers)
     }
 
     static let tables = ["auth.users", "auth.identities", "public.profiles", "public.notes", "public.types"]

@@ -15,7 +15,11 @@ struct SupabaseProjectTests {
     }
 
     static func backupWithAuth(_ database: TestDatabase, into directory: TemporaryDirectory) throws -> BackupResult {
-        var options = BackupOptions(connection: try ConnectionString(database.url), outputDirectory: directory.path)
+        try backupWithAuth(url: database.url, into: directory)
+    }
+
+    static func backupWithAuth(url: String, into directory: TemporaryDirectory) throws -> BackupResult {
+        var options = BackupOptions(connection: try ConnectionString(url), outputDirectory: directory.path)
         options.withAuth = true
         return try BackupEngine(options: options.forTests, logger: silentLogger).run()
     }
@@ -24,8 +28,16 @@ struct SupabaseProjectTests {
         _ name: String, from directory: TemporaryDirectory, into database: TestDatabase, createSchema: Bool,
         disableTriggers: Bool = false
     ) throws -> RestoreResult {
+        try restoreProject(
+            name, from: directory, into: database.url, createSchema: createSchema, disableTriggers: disableTriggers)
+    }
+
+    static func restoreProject(
+        _ name: String, from directory: TemporaryDirectory, into url: String, createSchema: Bool,
+        disableTriggers: Bool = false
+    ) throws -> RestoreResult {
         var options = RestoreOptions(
-            connection: try ConnectionString(database.url), directory: directory.path, name: name,
+            connection: try ConnectionString(url), directory: directory.path, name: name,
             disableTriggers: disableTriggers)
         options.withAuth = true
         options.createSchema = createSchema

@@ -21,6 +21,16 @@ pg_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# Waits up to ten seconds for something to listen on 127.0.0.1:PORT.
+wait_for_port() {
+  local i
+  for i in $(seq 1 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # Runs a command as the server's owner (an unprivileged user when we are root).
 pg_as_owner() {
   if [ "$(id -u)" = 0 ]; then

@@ -40,11 +40,7 @@ INI
   # PgBouncer will not run as root: it runs as the server's owner, like PostgreSQL.
   if [ "$(id -u)" = 0 ]; then chown -R "$PG_OWNER" "$PGB_TMP"; fi
   pg_as_owner "$bin" -d "$PGB_TMP/pgbouncer.ini" >/dev/null 2>&1 || { cat "$PGB_TMP/pgbouncer.log" >&2; return 1; }
-  local i
-  for i in $(seq 1 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_for_port "$port"
   SUPABACKUP_TEST_POOLER_URL="postgresql://postgres@127.0.0.1:$port/postgres"
   export SUPABACKUP_TEST_POOLER_URL PGB_TMP
 }

@@ -1,5 +1,5 @@
 # Throwaway S3-compatible object storage (moto's server) for the tests and the benchmark.
-# Source this file, then:
+# Source this file (after pg.sh), then:
 #   s3_start   start moto on a free loopback port with signature checking on, create an IAM
 #              user with S3 rights, its keys and a bucket; export SUPABACKUP_TEST_S3_*
 #   s3_stop    stop the server (the caller puts it in its EXIT trap)
@@ -16,11 +16,7 @@ s3_start() {
   INITIAL_NO_AUTH_ACTION_COUNT=4 python3 "$(dirname "${BASH_SOURCE[0]}")/moto_server.py" -H 127.0.0.1 -p "$port" \
     >"$S3_TMP/server.log" 2>&1 &
   S3_PID=$!
-  local i
-  for i in $(seq 1 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_for_port "$port"
   SUPABACKUP_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
   SUPABACKUP_TEST_S3_BUCKET=supabackup-test
   local keys
