@@ -125,9 +125,13 @@ final class RESTBackupSource: BackupSource {
         }
         let jsonb = JSONScanner.KeySet(Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name)))
         let keyed = !table.primaryKey.isEmpty
-        // Without a key, order by every column that has an ordering (json has none).
-        let orderColumns = keyed ? table.primaryKey : table.columns.filter { $0.encoding == .json }.map(\.name)
+        // Without a key, order by every column that has an ordering (json, xml and the geometric
+        // types have none: ORDER BY on them is an error).
+        var orderColumns =
+            keyed
+            ? table.primaryKey : table.columns.filter { $0.encoding == .json && Self.orderable($0.type) }.map(\.name)
         var lastKey: [String]?
+        var probed = false
         var offset = 0
         var rows: Int64 = 0
         var lines: [UInt8] = []
@@ -140,9 +144,17 @@ final class RESTBackupSource: BackupSource {
             } else if !keyed && offset > 0 {
                 query.append(("offset", String(offset)))
             }
-            let response = try client.get(
-                PostgRESTClient.percentEncode(table.name.name), query: query,
-                headers: PostgRESTCatalog.schemaHeaders(table.name.schema), table: table.name)
+            let response: RESTResponse
+            do {
+                response = try client.get(
+                    PostgRESTClient.percentEncode(table.name.name), query: query,
+                    headers: PostgRESTCatalog.schemaHeaders(table.name.schema), table: table.name)
+            } catch let error as RESTError where error.code == "42883" && !keyed && rows == 0 && !probed {
+                // A domain or composite over an unsortable type: ask the server column by column.
+                orderColumns = try sortable(orderColumns, of: table.name)
+                probed = true
+                continue
+            }
             lines.removeAll(keepingCapacity: true)
             var pageRows = 0
             var lastRow: Range<Int>?
@@ -170,6 +182,31 @@ final class RESTBackupSource: BackupSource {
             }
         }
         return rows
+    }
+
+    /// The columns of `columns` the server can sort by (42883: no ordering operator).
+    private func sortable(_ columns: [String], of table: TableName) throws -> [String] {
+        try columns.filter { column in
+            do {
+                _ = try client.get(
+                    PostgRESTClient.percentEncode(table.name),
+                    query: [
+                        ("select", PostgRESTQuery.field(column)), ("order", PostgRESTQuery.order([column])),
+                        ("limit", "0"),
+                    ],
+                    headers: PostgRESTCatalog.schemaHeaders(table.schema), table: table)
+                return true
+            } catch let error as RESTError where error.code == "42883" {
+                return false
+            }
+        }
+    }
+
+    /// Whether PostgreSQL can sort a column of this (OpenAPI-reported) type.
+    static func orderable(_ type: String) -> Bool {
+        let base = type.hasSuffix("[]") ? String(type.dropLast(2)) : type
+        return !["point", "line", "lseg", "box", "path", "polygon", "circle", "xml", "json", "xid", "cid"].contains(
+            base)
     }
 
     /// Appends one row and a newline. jsonb columns arrive as text (`col::text`), so SQL NULL
