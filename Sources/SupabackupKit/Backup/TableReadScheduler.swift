@@ -46,6 +46,8 @@ final class TableReadScheduler: @unchecked Sendable {
     private var failedWorkers = 0
     private var workerFailure: String?
     private var parts: [[PartResult?]]
+    /// Each table's number of slices (immutable: read without the lock while `parts` changes).
+    private let sliceCounts: [Int]
     private var entries: [Manifest.Table?]
     private var rawBytes: Int64 = 0
     private var rowsSeen: [Int64]
@@ -73,6 +75,7 @@ final class TableReadScheduler: @unchecked Sendable {
         self.logger = logger
         queue = order.flatMap { table in slices[table].enumerated().map { Item(table: table, part: $0, slice: $1) } }
         parts = slices.map { Array(repeating: nil, count: $0.count) }
+        sliceCounts = slices.map(\.count)
         entries = Array(repeating: nil, count: tables.count)
         rowsSeen = Array(repeating: 0, count: tables.count)
         started = Array(repeating: nil, count: tables.count)
@@ -204,7 +207,7 @@ final class TableReadScheduler: @unchecked Sendable {
 
     private func read(_ item: Item, with reader: any RowReader) throws {
         let table = tables[item.table]
-        let whole = parts[item.table].count == 1
+        let whole = sliceCounts[item.table] == 1
         let file = whole ? files[item.table] : files[item.table] + ".part\(item.part)"
         condition.withLock { if started[item.table] == nil { started[item.table] = Date() } }
         // A generous guess at the raw size (compressed is smaller): object storage sizes its parts by it.
