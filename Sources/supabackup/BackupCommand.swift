@@ -54,6 +54,11 @@ struct BackupCommand: ParsableCommand {
             "With --jobs > 1, read tables larger than this on disk in block ranges (kB, MB, GB).", valueName: "size"))
     var splitSize = "16MB"
 
+    @Flag(
+        name: .customLong("allow-empty"),
+        help: "Write a backup even when it selects no table (otherwise an error: nothing is written).")
+    var allowEmpty = false
+
     @Flag(help: "After a successful backup, prune DIR with the --keep-* rules (default: keep 30 days).")
     var prune = false
 
@@ -92,6 +97,7 @@ struct BackupCommand: ParsableCommand {
             let logger = output.makeLogger("supabackup.backup")
             var engineOptions = options
             engineOptions.jobs = jobs
+            engineOptions.allowEmpty = allowEmpty
             engineOptions.recipients = try encryption.resolve()
             engineOptions.storage = try files.selection(connection, jobs: jobs)
             engineOptions.splitBytes = ByteSize.parse(splitSize) ?? BackupOptions.defaultSplitBytes

@@ -30,6 +30,18 @@ struct RetentionPolicyTests {
         #expect(RetentionPolicy.default.apply(to: stale, now: now)[0].reasons == ["newest"])
     }
 
+    @Test("empty backups never push out the newest backup that holds data; they still age out")
+    func emptyBackups() {
+        // Daily empty backups for 40 days after the last real one, 60 days ago.
+        let list = backups([0, 24, 48] + [60 * 24, 61 * 24])
+        let empty = Set(list.prefix(3).map(\.name))
+        let decisions = RetentionPolicy.default.apply(to: list, now: now, empty: empty)
+        #expect(Set(decisions.filter(\.keep).map(\.name)) == Set(list.prefix(4).map(\.name)))
+        #expect(decisions[3].reasons == ["newest holding data"])
+        // With data in the newest, nothing extra is kept.
+        #expect(kept(.default, list) == Set(list.prefix(3).map(\.name)))
+    }
+
     @Test("keep-daily takes the newest backup of each UTC day, across gaps, counting days that have backups")
     func daily() {
         // Hours before 2025-11-30T12:00Z: 1 and 11 are the same day; 13 is 23:00 the day before;

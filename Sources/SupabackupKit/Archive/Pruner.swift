@@ -40,7 +40,9 @@ public enum Pruner {
         let lock = dryRun ? nil : try storage.maintenanceLock()
         defer { lock?.release() }
         let backups = try BackupListing.list(in: storage)
-        let decisions = policy.apply(to: backups.map { ($0.name, $0.time) }, now: now)
+        // A backup whose manifest cannot be read counts as holding data.
+        let empty = Set(backups.filter { $0.tables == 0 && ($0.objects ?? 0) == 0 }.map(\.name))
+        let decisions = policy.apply(to: backups.map { ($0.name, $0.time) }, now: now, empty: empty)
         var result = PruneResult(
             dryRun: dryRun, backups: decisions.map { .init(name: $0.name, keep: $0.keep, reasons: $0.reasons) },
             stalePartials: [], activePartials: [])

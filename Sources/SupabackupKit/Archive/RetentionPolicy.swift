@@ -5,7 +5,8 @@ import Foundation
 /// `keepDays` keeps everything younger than N days (measured from now; exactly N days old is
 /// kept). `keepLast` keeps the N newest. `keepDaily`/`keepWeekly`/`keepMonthly` keep the newest
 /// backup of each of the last N UTC days/ISO weeks/months that have backups. The newest backup
-/// is always kept. Pure: no I/O.
+/// is always kept, and so is the newest backup that holds data: empty backups (no table, no
+/// Storage object) never push the last real one out. Pure: no I/O.
 public struct RetentionPolicy: Sendable, Equatable {
     public var keepDays: Int?
     public var keepLast: Int?
@@ -38,11 +39,17 @@ public struct RetentionPolicy: Sendable, Equatable {
     }
 
     /// Decides for every backup, newest first.
-    public func apply(to backups: [(name: String, time: Date)], now: Date) -> [Decision] {
+    /// - Parameter empty: the names of backups that hold no table and no Storage object.
+    public func apply(to backups: [(name: String, time: Date)], now: Date, empty: Set<String> = []) -> [Decision] {
         let sorted = backups.sorted { ($0.time, $0.name) > ($1.time, $1.name) }
         var decisions = sorted.map { Decision(name: $0.name, time: $0.time, reasons: []) }
         guard !decisions.isEmpty else { return [] }
         decisions[0].reasons.append("newest")
+        if empty.contains(decisions[0].name),
+            let newestWithData = decisions.firstIndex(where: { !empty.contains($0.name) })
+        {
+            decisions[newestWithData].reasons.append("newest holding data")
+        }
         if let keepDays {
             for i in decisions.indices where now.timeIntervalSince(decisions[i].time) <= Double(keepDays) * 86_400 {
                 decisions[i].reasons.append("within \(keepDays) days")

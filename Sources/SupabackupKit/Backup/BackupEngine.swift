@@ -19,6 +19,8 @@ public struct BackupOptions: Sendable {
     public var compressionLevel: Int32
     /// Also back up the Auth tables users need to log in (`Platform.authTables`).
     public var withAuth = false
+    /// A backup that selects no table is written (with a warning) instead of refused.
+    public var allowEmpty = false
     /// Called a few times a second while a table is read (for a terminal progress line).
     public var progress: (@Sendable (BackupProgress) -> Void)?
     /// Connections reading at once (direct mode): tables in parallel, and tables larger than
@@ -97,9 +99,10 @@ public struct BackupEngine {
 
     public func run(now: Date = Date()) throws -> BackupResult {
         guard !options.schemas.isEmpty else { throw UsageError("no schema to back up") }
-        let source = try makeSource()
+        var notes: [String] = []
+        let source = try makeSource(notes: &notes)
         if options.storage != nil, let direct = source as? DirectBackupSource { direct.storagePolicies = true }
-        let selected = try source.prepare(try selectTables(source))
+        let selected = try source.prepare(try selectTables(source, notes: &notes))
 
         let folder = try PartialBackupFolder(
             in: options.outputDirectory, startingAt: now, recipients: options.recipients)
@@ -117,7 +120,7 @@ public struct BackupEngine {
             try source.finish()
             // Files after rows, with the snapshot released: downloads can take long, and holding
             // a transaction open on the project's database meanwhile would block its vacuum.
-            var warnings = source.warnings
+            var warnings = notes + source.warnings
             var files: (section: Manifest.StorageSection, warnings: [String])?
             if let selection = options.storage {
                 files = try StorageBackup(selection: selection, folder: folder, logger: logger).run()
@@ -145,7 +148,7 @@ public struct BackupEngine {
         }
     }
 
-    private func makeSource() throws -> any BackupSource {
+    private func makeSource(notes: inout [String]) throws -> any BackupSource {
         switch options.transport {
         case .direct(let connection):
             return try DirectBackupSource(connection: connection, exportSnapshot: options.jobs > 1)
@@ -161,7 +164,7 @@ public struct BackupEngine {
         }
     }
 
-    private func selectTables(_ source: any BackupSource) throws -> [SourceTable] {
+    private func selectTables(_ source: any BackupSource, notes: inout [String]) throws -> [SourceTable] {
         var schemas = options.schemas
         if options.withAuth && !schemas.contains("auth") { schemas.append("auth") }
         let all = try source.tables(in: schemas, filters: options.tables)
@@ -181,11 +184,19 @@ public struct BackupEngine {
         } catch let error as UsageError {
             throw UsageError("\(error.message) (looked in \(source.location))", code: error.errorCode)
         }
-        if candidates.isEmpty {
-            logger.warning("no tables to back up in \(schemas.joined(separator: ", ")) (looked in \(source.location))")
-        }
         let wanted = Set(names)
-        return candidates.filter { wanted.contains($0.name) }
+        let selected = candidates.filter { wanted.contains($0.name) }
+        if selected.isEmpty {
+            // An empty backup in a daily job would age the real ones out: refused unless asked for.
+            let message = "no tables to back up in \(schemas.joined(separator: ", ")) (looked in \(source.location))"
+            guard options.allowEmpty else {
+                throw UsageError(
+                    message + "; nothing was written (--allow-empty writes an empty backup)", code: .unknownName)
+            }
+            logger.warning("\(message)")
+            notes.append(message)
+        }
+        return selected
     }
 
     private func readTables(
