@@ -81,6 +81,14 @@ struct RestoreCommand: ParsableCommand {
             options.identities = try keys.resolve()
             options.withAuth = withAuth
             options.storage = try files.selection(connection, jobs: jobs)
+            if !output.quiet {
+                let verb = dryRun ? "checking \(name) against" : "restoring \(name) into"
+                // Said once, before anything is written (a Storage restore opens the target twice).
+                let said = OnceFlag()
+                options.announce = { target in
+                    if said.set() { Terminal.stderr("supabackup: \(verb) \(target)") }
+                }
+            }
             if !output.quiet && !json && isatty(STDERR_FILENO) == 1 {
                 options.progress = { table, position, count in
                     FileHandle.standardError.write(Data("\r\u{1B}[Krestoring \(table) (\(position)/\(count))".utf8))
@@ -125,7 +133,7 @@ struct RestoreCommand: ParsableCommand {
         if result.dryRun {
             // The plan is what a dry run is for: printed even with --quiet.
             for object in result.schemaCreated where output.verbose { print("would create \(object)") }
-            print("plan for restoring \(result.name) (dry run, nothing written):")
+            print("plan for restoring \(result.name) into \(result.target) (dry run, nothing written):")
             if let (objects, bytes) = result.storagePlanned {
                 print(
                     "0. storage: \(objects) objects, \(formatBytes(bytes)) (uploaded first; identical ones skipped)"
@@ -185,7 +193,7 @@ struct RestoreCommand: ParsableCommand {
         }
         let sequences = result.sequences.filter { $0.value != nil }.count
         lines.append(
-            "restored \(result.name): \(result.tables.count) tables, \(rows) rows (\(written) written, \(rows - written) unchanged), \(sequences) sequences set"
+            "restored \(result.name) into \(result.target): \(result.tables.count) tables, \(rows) rows (\(written) written, \(rows - written) unchanged), \(sequences) sequences set"
         )
         return lines.joined(separator: "\n")
     }
@@ -211,6 +219,7 @@ struct RestoreJSON: Encodable {
         var note: String?
     }
     var name: String
+    var target: String
     var dryRun: Bool
     var plan: [Step]
     var tables: [Table]
@@ -239,6 +248,7 @@ struct RestoreJSON: Encodable {
 
     init(_ result: RestoreResult) {
         name = result.name
+        target = result.target
         dryRun = result.dryRun
         plan = result.plan.steps.map { Step(table: $0.table.description, rows: $0.rows, method: $0.method) }
         tables = result.tables.map {
@@ -258,6 +268,21 @@ struct RestoreJSON: Encodable {
                 bucketsCreated: files.bucketsCreated, bucketsExisting: files.bucketsExisting, uploaded: files.uploaded,
                 uploadedBytes: files.uploadedBytes, skipped: files.skipped,
                 unwritable: files.unwritable.map { .init(bucket: $0.bucket, name: $0.name, reason: $0.reason) })
+        }
+    }
+}
+
+/// A flag set once, from any thread.
+final class OnceFlag: @unchecked Sendable {
+    // @unchecked: `value` is only touched under `lock`.
+    private let lock = NSLock()
+    private var value = false
+
+    /// True the first time only.
+    func set() -> Bool {
+        lock.withLock {
+            defer { value = true }
+            return !value
         }
     }
 }

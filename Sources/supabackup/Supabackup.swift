@@ -114,14 +114,25 @@ struct ConnectionOptions: ParsableArguments {
         }
     }
 
+    /// Where a restore writes: only what the command line names, as pg_restore writes nowhere
+    /// without `-d` and restic needs `--target`: `--db-url` or `--rest-url`, or `--mode direct|rest`
+    /// to take the one in DATABASE_URL (or PG*) or SUPABASE_URL on purpose. The environment alone
+    /// never chooses it: a DATABASE_URL set for backups often points at the live source.
     func restoreTarget() throws -> RestoreTarget {
-        let hasDatabaseURL = databaseURL != nil || environment["DATABASE_URL"] != nil
-        switch mode {
-        case .direct: return .direct(try connectionString())
-        case .rest: return .rest(try restSettings(required: true)!)
-        case .auto:
-            if !hasDatabaseURL, let rest = try restSettings(required: false) { return .rest(rest) }
-            return .direct(try connectionString())
+        switch (mode, databaseURL, restURL) {
+        case (.direct, _, _), (.auto, _?, nil): return .direct(try connectionString())
+        case (.rest, _, _), (.auto, nil, _?): return .rest(try restSettings(required: true)!)
+        case (.auto, _?, _?):
+            throw UsageError("restore writes to one target: give --db-url or --rest-url, not both (or add --mode)")
+        case (.auto, nil, nil):
+            var message =
+                "restore writes only where the command line says: give --db-url URL (the password from PGPASSWORD or ~/.pgpass) or --rest-url URL"
+            let fromEnvironment = ["DATABASE_URL", "SUPABASE_URL"].filter { environment[$0] != nil }
+            if !fromEnvironment.isEmpty {
+                message +=
+                    "; \(fromEnvironment.joined(separator: " and ")) alone does not choose a restore target (--mode direct or --mode rest takes it on purpose)"
+            }
+            throw UsageError(message)
         }
     }
 }

@@ -28,8 +28,14 @@ struct CommandLineRESTTests {
         #expect(!backup.stderr.contains(server.options.serviceKey))
 
         try database.execute("UPDATE public.items SET name = 'changed'; DELETE FROM public.items WHERE id > 40")
-        let restore = try CLI.run(["restore", backup.lastLine, "--dir", directory.path], environment: env)
+        // The environment gives the key, never the target: a restore names it on the command line.
+        let implicit = try CLI.run(["restore", backup.lastLine, "--dir", directory.path], environment: env)
+        #expect(implicit.status == 64 && implicit.stderr.contains("SUPABASE_URL alone"), "\(implicit.stderr)")
+        #expect(try database.scalar("SELECT count(*) FROM public.items") == "40")
+        let restore = try CLI.run(
+            ["restore", backup.lastLine, "--dir", directory.path, "--rest-url", server.url], environment: env)
         #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(restore.stderr.contains("restoring \(backup.lastLine) into the REST API at \(server.url)/rest/v1"))
         #expect(try database.scalar("SELECT count(*) FROM public.items WHERE name = 'n' || id") == "50")
     }
 
@@ -53,7 +59,8 @@ struct CommandLineRESTTests {
             #expect(backup.status == 0, "\(url): \(backup.stderr)")
             #expect(backup.stderr.contains("serves PostgREST itself") == isBare, "\(url): \(backup.stderr)")
             try database.execute("UPDATE public.items SET name = 'changed' WHERE id < 5")
-            let restore = try CLI.run(["restore", backup.lastLine, "--dir", directory.path], environment: env)
+            let restore = try CLI.run(
+                ["restore", backup.lastLine, "--dir", directory.path, "--rest-url", url], environment: env)
             #expect(restore.status == 0, "\(url): \(restore.stderr)")
             #expect(try database.scalar("SELECT count(*) FROM public.items WHERE name = 'n' || id") == "50")
         }

@@ -209,7 +209,8 @@ struct CommandLineTests {
         let plain = try restore([])
         let lines = plain.stdout.split(separator: "\n")
         #expect(lines.count <= 3, "\(plain.stdout)")
-        #expect(plain.stdout.contains("restored \(name): 12 tables, 12655 rows"), "\(plain.stdout)")
+        #expect(plain.stdout.contains("restored \(name) into database "), "\(plain.stdout)")
+        #expect(plain.stdout.contains(": 12 tables, 12655 rows"), "\(plain.stdout)")
         #expect(plain.stdout.contains("objects created"))
 
         let verbose = try restore(["--verbose"])

@@ -137,11 +137,16 @@ struct EncryptionTests {
         let backup = try CLI.run(["backup", "--out", directory.path], environment: env)
         #expect(backup.status == 0 && backup.stderr.contains("encrypted to 1 recipient"), "\(backup.stderr)")
         try database.execute("UPDATE public.items SET name = 'changed'; DELETE FROM public.items WHERE id > 40")
-        let refused = try CLI.run(["restore", backup.lastLine, "--dir", directory.path], environment: env)
+        let refused = try CLI.run(
+            ["restore", backup.lastLine, "--dir", directory.path, "--rest-url", server.url], environment: env)
         #expect(refused.status == 3)
         #expect(try database.scalar("SELECT count(*) FROM public.items") == "40")
         let restore = try CLI.run(
-            ["restore", backup.lastLine, "--dir", directory.path, "--identity", keys.identityFile], environment: env)
+            [
+                "restore", backup.lastLine, "--dir", directory.path, "--rest-url", server.url, "--identity",
+                keys.identityFile,
+            ],
+            environment: env)
         #expect(restore.status == 0, "\(restore.stderr)")
         #expect(try database.scalar("SELECT count(*) FROM public.items WHERE name = 'n' || id") == "50")
     }

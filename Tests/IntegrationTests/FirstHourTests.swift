@@ -77,3 +77,40 @@ struct FirstHourTests {
         #expect(FileManager.default.fileExists(atPath: directory.file(old)))
     }
 }
+
+extension FirstHourTests {
+    @Test("restore never takes its target from DATABASE_URL alone, and names the target before writing")
+    func explicitTarget() throws {
+        let source = try Self.smallDatabase("first_target_src")
+        let target = try TestDatabase("first_target_dst")
+        try target.execute("CREATE TABLE public.t (id int PRIMARY KEY, v text)")
+        let directory = try TemporaryDirectory()
+        let name = try CLI.run(["backup", "--db-url", source.url, "--out", directory.path]).lastLine
+        try source.execute("UPDATE public.t SET v = 'changed since'")
+
+        // DATABASE_URL points at the live source, as a backup job's environment does.
+        let implicit = try CLI.run(
+            ["restore", name, "--dir", directory.path], environment: ["DATABASE_URL": source.url])
+        #expect(implicit.status == 64, "\(implicit.stderr)")
+        #expect(implicit.stderr.contains("DATABASE_URL alone does not choose a restore target"), "\(implicit.stderr)")
+        #expect(try source.scalar("SELECT v FROM public.t") == "changed since")
+
+        let restore = try CLI.run(
+            ["restore", name, "--dir", directory.path, "--db-url", target.url],
+            environment: ["DATABASE_URL": source.url])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        let said = "into database \(target.name) on 127.0.0.1:"
+        #expect(restore.stderr.contains("supabackup: restoring \(name) \(said)"), "\(restore.stderr)")
+        #expect(restore.stdout.contains("restored \(name) \(said)"), "\(restore.stdout)")
+        #expect(try target.scalar("SELECT v FROM public.t") == "a")
+        #expect(try source.scalar("SELECT v FROM public.t") == "changed since")
+
+        let json = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", target.url, "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((object?["target"] as? String)?.contains("database \(target.name) on") == true, "\(json.stdout)")
+        // --mode direct takes DATABASE_URL on purpose.
+        let chosen = try CLI.run(
+            ["restore", name, "--dir", directory.path, "--mode", "direct"], environment: ["DATABASE_URL": target.url])
+        #expect(chosen.status == 0, "\(chosen.stderr)")
+    }
+}

@@ -53,6 +53,10 @@ final class DirectRestoreDestination: RestoreDestination {
         return (try Catalog.tables(in: schemas, on: connection), try Catalog.nonTables(in: schemas, on: connection))
     }
 
+    var target: String {
+        "database \(SQL.displayIdentifier(connection.database)) on \(connection.host):\(connection.port) as \(connection.user)"
+    }
+
     /// Where this connection looked, when its URL names no database (libpq then uses the
     /// user's name, which surprises people).
     var locationNote: String? {

@@ -14,7 +14,7 @@ final class RESTRestoreDestination: RestoreDestination {
     private let archive: BackupArchive
     private let logger: Logger
     /// The target's tables as the plan saw them.
-    private var target: [CatalogTable] = []
+    private var targetTables: [CatalogTable] = []
     /// The RPC function `sql/rest/supabackup_setval.sql` installs; false once it proved missing.
     static let setvalFunction = "supabackup_setval"
     private var setvalInstalled = true
@@ -29,6 +29,7 @@ final class RESTRestoreDestination: RestoreDestination {
 
     let comparesTypes = false
     let locationNote: String? = nil
+    var target: String { "the REST API at \(settings.root.absoluteString)" }
     let schemaReport: (created: [String], existing: [String], skipped: [String]) = ([], [], [])
 
     /// Auth users go through the Auth admin API; the auth schema is not exposed over REST.
@@ -64,8 +65,8 @@ final class RESTRestoreDestination: RestoreDestination {
                 if try client.isView(table.tableName) { views[table.tableName] = "view" }
             }
         }
-        target = tables.filter { views[$0.tableName] == nil }
-        return (target, views)
+        targetTables = tables.filter { views[$0.tableName] == nil }
+        return (targetTables, views)
     }
 
     /// The auth tables are not rows to upsert here: `load` creates the users.
@@ -114,7 +115,7 @@ final class RESTRestoreDestination: RestoreDestination {
                 for (step, error) in blocked where withheld[step.table] == nil {
                     let columns = Self.keyColumns(in: error.details ?? "")
                     let nullable = Set(
-                        target.first { $0.tableName == step.table }?.columns.filter(\.nullable).map(\.name) ?? [])
+                        targetTables.first { $0.tableName == step.table }?.columns.filter(\.nullable).map(\.name) ?? [])
                     if !columns.isEmpty
                         && columns.allSatisfy({ nullable.contains($0) && !step.conflictKey.contains($0) })
                     {

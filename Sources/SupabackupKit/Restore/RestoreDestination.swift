@@ -16,6 +16,10 @@ protocol RestoreDestination: AnyObject {
     /// the OpenAPI `format`).
     var comparesTypes: Bool { get }
 
+    /// Where the rows go, for the user: host, port and database (never a password), or the
+    /// REST root.
+    var target: String { get }
+
     /// A line for a "the target does not match" error, saying where the target was looked for
     /// when that may surprise (a database URL naming no database); nil otherwise.
     var locationNote: String? { get }

@@ -27,6 +27,9 @@ public struct RestoreOptions: Sendable {
     /// Called as each table starts loading (table, its position, the number of tables), for a
     /// terminal progress line.
     public var progress: (@Sendable (TableName, Int, Int) -> Void)?
+    /// Told where the restore writes (`RestoreResult.target`) once the target is open, before
+    /// anything is written.
+    public var announce: (@Sendable (String) -> Void)?
     /// Also restore the backup's Storage buckets and objects into this project (Storage API).
     public var storage: StorageSelection?
 
@@ -97,6 +100,8 @@ public struct RestoreResult: Sendable {
     public var schemaSkipped: [String] = []
 
     public var name: String
+    /// Where it was written (`RestoreDestination.target`).
+    public var target = ""
     public var plan: RestorePlan
     public var dryRun: Bool
     public var tables: [TableOutcome]
@@ -177,8 +182,11 @@ public struct RestoreEngine {
         archive: BackupArchive, selected: [Manifest.Table], schema: SchemaScript?, dryRun: Bool
     ) throws -> RestoreResult {
         let destination = try makeDestination(archive: archive, schema: schema)
+        options.announce?(destination.target)
         do {
-            return try restore(archive: archive, selected: selected, into: destination, dryRun: dryRun)
+            var result = try restore(archive: archive, selected: selected, into: destination, dryRun: dryRun)
+            result.target = destination.target
+            return result
         } catch {
             destination.abandon()
             throw error
