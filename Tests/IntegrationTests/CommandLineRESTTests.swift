@@ -107,8 +107,35 @@ struct CommandLineRESTTests {
                 "SUPABASE_SERVICE_ROLE_KEY": server.options.serviceKey,
             ])
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stderr.contains("direct connection failed") && result.stderr.contains("port 1"))
-        #expect(try BackupArchive.open(name: result.lastLine, in: directory.path).manifest.mode == .rest)
+        #expect(result.stderr.contains("could not be reached") && result.stderr.contains("port 1"), "\(result.stderr)")
+        let manifest = try BackupArchive.open(name: result.lastLine, in: directory.path).manifest
+        #expect(manifest.mode == .rest)
+        #expect(manifest.warnings.contains { $0.contains("backed up over REST instead") })
+    }
+
+    @Test("a wrong password or an unknown database never becomes a REST backup: exit 1, nothing written")
+    func noFallbackOnRefusal() throws {
+        let database = try Self.database()
+        let server = try PostgRESTTestServer(databaseURL: database.url)
+        let directory = try TemporaryDirectory()
+        let port = try #require(URL(string: database.url)?.port)
+        for url in [
+            "postgresql://postgres:wrong-password@127.0.0.1:\(port)/\(database.name)",
+            "postgresql://postgres@127.0.0.1:\(port)/no_such_database",
+        ] {
+            for quiet in [[], ["-q"]] {
+                let result = try CLI.run(
+                    ["backup", "--out", directory.path] + quiet,
+                    environment: [
+                        "DATABASE_URL": url, "SUPABASE_URL": server.url,
+                        "SUPABASE_SERVICE_ROLE_KEY": server.options.serviceKey,
+                    ])
+                #expect(result.status == 1, "\(url): \(result.stderr)")
+                #expect(result.stderr.contains("the server answered"), "\(result.stderr)")
+                #expect(!result.stderr.contains("wrong-password"))
+            }
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
     }
 
     @Test("a wrong key, an unexposed schema, an unreachable URL and an anon key each fail fast with one line")

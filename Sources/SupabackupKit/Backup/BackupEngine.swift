@@ -157,9 +157,18 @@ public struct BackupEngine {
         case .directThenREST(let connection, let settings):
             do {
                 return try DirectBackupSource(connection: connection, exportSnapshot: options.jobs > 1)
-            } catch let error as PostgresError where error.isConnectionFailure {
-                logger.warning("direct connection failed, using REST", metadata: ["reason": "\(error)"])
+            } catch let error as PostgresError where error.code == .connectionFailed && error.serverReachable == false {
+                // Only a database that cannot be reached at all (the IPv6-only direct host from an
+                // IPv4 network); a server that refused (password, role, database) is an error.
+                let note =
+                    "the database could not be reached (\(connection.redact(error.message))); backed up over REST instead: no snapshot, no schema.sql, no password hashes"
+                logger.warning("\(note)")
+                notes.append(note)
                 return try RESTBackupSource(settings: settings, logger: logger)
+            } catch var error as PostgresError where error.code == .connectionFailed {
+                error.message +=
+                    " (the server answered, so this is not backed up over REST instead: fix the database URL, or choose --mode rest)"
+                throw error
             }
         }
     }

@@ -17,8 +17,13 @@ public final class PostgresConnection {
         }
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = Self.trimmed(PQerrorMessage(conn))
+            let host = PQhost(conn).map { String(cString: $0) } ?? ""
+            let port = PQport(conn).map { String(cString: $0) } ?? ""
+            let asked = PQconnectionUsedPassword(conn) == 1
             PQfinish(conn)
-            throw PostgresError(code: .connectionFailed, message: message)
+            var error = PostgresError(code: .connectionFailed, message: message)
+            error.serverReachable = asked || TCPProbe.listens(host: host, port: port)
+            throw error
         }
         // libpq prints NOTICEs to stderr by default; the library never prints.
         PQsetNoticeProcessor(conn, { _, _ in }, nil)

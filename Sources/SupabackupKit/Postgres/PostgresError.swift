@@ -26,6 +26,10 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public var table: String?
     public var column: String?
     public var constraint: String?
+    /// For a failed connection: whether anything listened at the server's address. False means
+    /// the database could not be reached at all (refused, no route, unknown host); true means a
+    /// server answered and refused (password, role, database, pg_hba).
+    public var serverReachable: Bool?
 
     public init(
         code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil,
