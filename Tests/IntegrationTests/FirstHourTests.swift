@@ -114,3 +114,25 @@ extension FirstHourTests {
         #expect(chosen.status == 0, "\(chosen.stderr)")
     }
 }
+
+extension FirstHourTests {
+    @Test("a short password is removed where it stands, not from every word of the error")
+    func shortPassword() throws {
+        let source = try Self.smallDatabase("first_short_pw")
+        let port = try #require(URL(string: source.url)?.port)
+        let directory = try TemporaryDirectory()
+        let result = try CLI.run(
+            [
+                "backup", "--db-url", "postgresql://postgres:a@127.0.0.1:\(port)/\(source.name)", "--out",
+                directory.path,
+            ],
+            environment: ["PGPASSWORD": ""])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("password authentication failed for user"), "\(result.stderr)")
+        #expect(result.stderr.contains("connection to server at"), "\(result.stderr)")
+        #expect(!result.stderr.contains("***"), "\(result.stderr)")
+        // Where it does stand, it goes.
+        let echoed = try ConnectionString("postgresql://u:a@h/db").redact("postgresql://u:a@h/db password=a \"a\" data")
+        #expect(echoed == "postgresql://u:***@h/db password=*** \"***\" data")
+    }
+}

@@ -48,17 +48,50 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
     /// The connection string with any password replaced by `***`.
     public var description: String { redact(raw) }
 
-    /// Removes every password this connection string carries from `text` (e.g. a libpq error).
+    /// Removes the passwords this connection string carries from `text` (e.g. a libpq error)
+    /// where a password can stand: a URI's userinfo, a `password=` value, or a whole token equal
+    /// to one (`"p%zz"` in a parse error). Never inside other words: with the password `a`, the
+    /// rest of the message stays readable.
     public func redact(_ text: String) -> String {
         Self.scrub(text, secrets: secrets)
     }
 
     private static func scrub(_ text: String, secrets: [String]) -> String {
         var result = text
+        // scheme://user:PASSWORD@host
+        result = replacing(in: result, pattern: #"(://[^:/@\s"']*:)[^@\s"']*@"#, with: "$1***@")
+        // password=VALUE, quoted or not
+        result = replacing(in: result, pattern: #"(?i)(password\s*=\s*)('[^']*'|[^\s&'"]+)"#, with: "$1***")
         for secret in secrets where !secret.isEmpty {
-            result = result.replacingOccurrences(of: secret, with: "***")
+            result = replacingToken(secret, in: result)
         }
         return result
+    }
+
+    private static func replacing(in text: String, pattern: String, with template: String) -> String {
+        guard let regex = try? NSRegularExpression(pattern: pattern) else { return text }
+        return regex.stringByReplacingMatches(
+            in: text, range: NSRange(text.startIndex..., in: text), withTemplate: template)
+    }
+
+    /// `secret` replaced where it stands as a whole token: not preceded or followed by a letter,
+    /// digit or any of its own kind of character.
+    private static func replacingToken(_ secret: String, in text: String) -> String {
+        var result = ""
+        var rest = text[...]
+        func isWordCharacter(_ character: Character?) -> Bool {
+            guard let character else { return false }
+            return character.isLetter || character.isNumber || "_-~.%+".contains(character)
+        }
+        while let range = rest.range(of: secret) {
+            let prefix = rest[..<range.lowerBound]
+            let before = prefix.last ?? result.last
+            let after = rest[range.upperBound...].first
+            result += prefix
+            result += isWordCharacter(before) || isWordCharacter(after) ? String(rest[range]) : "***"
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
     }
 
     /// Password spellings found by pattern, including percent-encoded ones libpq would decode.
