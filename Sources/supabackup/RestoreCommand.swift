@@ -103,6 +103,11 @@ struct RestoreCommand: ParsableCommand {
                     )
                 }
                 for warning in result.plan.warnings { Terminal.stderr("supabackup: warning: \(warning)") }
+                if !result.leftOut.isEmpty && tables.isEmpty {
+                    Terminal.stderr(
+                        "supabackup: note: left out \(result.leftOut.count) of the backup's tables: "
+                            + result.leftOut.joined(separator: ", "))
+                }
                 for grant in result.schemaSkipped {
                     Terminal.stderr("supabackup: warning: schema.sql: skipped \(grant)")
                 }
@@ -141,6 +146,11 @@ struct RestoreCommand: ParsableCommand {
             }
             for (index, step) in result.plan.steps.enumerated() {
                 print("\(index + 1). \(step.table): \(step.rows) rows, \(step.method)")
+            }
+            if result.rehearsed {
+                print(
+                    "rehearsed: every row written and every check run (constraints, foreign keys, schema) in one transaction, then rolled back"
+                )
             }
             return
         }
@@ -221,6 +231,8 @@ struct RestoreJSON: Encodable {
     var name: String
     var target: String
     var dryRun: Bool
+    var rehearsed: Bool
+    var leftOut: [String]
     var plan: [Step]
     var tables: [Table]
     var sequences: [Sequence]
@@ -250,6 +262,8 @@ struct RestoreJSON: Encodable {
         name = result.name
         target = result.target
         dryRun = result.dryRun
+        rehearsed = result.rehearsed
+        leftOut = result.leftOut
         plan = result.plan.steps.map { Step(table: $0.table.description, rows: $0.rows, method: $0.method) }
         tables = result.tables.map {
             Table(

@@ -136,3 +136,48 @@ extension FirstHourTests {
         #expect(echoed == "postgresql://u:***@h/db password=*** \"***\" data")
     }
 }
+
+extension FirstHourTests {
+    @Test("the dry run fails wherever the real restore would, says what to add, and changes nothing")
+    func truthfulDryRun() throws {
+        let source = try SupabaseProjectTests.project("first_dry_src")
+        let directory = try TemporaryDirectory()
+        let backup = try CLI.run(["backup", "--db-url", source.url, "--out", directory.path, "--with-auth"])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let name = backup.lastLine
+
+        // A fresh project without --with-auth: the profiles reference users that are not there.
+        let fresh = try SupabaseProjectTests.project("first_dry_fresh", app: false, data: false)
+        let sequences = "SELECT count(*) FROM pg_class WHERE relkind = 'S' AND relnamespace = 'public'::regnamespace"
+        for dry in [["--dry-run"], []] {
+            let result = try CLI.run(
+                ["restore", name, "--dir", directory.path, "--db-url", fresh.url, "--create-schema"] + dry)
+            #expect(result.status == 1, "\(dry): \(result.stderr)")
+            #expect(result.stderr.contains("add --with-auth"), "\(dry): \(result.stderr)")
+            #expect(try fresh.scalar("SELECT to_regclass('public.profiles') IS NULL") == "t")
+            #expect(try fresh.scalar(sequences) == "0")
+        }
+        let rehearsal = try CLI.run(
+            [
+                "restore", name, "--dir", directory.path, "--db-url", fresh.url, "--create-schema", "--with-auth",
+                "--dry-run",
+            ])
+        #expect(rehearsal.status == 0, "\(rehearsal.stderr)")
+        #expect(rehearsal.stdout.contains("rehearsed"), "\(rehearsal.stdout)")
+        #expect(try fresh.scalar("SELECT to_regclass('public.profiles') IS NULL") == "t")
+        #expect(try fresh.scalar("SELECT count(*) FROM auth.users") == "0")
+
+        // No auth schema at all: the dry run says so, with what to do.
+        let plain = try TestDatabase("first_dry_plain")
+        let noAuth = try CLI.run(
+            ["restore", name, "--dir", directory.path, "--db-url", plain.url, "--create-schema", "--dry-run"])
+        #expect(noAuth.status == 1, "\(noAuth.stderr)")
+        #expect(noAuth.stderr.contains("Supabase project"), "\(noAuth.stderr)")
+
+        // Into the source itself without --with-auth: the auth tables left out are named.
+        let partial = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", source.url])
+        #expect(partial.status == 0, "\(partial.stderr)")
+        #expect(partial.stderr.contains("left out"), "\(partial.stderr)")
+        #expect(partial.stderr.contains("auth.users (auth rows need --with-auth)"), "\(partial.stderr)")
+    }
+}

@@ -312,8 +312,8 @@ struct PlatformSchemaTests {
         let auth = try backup(source, into: directory, schemas: ["auth"])
         #expect(Set(auth.manifest.tables.map(\.name)) == ["users", "identities"])
 
-        let storage = try backup(source, into: directory, schemas: ["storage"])
-        #expect(storage.manifest.tables.isEmpty)
+        // Only internals in storage: nothing selected, which is an error, not an empty backup.
+        #expect(throws: UsageError.self) { try backup(source, into: directory, schemas: ["storage"]) }
 
         let named = try backup(source, into: directory, tables: ["auth.sessions", "storage.migrations"])
         #expect(Set(named.manifest.tables.map(\.tableName.description)) == ["auth.sessions", "storage.migrations"])

@@ -244,6 +244,16 @@ final class DirectRestoreDestination: RestoreDestination {
         }
     }
 
+    let canRehearse = true
+
+    func checkDeferred() throws {
+        do {
+            try connection.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        } catch let error as PostgresError {
+            throw RestoreError(table: nil, underlying: error, advice: nil)
+        }
+    }
+
     func abandon() {
         try? connection.execute("ROLLBACK")
     }

@@ -29,6 +29,8 @@ final class RESTRestoreDestination: RestoreDestination {
 
     let comparesTypes = false
     let locationNote: String? = nil
+    let canRehearse = false
+    func checkDeferred() throws {}
     var target: String { "the REST API at \(settings.root.absoluteString)" }
     let schemaReport: (created: [String], existing: [String], skipped: [String]) = ([], [], [])
 

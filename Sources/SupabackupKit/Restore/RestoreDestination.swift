@@ -16,6 +16,13 @@ protocol RestoreDestination: AnyObject {
     /// the OpenAPI `format`).
     var comparesTypes: Bool { get }
 
+    /// Whether a dry run can write everything and roll it back (direct: one transaction); REST
+    /// cannot undo, so its dry run checks the plan only.
+    var canRehearse: Bool { get }
+
+    /// Runs the checks a commit would run (deferred constraints), without committing.
+    func checkDeferred() throws
+
     /// Where the rows go, for the user: host, port and database (never a password), or the
     /// REST root.
     var target: String { get }

@@ -99,6 +99,11 @@ public struct RestoreResult: Sendable {
     /// Grants from schema.sql the target could not take (missing roles), with why.
     public var schemaSkipped: [String] = []
 
+    /// A dry run that wrote and checked everything, then rolled back.
+    public var rehearsed = false
+    /// Tables of the backup this restore left out, each with why.
+    public var leftOut: [String] = []
+
     public var name: String
     /// Where it was written (`RestoreDestination.target`).
     public var target = ""
@@ -161,6 +166,7 @@ public struct RestoreEngine {
             let planned = try StorageRestore.plan(archive, selection)
             if options.dryRun {
                 var result = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: true)
+                result.leftOut = leftOut(archive.manifest, selected)
                 result.storagePlanned = (planned.objects.count, planned.objects.reduce(0) { $0 + $1.size })
                 return result
             }
@@ -173,6 +179,7 @@ public struct RestoreEngine {
                 buckets: planned.buckets, objects: planned.objects)
         }
         var result = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: options.dryRun)
+        result.leftOut = leftOut(archive.manifest, selected)
         result.storage = files
         if options.storage == nil { result.storageNotRequested = archive.manifest.storage?.objects.count ?? 0 }
         return result
@@ -215,8 +222,25 @@ public struct RestoreEngine {
         }
     }
 
-    /// What both destinations share: the plan, the dry run, sequences, the result.
+    /// What both destinations share: the plan, the dry run, sequences, the result; a failure
+    /// says what to add where the backup has it.
     private func restore(
+        archive: BackupArchive, selected: [Manifest.Table], into destination: any RestoreDestination, dryRun: Bool
+    ) throws -> RestoreResult {
+        do {
+            return try restoreSteps(archive: archive, selected: selected, into: destination, dryRun: dryRun)
+        } catch var error as RestoreError {
+            if let advice = Self.advice(for: error.underlying, manifest: archive.manifest, selected: selected) {
+                // A missing parent's own advice replaces the generic one; a DDL step keeps its name.
+                error.advice =
+                    error.underlying.sqlState == "23503"
+                    ? advice : [error.advice, advice].compactMap { $0 }.joined(separator: "; ")
+            }
+            throw error
+        }
+    }
+
+    private func restoreSteps(
         archive: BackupArchive, selected: [Manifest.Table], into destination: any RestoreDestination, dryRun: Bool
     ) throws -> RestoreResult {
         let planned = destination.planned(selected)
@@ -233,15 +257,27 @@ public struct RestoreEngine {
         }
         plan.warnings += destination.warnings(for: selected)
         try destination.check(plan)
-        if dryRun {
+        // A dry run the user asked for rehearses where it can: everything written and checked in
+        // the one transaction, then rolled back, so it fails wherever the real run would.
+        if dryRun && !(options.dryRun && destination.canRehearse) {
             destination.abandon()
             var result = RestoreResult(name: archive.name, plan: plan, dryRun: true, tables: [], sequences: [])
             (result.schemaCreated, result.schemaExisting, result.schemaSkipped) = destination.schemaReport
             return result
         }
         let load = try destination.load(plan, selected: selected, progress: options.progress)
+        // setval is not undone by a rollback: a rehearsal computes the values without setting them.
         let sequences = try resetSequences(
-            archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), in: destination)
+            archive.manifest.sequences, restored: Set(plan.steps.map(\.table)), in: destination, apply: !dryRun)
+        if dryRun {
+            try destination.checkDeferred()
+            destination.abandon()
+            var result = RestoreResult(
+                name: archive.name, plan: plan, dryRun: true, tables: load.tables, sequences: sequences)
+            (result.schemaCreated, result.schemaExisting, result.schemaSkipped) = destination.schemaReport
+            result.rehearsed = true
+            return result
+        }
         try destination.commit()
 
         var result = RestoreResult(
@@ -264,7 +300,8 @@ public struct RestoreEngine {
     /// Moves every sequence feeding a restored column forward (`SequenceArithmetic`), through
     /// whatever the destination can read and set.
     private func resetSequences(
-        _ sequences: [Manifest.Sequence], restored: Set<TableName>, in destination: any RestoreDestination
+        _ sequences: [Manifest.Sequence], restored: Set<TableName>, in destination: any RestoreDestination,
+        apply: Bool = true
     ) throws -> [RestoreResult.SequenceOutcome] {
         var outcomes: [RestoreResult.SequenceOutcome] = []
         for sequence in sequences {
@@ -281,13 +318,55 @@ public struct RestoreEngine {
             }
             let maxima = try feeds.compactMap { try destination.columnMaximum($0) }
             let (value, isCalled) = SequenceArithmetic.target(backup: sequence, state: state, maxima: maxima)
-            if let note = try destination.setSequence(name, to: value, isCalled: isCalled) {
+            if !apply {
+                outcomes.append(.init(sequence: name, value: value, note: nil))
+            } else if let note = try destination.setSequence(name, to: value, isCalled: isCalled) {
                 outcomes.append(.init(sequence: name, value: nil, note: note))
             } else {
                 outcomes.append(.init(sequence: name, value: value, note: nil))
             }
         }
         return outcomes
+    }
+}
+
+extension RestoreEngine {
+    /// The backup's tables this restore leaves out, each with why.
+    func leftOut(_ manifest: Manifest, _ selected: [Manifest.Table]) -> [String] {
+        let chosen = Set(selected.map(\.tableName))
+        return manifest.tables.filter { !chosen.contains($0.tableName) }.map { table in
+            let name = table.tableName
+            if table.schema == "auth" && !options.withAuth { return "\(name) (auth rows need --with-auth)" }
+            if Platform.isInternal(name) { return "\(name) (platform internals need --table \(name))" }
+            return "\(name) (not named by --table)"
+        }
+    }
+
+    /// What to add when the target lacks what the backup's rows need and the backup has it:
+    /// a foreign key into a table this restore left out (auth.users without --with-auth), or
+    /// a schema the target does not have.
+    static func advice(for error: PostgresError, manifest: Manifest, selected: [Manifest.Table]) -> String? {
+        let chosen = Set(selected.map(\.tableName))
+        switch error.sqlState {
+        case "23503":
+            guard let constraint = error.constraint,
+                let key = manifest.tables.lazy.flatMap(\.foreignKeys).first(where: { $0.name == constraint })
+            else { return nil }
+            let parent = TableName(schema: key.referencedSchema, name: key.referencedTable)
+            guard manifest.table(parent) != nil, !chosen.contains(parent) else { return nil }
+            return parent.schema == "auth"
+                ? "the referenced rows are in \(parent), which this backup holds but this restore leaves out: add --with-auth"
+                : "the referenced rows are in \(parent), which this backup holds but this restore leaves out: add --table \(parent) (or restore all tables)"
+        case "3F000":
+            let needsAuth = selected.contains { table in
+                table.schema == "auth" || table.foreignKeys.contains { $0.referencedSchema == "auth" }
+            }
+            return needsAuth
+                ? "the target lacks a schema these tables need, and their foreign keys reference auth.users: restore into a Supabase project (a fresh one has the auth schema), or leave those tables out with --table"
+                : "the target lacks a schema these tables need: create it first"
+        default:
+            return nil
+        }
     }
 }
 
