@@ -22,12 +22,15 @@ struct RetentionOptions: ParsableArguments {
         }
     }
 
-    var policy: RetentionPolicy {
-        let policy = RetentionPolicy(
+    /// The rules given, none: empty.
+    var given: RetentionPolicy {
+        RetentionPolicy(
             keepDays: keepDays, keepLast: keepLast, keepDaily: keepDaily, keepWeekly: keepWeekly,
             keepMonthly: keepMonthly)
-        return policy.isEmpty ? .default : policy
     }
+
+    /// The rules given, or keep 30 days (what `backup --prune` keeps without rules).
+    var policy: RetentionPolicy { given.isEmpty ? .default : given }
 }
 
 struct PruneCommand: ParsableCommand {
@@ -35,7 +38,9 @@ struct PruneCommand: ParsableCommand {
         commandName: "prune",
         abstract: "Remove backups the retention rules do not keep (restic forget semantics).",
         discussion: """
-            A backup kept by any rule stays; the newest backup always stays. Without rules, keeps 30 days.
+            A backup kept by any rule stays; the newest backup, and the newest that holds data, always stay.
+            Without a rule it removes nothing (like restic forget): give one, e.g. --keep-days 30; with
+            --dry-run and no rule it shows what --keep-days 30 would remove.
             Leftovers of interrupted backups are removed once no process holds them and they are over an
             hour old; nothing else in DIR is touched.
             """)
@@ -56,6 +61,12 @@ struct PruneCommand: ParsableCommand {
     func run() throws {
         try storage.apply()
         try Terminal.run {
+            // Deleting backups is never a default: restic's forget refuses without a policy too.
+            guard !retention.given.isEmpty || dryRun else {
+                throw UsageError(
+                    "prune needs a rule, e.g. --keep-days 30 (what backup --prune keeps by default) or --keep-last N; nothing was removed (--dry-run shows what --keep-days 30 would remove)"
+                )
+            }
             let result = try Pruner.prune(in: directory, policy: retention.policy, dryRun: dryRun)
             if json {
                 try JSONOutput.print(result)

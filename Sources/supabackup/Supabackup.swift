@@ -15,8 +15,9 @@ struct SupabackupCommand: ParsableCommand {
         discussion: """
             Exit codes: 0 success; 1 failure (database, network, files; a failed restore changed \
             nothing); 2 partial (restore --with-storage: some files could not be written back, \
-            listed on stderr); 3 damaged or unreadable archive; 64 usage error (bad arguments or URL, unknown \
-            table or backup); 130/143 interrupted by SIGINT/SIGTERM.
+            listed on stderr); 3 damaged or unreadable archive; 4 encrypted and no identity given opens it; \
+            64 usage error (bad arguments or URL, unknown table or backup, no restore target, nothing to back \
+            up, no --identity for an encrypted archive); 130/143 interrupted by SIGINT/SIGTERM.
             """,
         version: Supabackup.version,
         subcommands: [
@@ -24,6 +25,28 @@ struct SupabackupCommand: ParsableCommand {
             CatCommand.self, CatObjectCommand.self, KeygenCommand.self,
         ]
     )
+
+    /// ArgumentParser's main, except that a bad argument is one line like every other error
+    /// (`supabackup: error: ...`, exit 64) instead of three starting `Error:`.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            // Help, --version and our own exit codes (their line is already printed) as usual.
+            if error is ExitCode || code == .success { exit(withError: error) }
+            var text = message(for: error)
+            if text.hasPrefix("Error: ") { text.removeFirst("Error: ".count) }
+            let command = CommandLine.arguments.dropFirst().first { !$0.hasPrefix("-") }.map { " \($0)" } ?? ""
+            let help =
+                configuration.subcommands.contains { $0.configuration.commandName == command.dropFirst().description }
+                ? "supabackup\(command) --help" : "supabackup --help"
+            Terminal.stderr(
+                "supabackup: error: \(text.split(separator: "\n").joined(separator: " ")) (see \(help))")
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 enum TransportMode: String, ExpressibleByArgument, CaseIterable {

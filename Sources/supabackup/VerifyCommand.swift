@@ -67,7 +67,7 @@ struct VerifyCommand: ParsableCommand {
             if case .sealed(let sealed) = stored, identities.isEmpty {
                 guard !deep else {
                     throw ArchiveError(
-                        .locked, "backup \(name) is encrypted: --deep reads its rows, give --identity FILE")
+                        .identityNeeded, "backup \(name) is encrypted: --deep reads its rows, give --identity FILE")
                 }
                 try verifySealed(sealed, in: location)
                 return

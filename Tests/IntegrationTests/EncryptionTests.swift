@@ -139,7 +139,7 @@ struct EncryptionTests {
         try database.execute("UPDATE public.items SET name = 'changed'; DELETE FROM public.items WHERE id > 40")
         let refused = try CLI.run(
             ["restore", backup.lastLine, "--dir", directory.path, "--rest-url", server.url], environment: env)
-        #expect(refused.status == 3)
+        #expect(refused.status == 64, "\(refused.stderr)")
         #expect(try database.scalar("SELECT count(*) FROM public.items") == "40")
         let restore = try CLI.run(
             [
@@ -186,21 +186,22 @@ struct EncryptionTests {
             "backup", "--db-url", source.url, "--out", directory.path, "--recipient", keys.recipient,
         ]).lastLine
 
-        for (arguments, fragment) in [
-            ([String](), "is encrypted: give the identity file"),
-            (["--identity", other.identityFile], "no identity given opens it"),
+        // No key: a usage error (64); a key that does not open it: its own code (4).
+        for (arguments, fragment, status) in [
+            ([String](), "is encrypted: give the identity file", Int32(64)),
+            (["--identity", other.identityFile], "no identity given opens it", Int32(4)),
         ] {
             let restore = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", target.url] + arguments)
-            #expect(restore.status == 3, "\(restore.stderr)")
+            #expect(restore.status == status, "\(restore.stderr)")
             #expect(
                 restore.stderr.contains(fragment) && restore.stderr.split(separator: "\n").count == 1,
                 "\(restore.stderr)")
             let cat = try CLI.run(["cat", name, "users", "--dir", directory.path] + arguments)
-            #expect(cat.status == 3 && cat.stdout.isEmpty)
+            #expect(cat.status == status && cat.stdout.isEmpty)
         }
         #expect(try target.scalar("SELECT count(*) FROM public.users") == "0")
         let deep = try CLI.run(["verify", name, "--dir", directory.path, "--deep"])
-        #expect(deep.status == 3 && deep.stderr.contains("--identity"))
+        #expect(deep.status == 64 && deep.stderr.contains("--identity"))
 
         let empty = try TemporaryDirectory()
         for bad in ["age1notakey", other.secret, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"] {

@@ -181,3 +181,22 @@ extension FirstHourTests {
         #expect(partial.stderr.contains("auth.users (auth rows need --with-auth)"), "\(partial.stderr)")
     }
 }
+
+extension FirstHourTests {
+    @Test("argument errors and a port that is not a number: one line, supabackup: error:, exit 64")
+    func usageErrors() throws {
+        let directory = try TemporaryDirectory()
+        for arguments in [
+            ["backup", "--jobs", "0", "--out", directory.path],
+            ["backup", "--no-such-option"],
+            ["restore", "NAME", "--dir", directory.path, "--jobs", "x"],
+            ["backup", "--db-url", "postgresql://u:pw@127.0.0.1:5432:appdb", "--out", directory.path],
+        ] {
+            let result = try CLI.run(arguments)
+            #expect(result.status == 64, "\(arguments): \(result.stderr)")
+            #expect(result.stderr.hasPrefix("supabackup: error: "), "\(arguments): \(result.stderr)")
+            #expect(result.stderr.split(separator: "\n").count == 1, "\(arguments): \(result.stderr)")
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
+    }
+}

@@ -49,7 +49,12 @@ struct LivingWithBackupsTests {
         #expect(dry.stdout.contains("would remove \(names[3])") && dry.stdout.contains("would remove \(names[4])"))
         #expect(try BackupListing.list(in: directory.path).count == 5)
 
-        let result = try CLI.run(["prune", "--dir", directory.path, "--json"])
+        // Without a rule, prune removes nothing (restic's forget refuses too).
+        let bare = try CLI.run(["prune", "--dir", directory.path])
+        #expect(bare.status == 64 && bare.stderr.contains("prune needs a rule"), "\(bare.stderr)")
+        #expect(try BackupListing.list(in: directory.path).count == 5)
+
+        let result = try CLI.run(["prune", "--dir", directory.path, "--keep-days", "30", "--json"])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         let entries = try #require(json["backups"] as? [[String: Any]])

@@ -395,7 +395,7 @@ struct StorageTests {
         let locked = try CLI.run(
             ["restore", backup.lastLine, "--db-url", target.database.url, "--with-storage", "--dir", directory.path],
             environment: target.env)
-        #expect(try locked.status == 3 && target.contents().isEmpty)
+        #expect(try locked.status == 64 && target.contents().isEmpty)
         let restore = try CLI.run(
             [
                 "restore", backup.lastLine, "--db-url", target.database.url, "--with-storage", "--dir", directory.path,

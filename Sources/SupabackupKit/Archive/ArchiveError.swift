@@ -14,6 +14,8 @@ public struct ArchiveError: Error, CustomStringConvertible, Sendable {
         public static let unsupported = Code(raw: "unsupported")
         /// The archive is encrypted and no identity given opens it.
         public static let locked = Code(raw: "locked")
+        /// The archive is encrypted and no identity was given at all (a usage error).
+        public static let identityNeeded = Code(raw: "identity needed")
         public var description: String { raw }
     }
 

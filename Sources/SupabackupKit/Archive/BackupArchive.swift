@@ -59,7 +59,7 @@ public struct BackupArchive: Sendable {
         case .sealed(let sealed):
             guard !identities.isEmpty else {
                 throw ArchiveError(
-                    .locked,
+                    .identityNeeded,
                     "backup \(name) is encrypted: give the identity file that holds its key with --identity FILE (or SUPABACKUP_IDENTITY_FILE)"
                 )
             }

@@ -37,6 +37,20 @@ public struct ConnectionString: Sendable, CustomStringConvertible {
                     let password = String(cString: value)
                     if !password.isEmpty { secrets.append(password) }
                 }
+                // libpq takes any text here and fails only when connecting, as a connection error.
+                if String(cString: keyword) == "port", let value = option.pointee.val {
+                    let port = String(cString: value)
+                    let valid = port.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { part in
+                        part.isEmpty || Int(part).map { (1...65535).contains($0) } == true
+                    }
+                    if !valid {
+                        throw PostgresError(
+                            code: .invalidConnectionString,
+                            message: Self.scrub(
+                                "invalid database URL: the port \"\(port)\" is not a number (the database goes after a slash: host:5432/dbname)",
+                                secrets: Self.guessSecrets(raw)))
+                    }
+                }
                 option += 1
             }
         }

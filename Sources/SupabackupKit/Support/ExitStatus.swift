@@ -11,7 +11,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case damagedArchive
     /// The archive is in a format this version does not read.
     case unsupportedFormat
-    /// The archive is encrypted and no identity given opens it.
+    /// The archive is encrypted and no identity given opens it (a wrong key).
     case decryption
     /// Reading or writing local files failed.
     case io
@@ -44,6 +44,8 @@ public enum ExitStatus {
     public static let partial: Int32 = 2
     /// The archive is damaged or in a format this version cannot read.
     public static let damaged: Int32 = 3
+    /// The archive is encrypted and none of the identities given opens it (a wrong key).
+    public static let wrongKey: Int32 = 4
     /// Bad arguments: unknown table, schema or backup name, malformed URL (sysexits EX_USAGE).
     public static let usage: Int32 = 64
     /// Killed by SIGINT or SIGTERM (128 + the signal).
@@ -53,7 +55,8 @@ public enum ExitStatus {
     public static func code(for code: ErrorCode) -> Int32 {
         switch code {
         case .invalidArgument, .unknownName, .notSupported: return usage
-        case .damagedArchive, .unsupportedFormat, .decryption: return damaged
+        case .damagedArchive, .unsupportedFormat: return damaged
+        case .decryption: return wrongKey
         case .io, .database, .connection, .rest, .storage, .targetMismatch, .internalFailure: return failure
         }
     }
@@ -74,6 +77,7 @@ extension ArchiveError: CodedError {
         case .damaged: return .damagedArchive
         case .unsupported: return .unsupportedFormat
         case .locked: return .decryption
+        case .identityNeeded: return .invalidArgument
         default: return .io
         }
     }
