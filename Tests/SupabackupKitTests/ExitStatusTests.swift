@@ -10,7 +10,7 @@ struct ExitStatusTests {
     func everyCode() {
         let expected: [ErrorCode: Int32] = [
             .invalidArgument: 64, .unknownName: 64, .notSupported: 64, .damagedArchive: 3, .unsupportedFormat: 3,
-            .decryption: 3,
+            .decryption: 4,
             .io: 1, .database: 1, .connection: 1, .rest: 1, .storage: 1, .targetMismatch: 1, .internalFailure: 1,
         ]
         #expect(Set(expected.keys) == Set(ErrorCode.allCases))
@@ -18,6 +18,9 @@ struct ExitStatusTests {
             #expect(ExitStatus.code(for: code) == expected[code], "\(code)")
         }
         #expect([ExitStatus.success, ExitStatus.interrupted, ExitStatus.terminated] == [0, 130, 143])
+        // No key is a usage error; a key that does not open the archive has its own code.
+        #expect(ExitStatus.code(for: ArchiveError(.identityNeeded, "encrypted")) == 64)
+        #expect(ExitStatus.code(for: ArchiveError(.locked, "no identity given opens it")) == 4)
     }
 
     @Test("each error type says its code; the exit status follows from it, never from the message")
