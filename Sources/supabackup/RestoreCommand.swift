@@ -84,9 +84,13 @@ struct RestoreCommand: ParsableCommand {
             if !output.quiet {
                 let verb = dryRun ? "checking \(name) against" : "restoring \(name) into"
                 // Said once, before anything is written (a Storage restore opens the target twice).
-                let said = OnceFlag()
+                let said = LockedValue(false)
                 options.announce = { target in
-                    if said.set() { Terminal.stderr("supabackup: \(verb) \(target)") }
+                    let first = said.withLock { said in
+                        defer { said = true }
+                        return !said
+                    }
+                    if first { Terminal.stderr("supabackup: \(verb) \(target)") }
                 }
             }
             if !output.quiet && !json && isatty(STDERR_FILENO) == 1 {
@@ -282,21 +286,6 @@ struct RestoreJSON: Encodable {
                 bucketsCreated: files.bucketsCreated, bucketsExisting: files.bucketsExisting, uploaded: files.uploaded,
                 uploadedBytes: files.uploadedBytes, skipped: files.skipped,
                 unwritable: files.unwritable.map { .init(bucket: $0.bucket, name: $0.name, reason: $0.reason) })
-        }
-    }
-}
-
-/// A flag set once, from any thread.
-final class OnceFlag: @unchecked Sendable {
-    // @unchecked: `value` is only touched under `lock`.
-    private let lock = NSLock()
-    private var value = false
-
-    /// True the first time only.
-    func set() -> Bool {
-        lock.withLock {
-            defer { value = true }
-            return !value
         }
     }
 }
