@@ -76,6 +76,15 @@ enum HTTPFailure {
         }
     }
 
+    /// `outcome`, with a 2xx whose body visibly stops short turned into a `TruncatedBody`
+    /// failure (transient), for the retry loops of every client.
+    static func judged(_ outcome: Result<RESTResponse, Error>) -> Result<RESTResponse, Error> {
+        if case .success(let response) = outcome, (200..<300).contains(response.status), !looksWhole(response) {
+            return .failure(TruncatedBody())
+        }
+        return outcome
+    }
+
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
 
     /// A 2xx response whose body is not the whole of what the server meant to send: a connection

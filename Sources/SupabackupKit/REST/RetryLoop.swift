@@ -20,13 +20,7 @@ extension RetryPolicy {
         var attempt = 0
         while true {
             attempt += 1
-            var outcome = fetch()
-            if apiResponse, case .success(let response) = outcome, (200..<300).contains(response.status),
-                !HTTPFailure.looksWhole(response)
-            {
-                outcome = .failure(HTTPFailure.TruncatedBody())
-            }
-            switch outcome {
+            switch apiResponse ? HTTPFailure.judged(fetch()) : fetch() {
             case .success(let response) where (200..<300).contains(response.status):
                 return response
             case .success(let response):

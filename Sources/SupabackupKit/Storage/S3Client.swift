@@ -162,11 +162,7 @@ final class S3Client: @unchecked Sendable {
                 outcome = .failure(error)
             }
             // Listings and errors are XML; an object's bytes (a ranged GET or a whole one) are not judged.
-            if case .success(let response) = outcome, (200..<300).contains(response.status), key.isEmpty,
-                !HTTPFailure.looksWhole(response)
-            {
-                outcome = .failure(HTTPFailure.TruncatedBody())
-            }
+            if key.isEmpty { outcome = HTTPFailure.judged(outcome) }
             switch outcome {
             case .success(let response) where (200..<300).contains(response.status) || accept.contains(response.status):
                 // CompleteMultipartUpload may fail with 200 and an <Error> body; its code decides.
