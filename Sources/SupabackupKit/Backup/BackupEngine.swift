@@ -157,7 +157,7 @@ public struct BackupEngine {
         case .directThenREST(let connection, let settings):
             do {
                 return try DirectBackupSource(connection: connection, exportSnapshot: options.jobs > 1)
-            } catch let error as PostgresError where error.code == .connectionFailed && error.serverReachable == false {
+            } catch let error as PostgresError where error.code == .connectionFailed && !error.serverAnswered() {
                 // Only a database that cannot be reached at all (the IPv6-only direct host from an
                 // IPv4 network); a server that refused (password, role, database) is an error.
                 let note =

@@ -17,12 +17,12 @@ public final class PostgresConnection {
         }
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = Self.trimmed(PQerrorMessage(conn))
-            let host = PQhost(conn).map { String(cString: $0) } ?? ""
-            let port = PQport(conn).map { String(cString: $0) } ?? ""
-            let asked = PQconnectionUsedPassword(conn) == 1
-            PQfinish(conn)
             var error = PostgresError(code: .connectionFailed, message: message)
-            error.serverReachable = asked || TCPProbe.listens(host: host, port: port)
+            error.attempted = (
+                PQhost(conn).map { String(cString: $0) } ?? "", PQport(conn).map { String(cString: $0) } ?? ""
+            )
+            error.passwordRequested = PQconnectionUsedPassword(conn) == 1
+            PQfinish(conn)
             throw error
         }
         // libpq prints NOTICEs to stderr by default; the library never prints.

@@ -26,10 +26,10 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     public var table: String?
     public var column: String?
     public var constraint: String?
-    /// For a failed connection: whether anything listened at the server's address. False means
-    /// the database could not be reached at all (refused, no route, unknown host); true means a
-    /// server answered and refused (password, role, database, pg_hba).
-    public var serverReachable: Bool?
+    /// For a failed connection: the address libpq tried last, and whether a server there asked
+    /// for a password.
+    public var attempted: (host: String, port: String)?
+    public var passwordRequested = false
 
     public init(
         code: Code, message: String, sqlState: String? = nil, detail: String? = nil, hint: String? = nil,
@@ -51,6 +51,14 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         if let detail, !detail.isEmpty { text += " (\(detail))" }
         if let sqlState { text += " [SQLSTATE \(sqlState)]" }
         return text
+    }
+
+    /// For a failed connection: whether a server answered at all (it asked for a password, or
+    /// something listens at its address: a TCP probe of up to three seconds). False means the
+    /// database could not be reached (refused, no route, unknown host); true that a server
+    /// refused (password, role, database, pg_hba).
+    public func serverAnswered() -> Bool {
+        passwordRequested || attempted.map { TCPProbe.listens(host: $0.host, port: $0.port) } ?? false
     }
 
     /// True for errors after which the connection can no longer be used.
