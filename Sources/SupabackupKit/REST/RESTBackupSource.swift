@@ -125,11 +125,9 @@ final class RESTBackupSource: BackupSource {
         }
         let jsonb = JSONScanner.KeySet(Set(table.columns.filter { $0.encoding == .jsonOmitNull }.map(\.name)))
         let keyed = !table.primaryKey.isEmpty
-        // Without a key, order by every column that has an ordering (json, xml and the geometric
-        // types have none: ORDER BY on them is an error).
-        var orderColumns =
-            keyed
-            ? table.primaryKey : table.columns.filter { $0.encoding == .json && Self.orderable($0.type) }.map(\.name)
+        // Without a key, order by every column that has an ordering (json has none; for xml, the
+        // geometric types and domains or composites over them the server says so, 42883).
+        var orderColumns = keyed ? table.primaryKey : table.columns.filter { $0.encoding == .json }.map(\.name)
         var lastKey: [String]?
         var probed = false
         var offset = 0
@@ -150,7 +148,7 @@ final class RESTBackupSource: BackupSource {
                     PostgRESTClient.percentEncode(table.name.name), query: query,
                     headers: PostgRESTCatalog.schemaHeaders(table.name.schema), table: table.name)
             } catch let error as RESTError where error.code == "42883" && !keyed && rows == 0 && !probed {
-                // A domain or composite over an unsortable type: ask the server column by column.
+                // A column without an ordering: ask the server which ones have one.
                 orderColumns = try sortable(orderColumns, of: table.name)
                 probed = true
                 continue
@@ -200,13 +198,6 @@ final class RESTBackupSource: BackupSource {
                 return false
             }
         }
-    }
-
-    /// Whether PostgreSQL can sort a column of this (OpenAPI-reported) type.
-    static func orderable(_ type: String) -> Bool {
-        let base = type.hasSuffix("[]") ? String(type.dropLast(2)) : type
-        return !["point", "line", "lseg", "box", "path", "polygon", "circle", "xml", "json", "xid", "cid"].contains(
-            base)
     }
 
     /// Appends one row and a newline. jsonb columns arrive as text (`col::text`), so SQL NULL
