@@ -103,3 +103,35 @@ public final class TemporaryDirectory {
 
 /// A logger that discards everything, for engines under test.
 public let silentLogger = Logger(label: "supabackup.test") { _ in SwiftLogNoOpLogHandler() }
+
+/// A logger that keeps every message at warning level and above, for tests that check what an
+/// engine warned about.
+public final class WarningLog: @unchecked Sendable {
+    // @unchecked: `messages` is only touched under `lock`.
+    private let lock = NSLock()
+    private var stored: [String] = []
+
+    public init() {}
+
+    public var messages: [String] { lock.withLock { stored } }
+
+    public var logger: Logger {
+        Logger(label: "supabackup.test") { _ in Handler(log: self) }
+    }
+
+    struct Handler: LogHandler {
+        let log: WarningLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .warning
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(
+            level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+            function: String, line: UInt
+        ) {
+            log.lock.withLock { log.stored.append(message.description) }
+        }
+    }
+}
