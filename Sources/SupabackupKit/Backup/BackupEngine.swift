@@ -101,18 +101,22 @@ public struct BackupEngine {
         guard !options.schemas.isEmpty else { throw UsageError("no schema to back up") }
         var notes: [String] = []
         let source = try makeSource(notes: &notes)
-        if options.storage != nil, let direct = source as? DirectBackupSource { direct.storagePolicies = true }
         let selected = try source.prepare(try selectTables(source, notes: &notes))
 
         let folder = try PartialBackupFolder(
             in: options.outputDirectory, startingAt: now, recipients: options.recipients)
         do {
             var schemaFile: Manifest.FileEntry?
+            var schemaWarnings: [String] = []
             var sequences: [Manifest.Sequence] = []
             // The leader reads the catalog while the workers (if any) already read rows.
             let (entries, rawBytes) = try readTables(selected, from: source, into: folder) {
-                schemaFile = try source.schemaScript(for: selected).map { script in
-                    try folder.writeFile(BackupArchive.schemaFile, contents: Data(script.render().utf8))
+                // Like pg_dump -t: naming tables captures them and what they need, not their schemas.
+                let scope = options.tables.isEmpty ? options.schemas : []
+                if let schema = try source.schemaScript(for: selected, schemas: scope) {
+                    schemaFile = try folder.writeFile(
+                        BackupArchive.schemaFile, contents: Data(schema.script.render().utf8))
+                    schemaWarnings = schema.warnings
                 }
                 sequences = try source.sequences(feeding: selected)
             }
@@ -120,7 +124,7 @@ public struct BackupEngine {
             try source.finish()
             // Files after rows, with the snapshot released: downloads can take long, and holding
             // a transaction open on the project's database meanwhile would block its vacuum.
-            var warnings = notes + source.warnings
+            var warnings = notes + source.warnings + schemaWarnings
             var files: (section: Manifest.StorageSection, warnings: [String])?
             if let selection = options.storage {
                 files = try StorageBackup(selection: selection, folder: folder, logger: logger).run()

@@ -19,8 +19,11 @@ protocol BackupSource: RowReader {
     ///   tables (REST lists auto-updatable views like tables).
     func prepare(_ tables: [SourceTable]) throws -> [SourceTable]
 
-    /// The DDL of the tables and what they need, or nil when the transport cannot see it.
-    func schemaScript(for tables: [SourceTable]) throws -> SchemaScript?
+    /// The DDL of `schemas` (their objects, and the tables with what is bound to them), with
+    /// warnings for what it cannot carry; nil when the transport cannot see it.
+    func schemaScript(for tables: [SourceTable], schemas: [String]) throws -> (
+        script: SchemaScript, warnings: [String]
+    )?
 
     /// The sequences feeding the tables' columns, with their values.
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence]

@@ -13,8 +13,7 @@ final class DirectBackupSource: ParallelBackupSource {
     private var snapshot: String?
     /// Why the snapshot could not be exported (the backup then reads with one connection).
     private(set) var sharingFailure: String?
-    /// schema.sql also holds the policies on storage.objects and storage.buckets (`--with-storage`).
-    var storagePolicies = false
+
     var location: String { connection.location(connectionString) }
 
     /// - Parameter exportSnapshot: export the transaction's snapshot for worker connections
@@ -168,18 +167,18 @@ final class DirectBackupSource: ParallelBackupSource {
 
     func close() {}
 
-    func schemaScript(for tables: [SourceTable]) throws -> SchemaScript? {
+    func schemaScript(for tables: [SourceTable], schemas: [String]) throws -> (
+        script: SchemaScript, warnings: [String]
+    )? {
         // The platform owns its tables' definitions (a fresh project has them already), but the
-        // policies on Storage's tables are the app's: they come along with its files.
-        var policyTables: [Int64] = []
-        if storagePolicies {
-            policyTables = try connection.query(
-                "SELECT oid::int8 FROM pg_catalog.pg_class WHERE oid IN (to_regclass('storage.objects'), to_regclass('storage.buckets'))"
-            ).rows.compactMap { $0[0].flatMap { Int64($0) } }
-        }
-        return try SchemaCapture.script(
-            for: tables.filter { !Platform.isPlatformSchema($0.name.schema) }.map(\.oid), policyTables: policyTables,
-            on: connection)
+        // policies on Storage's tables are the app's (pg_dump of the project holds them too).
+        let policyTables = try connection.query(
+            "SELECT oid::int8 FROM pg_catalog.pg_class WHERE oid IN (to_regclass('storage.objects'), to_regclass('storage.buckets'))"
+        ).rows.compactMap { $0[0].flatMap { Int64($0) } }
+        let result = try SchemaCapture.capture(
+            schemas: schemas, tables: tables.filter { !Platform.isPlatformSchema($0.name.schema) }.map(\.oid),
+            policyTables: policyTables, on: connection)
+        return (result.script, result.warnings)
     }
 
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence] {

@@ -13,7 +13,7 @@ enum AccessControl {
         /// The create statement's `kind name` (`table public.users`), so the restore can leave
         /// alone the ACL of objects that existed before it.
         var key: String
-        /// `TABLE`, `SEQUENCE`, `FUNCTION`, `SCHEMA`.
+        /// `TABLE`, `SEQUENCE`, `ROUTINE`, `TYPE`, `SCHEMA`.
         var keyword: String
         /// The object as SQL names it (`public.users`, `public.f(integer)`, `"my schema"`).
         var sqlName: String
@@ -28,10 +28,15 @@ enum AccessControl {
         Object(
             key: key, keyword: "SEQUENCE", sqlName: name, catalog: ("pg_class", "relacl", "relowner", "s", "regclass"))
     }
-    static func function(_ signature: String) -> Object {
+    /// A function, procedure or aggregate (`ROUTINE` covers the three).
+    static func routine(_ signature: String, key: String) -> Object {
         Object(
-            key: "function \(signature)", keyword: "FUNCTION", sqlName: signature,
+            key: key, keyword: "ROUTINE", sqlName: signature,
             catalog: ("pg_proc", "proacl", "proowner", "f", "regprocedure"))
+    }
+    /// A type or domain.
+    static func type(_ name: String, key: String) -> Object {
+        Object(key: key, keyword: "TYPE", sqlName: name, catalog: ("pg_type", "typacl", "typowner", "T", "regtype"))
     }
     static func schema(_ name: String) -> Object {
         Object(
@@ -148,50 +153,68 @@ enum AccessControl {
         return statements
     }
 
-    /// `ALTER DEFAULT PRIVILEGES` of `schemas` (set by the app or its platform), each entry reset
-    /// in the target and then granted as in the source.
+    /// `ALTER DEFAULT PRIVILEGES` of `schemas` and the database-wide ones (`FOR ROLE r` without
+    /// `IN SCHEMA`, such as a revoke of EXECUTE from PUBLIC), set by the app or its platform: each
+    /// entry reset in the target and then granted as in the source.
     static func defaultPrivileges(in schemas: [String], on connection: PostgresConnection) throws -> [SchemaScript
         .Statement]
     {
-        let kinds = ["r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES"]
+        let kinds = ["r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"]
+        // acldefault's letter for each kind: what a role's database-wide entry is when it has none.
+        let defaults = ["r": "r", "S": "s", "f": "f", "T": "T", "n": "n"]
         var statements: [SchemaScript.Statement] = []
         var previous: String?
         struct Row: Decodable {
-            var role: String, schema: String, kind: String, grantee: String, grantable: Bool, privileges: String
+            var role: String, schema: String?, kind: String, grantee: String, grantable: Bool, privileges: String
+            var isRole: Bool
         }
         for row in try connection.decode(
             Row.self,
             """
             SELECT quote_ident(pg_catalog.pg_get_userbyid(d.defaclrole)) AS role, quote_ident(n.nspname) AS schema,
                    d.defaclobjtype::text AS kind, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
-                   string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
-            FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace,
+                   string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges, a.grantee = d.defaclrole AS is_role
+            FROM pg_catalog.pg_default_acl d LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace,
                  pg_catalog.aclexplode(d.defaclacl) a
-            WHERE n.nspname = ANY($1::text[]) AND d.defaclobjtype IN ('r', 'S', 'f', 'T')
-            GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+            WHERE (n.nspname = ANY($1::text[]) OR d.defaclnamespace = 0) AND d.defaclobjtype IN ('r', 'S', 'f', 'T', 'n')
+            GROUP BY 1, 2, 3, 4, 5, 7 ORDER BY 2 NULLS FIRST, 1, 3, 4, 5
             """, [SQL.textArrayLiteral(schemas)])
         {
-            guard let kind = kinds[row.kind] else { continue }
-            let (role, schema) = (row.role, row.schema)
-            let entry = "FOR ROLE \(role) IN SCHEMA \(schema)"
-            let name = "\(role) \(schema) \(kind.lowercased())"
+            guard let kind = kinds[row.kind], let fallback = defaults[row.kind] else { continue }
+            let role = row.role
+            let entry = "FOR ROLE \(role)" + (row.schema.map { " IN SCHEMA \($0)" } ?? "")
+            let name = "\(role) \(row.schema ?? "*") \(kind.lowercased())"
+            let roleOid = "\(SQL.quoteLiteral(role))::pg_catalog.regrole"
             if previous != name {
                 previous = name
                 let revoke = SQL.quoteLiteral("ALTER DEFAULT PRIVILEGES \(entry) REVOKE ALL ON \(kind) FROM ")
+                // A database-wide entry the target lacks is the built-in default (PUBLIC may
+                // execute functions and use types): reset from that; a schema's adds to it.
+                let current =
+                    row.schema.map { schema in
+                        """
+                        pg_catalog.aclexplode((SELECT d.defaclacl FROM pg_catalog.pg_default_acl d
+                            WHERE d.defaclrole = \(roleOid) AND d.defaclobjtype = \(SQL.quoteLiteral(row.kind))
+                              AND d.defaclnamespace = \(SQL.quoteLiteral(schema))::pg_catalog.regnamespace)) a
+                        """
+                    }
+                        ?? """
+                        pg_catalog.aclexplode(coalesce((SELECT d.defaclacl FROM pg_catalog.pg_default_acl d
+                            WHERE d.defaclrole = \(roleOid) AND d.defaclobjtype = \(SQL.quoteLiteral(row.kind)) AND d.defaclnamespace = 0),
+                            pg_catalog.acldefault(\(SQL.quoteLiteral(fallback)), \(roleOid)))) a
+                        """
                 statements.append(
                     SchemaScript.Statement(
                         section: .postData, kind: "default-acl", name: name,
                         sql: """
                             DO $supabackup$ DECLARE grantee text; BEGIN
-                              FOR grantee IN SELECT DISTINCT \(granteeSQL)
-                                FROM pg_catalog.pg_default_acl d, pg_catalog.aclexplode(d.defaclacl) a
-                                WHERE d.defaclrole = \(SQL.quoteLiteral(role))::pg_catalog.regrole
-                                  AND d.defaclnamespace = \(SQL.quoteLiteral(schema))::pg_catalog.regnamespace
-                                  AND d.defaclobjtype = \(SQL.quoteLiteral(row.kind))
+                              FOR grantee IN SELECT DISTINCT \(granteeSQL) FROM \(current) WHERE a.grantee <> \(roleOid)
                               LOOP EXECUTE \(revoke) || grantee; END LOOP;
                             END $supabackup$;
                             """))
             }
+            // The role's own rights on what it creates are the owner's; they need no entry.
+            guard !row.isRole else { continue }
             statements.append(
                 SchemaScript.Statement(
                     section: .postData, kind: "default-acl", name: "\(name) \(row.grantee)",

@@ -250,7 +250,9 @@ final class RESTBackupSource: BackupSource {
 
     func sequences(feeding tables: [SourceTable]) throws -> [Manifest.Sequence] { [] }
 
-    func schemaScript(for tables: [SourceTable]) throws -> SchemaScript? { nil }
+    func schemaScript(for tables: [SourceTable], schemas: [String]) throws -> (
+        script: SchemaScript, warnings: [String]
+    )? { nil }
 
     func source() throws -> (source: Manifest.Source, serverVersion: String) {
         let root = settings.root

@@ -16,12 +16,16 @@ struct DDLApplier {
     static let grantRefusals: Set<String> = ["42704", "42501"]
     /// Statements that set access control on objects other statements create.
     static let accessKinds: Set<String> = ["acl", "grant", "default-acl"]
+    /// Statements a role without superuser may be refused (event triggers): skipped with why.
+    static let privilegedKinds: Set<String> = ["event-trigger"]
 
     init(connection: PostgresConnection) {
         self.connection = connection
     }
 
     mutating func apply(_ statements: [SchemaScript.Statement]) throws {
+        // As pg_restore: a function's body may name objects created after it.
+        try connection.execute("SET LOCAL check_function_bodies = off")
         for statement in statements {
             let object = "\(statement.kind) \(statement.name)"
             // The ACL of an object that existed before the restore is the target's business.
@@ -30,6 +34,8 @@ struct DDLApplier {
             {
                 continue
             }
+            // A materialized view that was there keeps its own data.
+            if statement.kind == "refresh" && existing.contains("materialized-view \(statement.name)") { continue }
             if statement.kind == "schema",
                 try connection.query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", [statement.name]).rows
                     .count == 1
@@ -41,7 +47,7 @@ struct DDLApplier {
             do {
                 try connection.execute(statement.sql)
                 try connection.execute("RELEASE SAVEPOINT supabackup_ddl")
-                if !Self.accessKinds.contains(statement.kind) && statement.kind != "comment" {
+                if !Self.accessKinds.contains(statement.kind) && !SchemaCapture.attachedKinds.contains(statement.kind) {
                     created.append(object)
                 }
                 if statement.kind == "table" { createdTables.append(statement.name) }
@@ -49,10 +55,17 @@ struct DDLApplier {
                 try connection.execute("ROLLBACK TO SAVEPOINT supabackup_ddl")
                 existing.append(object)
             } catch let error as PostgresError
-                where Self.accessKinds.contains(statement.kind) && Self.grantRefusals.contains(error.sqlState ?? "")
+                where (Self.accessKinds.contains(statement.kind) || Self.privilegedKinds.contains(statement.kind))
+                && Self.grantRefusals.contains(error.sqlState ?? "")
             {
                 try connection.execute("ROLLBACK TO SAVEPOINT supabackup_ddl")
                 skipped.append("\(statement.kind) \(statement.name): \(error.message)")
+            } catch let error as PostgresError
+                where statement.kind == "policy" && statement.name.hasPrefix("storage.") && error.sqlState == "42P01"
+            {
+                // The app's policies on Supabase Storage's tables, restored where there is no Storage.
+                try connection.execute("ROLLBACK TO SAVEPOINT supabackup_ddl")
+                skipped.append("\(statement.kind) \(statement.name): the target has no Supabase Storage tables")
             } catch let error as PostgresError {
                 throw RestoreError(
                     table: nil, underlying: error,
