@@ -1,6 +1,7 @@
 # Installs what a fresh Debian machine lacks for building and testing supabackup.
 # Packages: PostgreSQL server and client, libpq and libzstd headers, the zstd CLI, pkg-config,
-# age (for the encryption tests), curl (bench.sh), pgbouncer (the transaction-mode pooler tests).
+# age (for the encryption tests), curl (bench.sh), pgbouncer (the transaction-mode pooler tests),
+# pgTAP (an app's own database tests).
 
 deps_missing() {
   local missing=()
@@ -17,6 +18,8 @@ deps_missing() {
   command -v age >/dev/null 2>&1 || missing+=(age)
   # pgbouncer: the stand-in for Supabase's transaction-mode pooler in the tests.
   command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+  # pgTAP: a Supabase app's own test suite runs on the source and on the restored project.
+  ls /usr/share/postgresql/*/extension/pgtap.control >/dev/null 2>&1 || missing+=(postgresql-15-pgtap)
   echo "${missing[@]}"
 }
 

@@ -77,9 +77,10 @@ enum AccessControl {
                 FROM unnest($1::text[]) AS n(name)
                 JOIN pg_catalog.\(c.table) o ON o.oid = n.name::pg_catalog.\(c.cast)
                 CROSS JOIN LATERAL pg_catalog.aclexplode(
-                    coalesce(o.\(c.acl), pg_catalog.acldefault('\(c.defaultKind)', o.\(c.owner)))) a
+                    coalesce(o.\(c.acl), pg_catalog.acldefault('\(c.defaultKind)', o.\(c.owner))))
+                    WITH ORDINALITY a(grantor, grantee, privilege_type, is_grantable, position)
                 WHERE a.grantee <> o.\(c.owner)
-                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                GROUP BY 1, 2, 3 ORDER BY 1, min(a.position)
                 """, [SQL.textArrayLiteral(group.map(\.sqlName))])
             {
                 grants["\(c.table) \(grant.object)", default: []].append(grant)
@@ -128,9 +129,10 @@ enum AccessControl {
                    string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges
             FROM unnest($1::text[]) AS n(name)
             JOIN pg_catalog.pg_attribute c ON c.attrelid = n.name::pg_catalog.regclass
-            CROSS JOIN LATERAL pg_catalog.aclexplode(c.attacl) a
+            CROSS JOIN LATERAL pg_catalog.aclexplode(c.attacl)
+                WITH ORDINALITY a(grantor, grantee, privilege_type, is_grantable, position)
             WHERE c.attnum > 0 AND NOT c.attisdropped AND c.attacl IS NOT NULL
-            GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, min(a.position)
             """, [SQL.textArrayLiteral(tables.map(\.name))])
         {
             grants[grant.object, default: []].append(grant)
@@ -175,9 +177,9 @@ enum AccessControl {
                    d.defaclobjtype::text AS kind, \(granteeSQL) AS grantee, a.is_grantable AS grantable,
                    string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type) AS privileges, a.grantee = d.defaclrole AS is_role
             FROM pg_catalog.pg_default_acl d LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace,
-                 pg_catalog.aclexplode(d.defaclacl) a
+                 pg_catalog.aclexplode(d.defaclacl) WITH ORDINALITY a(grantor, grantee, privilege_type, is_grantable, position)
             WHERE (n.nspname = ANY($1::text[]) OR d.defaclnamespace = 0) AND d.defaclobjtype IN ('r', 'S', 'f', 'T', 'n')
-            GROUP BY 1, 2, 3, 4, 5, 7 ORDER BY 2 NULLS FIRST, 1, 3, 4, 5
+            GROUP BY 1, 2, 3, 4, 5, 7 ORDER BY 2 NULLS FIRST, 1, 3, min(a.position)
             """, [SQL.textArrayLiteral(schemas)])
         {
             guard let kind = kinds[row.kind], let fallback = defaults[row.kind] else { continue }

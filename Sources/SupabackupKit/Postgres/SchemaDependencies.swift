@@ -174,7 +174,9 @@ extension SchemaCapture.Capture {
             let owner = owners.first { statement.name == $0 || statement.name.hasPrefix($0 + " ") }
             add(
                 statement.section, statement.kind, statement.name, statement.sql, after: owner.map { [$0] } ?? [],
-                key: "\(statement.kind) \(statement.name) \(nodes.count)")
+                // Keys in the order given: grants in the order of the source's ACL arrays.
+                key: "\(statement.kind) " + String(repeating: "0", count: 8 - String(nodes.count).count)
+                    + "\(nodes.count)")
         }
     }
 
