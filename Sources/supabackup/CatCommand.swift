@@ -5,14 +5,19 @@ import SupabackupKit
 struct CatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cat",
-        abstract: "Write a table's rows as NDJSON to stdout (for jq, grep, or loading elsewhere).",
-        discussion: "Decompresses as it streams; checks the file's SHA-256 first.")
+        abstract: "Write a table's rows as NDJSON, or the backup's schema.sql, to stdout.",
+        discussion:
+            "Decompresses (and decrypts) as it streams; checks the file's SHA-256 first. `cat NAME --schema` prints schema.sql, which psql can apply."
+    )
 
     @Argument(help: "The backup's name.")
     var name: String
 
     @Argument(help: "The table: name or schema.name.")
-    var table: String
+    var table: String?
+
+    @Flag(name: .customLong("schema"), help: "Print the backup's schema.sql instead of a table's rows.")
+    var schema = false
 
     @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
     var directory = "backups"
@@ -21,10 +26,25 @@ struct CatCommand: ParsableCommand {
 
     @OptionGroup(title: "Encryption (age)") var keys: IdentityOptions
 
+    func validate() throws {
+        if schema == (table != nil) {
+            throw ValidationError(schema ? "give a table or --schema, not both" : "give a table, or --schema")
+        }
+    }
+
     func run() throws {
         try storage.apply()
         try Terminal.run {
             let archive = try BackupArchive.open(name: name, in: directory, identities: try keys.resolve())
+            guard let table else {
+                guard let text = try archive.schemaText() else {
+                    throw UsageError(
+                        "backup \(name) has no schema.sql (it was made over REST, which cannot see definitions)",
+                        code: .notSupported)
+                }
+                try Terminal.streamToStdout { write in try Data(text.utf8).withUnsafeBytes { try write($0) } }
+                return
+            }
             let filter = try TableFilter(parsing: table)
             let matches = archive.manifest.tables.filter { filter.matches($0.tableName) }
             guard let entry = matches.first else { throw UsageError("backup \(name) has no table \(filter)") }

@@ -47,9 +47,14 @@ struct RestoreCommand: ParsableCommand {
     @Flag(
         name: .customLong("create-schema"),
         help:
-            "Create missing types, tables, indexes, policies, triggers and grants from the backup's schema.sql, in the same transaction."
+            "Create what the target lacks of the backup's schema.sql (tables, views, functions, types, indexes, policies, triggers, grants, ...) in the same transaction."
     )
     var createSchema = false
+
+    @Flag(
+        name: .customLong("schema-only"),
+        help: "Create the backup's schema.sql objects and load no rows (like pg_restore --schema-only).")
+    var schemaOnly = false
 
     @Flag(name: .customLong("with-auth"), help: "Also restore the backup's Auth users, identities and MFA factors.")
     var withAuth = false
@@ -77,7 +82,8 @@ struct RestoreCommand: ParsableCommand {
             var options = RestoreOptions(
                 target: try connection.restoreTarget(), directory: directory, name: name,
                 tables: try parseTables(tables), dryRun: dryRun, disableTriggers: disableTriggers)
-            options.createSchema = createSchema
+            options.createSchema = createSchema || schemaOnly
+            options.schemaOnly = schemaOnly
             options.identities = try keys.resolve()
             options.withAuth = withAuth
             options.storage = try files.selection(connection, jobs: jobs)
@@ -182,7 +188,7 @@ struct RestoreCommand: ParsableCommand {
                 if let value = sequence.value { print("sequence \(sequence.sequence) set to \(value)") }
             }
         }
-        print(Self.summary(result, createSchema: createSchema))
+        print(Self.summary(result, createSchema: createSchema || schemaOnly))
     }
 
     /// The closing lines: what was written, in a few numbers.

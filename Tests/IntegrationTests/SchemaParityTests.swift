@@ -128,6 +128,66 @@ struct SchemaParityTests {
         _ = run
     }
 
+    @Test("restore --schema-only creates every object and no row; cat --schema prints schema.sql, also encrypted")
+    func schemaOnlyAndPrint() throws {
+        let source = try Self.zoo()
+        let keys = try TemporaryDirectory()
+        let identity = AgeIdentity.generate()
+        let identityFile = keys.file("backup.key")
+        #expect(
+            FileManager.default.createFile(
+                atPath: identityFile, contents: Data(identity.fileContents().utf8),
+                attributes: [.posixPermissions: 0o600]))
+        let directory = try TemporaryDirectory()
+        let backup = try CLI.run(
+            [
+                "backup", "--db-url", source.url, "--out", directory.path, "--schema", "zoo", "--schema", "zoo_api",
+                "--recipient", identity.recipient!.description, "--quiet",
+            ])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let name = backup.lastLine
+
+        let target = try TestDatabase("zoo_schema_only")
+        let restore = try CLI.run(
+            [
+                "restore", name, "--dir", directory.path, "--db-url", target.url, "--schema-only", "--identity",
+                identityFile,
+            ])
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(!restore.stderr.contains("left out"), "\(restore.stderr)")
+        #expect(try SchemaParity.differences(source: source.url, target: target.url) == [])
+        #expect(try target.scalar("SELECT count(*) FROM zoo.animals") == "0")
+        #expect(try target.scalar("SELECT relispopulated FROM pg_class WHERE oid = 'zoo.diet_counts'::regclass") == "f")
+
+        // The printed script is what psql applies, into a database of its own, to the same schema.
+        let printed = try CLI.run(["cat", name, "--schema", "--dir", directory.path, "--identity", identityFile])
+        #expect(printed.status == 0, "\(printed.stderr)")
+        #expect(printed.stdout.contains("CREATE VIEW zoo.very_heavy"))
+        let applied = try TestDatabase("zoo_psql")
+        try Tool.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", applied.url], input: Array(printed.stdout.utf8))
+        #expect(try SchemaParity.differences(source: target.url, target: applied.url) == [])
+
+        let locked = try CLI.run(["cat", name, "--schema", "--dir", directory.path])
+        #expect(locked.status != 0 && locked.stdout.isEmpty, "\(locked.stdout)")
+        let neither = try CLI.run(["cat", name, "--dir", directory.path])
+        #expect(neither.status == 64 && neither.stderr.contains("--schema"), "\(neither.stderr)")
+    }
+
+    @Test("a name the target gives to something else fails the restore in one line, and the target is unchanged")
+    func nameTakenBySomethingElse() throws {
+        let source = try Self.zoo()
+        let directory = try TemporaryDirectory()
+        let name = try backup(source, into: directory, schemas: ["zoo", "zoo_api"]).manifest.name
+        let target = try TestDatabase("zoo_taken")
+        try target.execute("CREATE SCHEMA zoo; CREATE TABLE zoo.heavy_animals (id int)")
+        let before = try SchemaParity.objects(url: target.url)
+        let result = try CLI.run(["restore", name, "--dir", directory.path, "--db-url", target.url, "--create-schema"])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("view zoo.heavy_animals") && result.stderr.contains("a table of that name"))
+        #expect(result.stderr.split(separator: "\n").filter { $0.hasPrefix("supabackup: error") }.count == 1)
+        #expect(try SchemaParity.objects(url: target.url) == before)
+    }
+
     /// Runs saas.sql's own pgTAP suite; returns how many tests passed, failing on any that did not.
     func pgTAP(on database: TestDatabase) throws -> Int {
         let path = Repository.sqlDirectory + "/fixtures/supabase/saas-tests.sql"

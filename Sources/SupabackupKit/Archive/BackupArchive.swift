@@ -146,6 +146,11 @@ public struct BackupArchive: Sendable {
 
     /// `schema.sql`, checked against the manifest (and decrypted); nil for backups without one (REST mode).
     public func schemaScript() throws -> SchemaScript? {
+        try schemaText().map { try SchemaScript(parsing: $0) }
+    }
+
+    /// schema.sql as written (decrypted), checked against the manifest; nil when there is none.
+    public func schemaText() throws -> String? {
         guard let entry = manifest.schemaFile else { return nil }
         guard let stored = try storage.entry(object(entry.file)), !stored.isFolder else {
             throw ArchiveError(.damaged, "is missing or not a regular file", file: entry.file)
@@ -161,7 +166,7 @@ public struct BackupArchive: Sendable {
             error.file = error.file ?? entry.file
             throw error
         }
-        return try SchemaScript(parsing: String(decoding: data, as: UTF8.self))
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// A manifest-sized file of backup `name`.

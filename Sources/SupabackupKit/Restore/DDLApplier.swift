@@ -23,6 +23,41 @@ struct DDLApplier {
         self.connection = connection
     }
 
+    /// What kind of relation each kind of statement creates (`pg_class.relkind`).
+    static let relationKinds: [String: (kinds: String, noun: String)] = [
+        "table": ("rp", "table"), "view": ("v", "view"), "materialized-view": ("m", "materialized view"),
+        "sequence": ("S", "sequence"), "index": ("iI", "index"),
+    ]
+
+    /// The kind of object that holds the name when it is not what `statement` creates (a table
+    /// where the backup has a view): nil when it is the same kind, left alone as existing.
+    func takenBySomethingElse(_ statement: SchemaScript.Statement) throws -> String? {
+        if Self.relationKinds[statement.kind] != nil {
+            guard
+                let kind = try connection.query(
+                    "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)",
+                    [statement.name]
+                ).scalar, let expected = Self.relationKinds[statement.kind]
+            else { return nil }
+            if expected.kinds.contains(kind) { return nil }
+            return Self.relationKinds.values.first { $0.kinds.contains(kind) }?.noun ?? "relation"
+        }
+        if statement.kind == "type" || statement.kind == "domain" {
+            guard
+                let kind = try connection.query(
+                    """
+                    SELECT CASE WHEN t.typtype = 'd' THEN 'domain' WHEN c.relkind IN ('r', 'p', 'v', 'm', 'f') THEN 'table'
+                                ELSE 'type' END
+                    FROM pg_catalog.pg_type t LEFT JOIN pg_catalog.pg_class c ON c.oid = t.typrelid
+                    WHERE t.oid = pg_catalog.to_regtype($1)
+                    """, [statement.name]
+                ).scalar
+            else { return nil }
+            return kind == statement.kind ? nil : kind
+        }
+        return nil
+    }
+
     mutating func apply(_ statements: [SchemaScript.Statement]) throws {
         // As pg_restore: a function's body may name objects created after it.
         try connection.execute("SET LOCAL check_function_bodies = off")
@@ -53,6 +88,11 @@ struct DDLApplier {
                 if statement.kind == "table" { createdTables.append(statement.name) }
             } catch let error as PostgresError where Self.duplicates.contains(error.sqlState ?? "") {
                 try connection.execute("ROLLBACK TO SAVEPOINT supabackup_ddl")
+                if let other = try takenBySomethingElse(statement) {
+                    throw RestoreError(
+                        table: nil, underlying: error,
+                        advice: "creating \(object) from schema.sql failed: the target has a \(other) of that name")
+                }
                 existing.append(object)
             } catch let error as PostgresError
                 where (Self.accessKinds.contains(statement.kind) || Self.privilegedKinds.contains(statement.kind))

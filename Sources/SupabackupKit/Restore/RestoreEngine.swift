@@ -20,6 +20,9 @@ public struct RestoreOptions: Sendable {
     /// Create missing types, tables, indexes, policies, ... from the backup's schema.sql, in the
     /// same transaction as the rows.
     public var createSchema = false
+    /// Create schema.sql's objects and load no rows (like `pg_restore --schema-only`): no
+    /// sequence is set and no materialized view refreshed. Implies `createSchema`.
+    public var schemaOnly = false
     /// Decrypt an encrypted backup (age identities); not needed for unencrypted ones.
     public var identities: [AgeIdentity] = []
     /// Restore the backup's Auth tables (users, identities, MFA factors); skipped otherwise.
@@ -139,18 +142,20 @@ public struct RestoreEngine {
             let named = options.tables.contains { $0.schema == table.schema && $0.matches(table.tableName) }
             if Platform.isInternal(table.tableName) && !named { return false }
             return names.contains(table.tableName) && (options.withAuth || table.schema != "auth" || named)
+                && !options.schemaOnly
         }
-        if options.withAuth && !selected.contains(where: { $0.schema == "auth" }) {
+        if options.withAuth && !options.schemaOnly && !selected.contains(where: { $0.schema == "auth" }) {
             throw UsageError(
                 "--with-auth: this backup holds no auth tables (back up with --with-auth)", code: .unknownName)
         }
         var schema: SchemaScript?
-        if options.createSchema {
-            guard let script = try archive.schemaScript() else {
+        if options.createSchema || options.schemaOnly {
+            guard var script = try archive.schemaScript() else {
                 throw UsageError(
-                    "--create-schema: backup \(archive.name) was made over REST (mode \(archive.manifest.mode)), which cannot see table definitions; it has no schema.sql. Create the tables first (e.g. from your migrations), or restore a direct-mode backup",
+                    "\(options.schemaOnly ? "--schema-only" : "--create-schema"): backup \(archive.name) was made over REST (mode \(archive.manifest.mode)), which cannot see table definitions; it has no schema.sql. Create the tables first (e.g. from your migrations), or restore a direct-mode backup",
                     code: .notSupported)
             }
+            if options.schemaOnly { script.statements.removeAll { $0.kind == "refresh" } }
             schema = script
         }
         // Damaged files are refused before the database is touched.
@@ -166,7 +171,7 @@ public struct RestoreEngine {
             let planned = try StorageRestore.plan(archive, selection)
             if options.dryRun {
                 var result = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: true)
-                result.leftOut = leftOut(archive.manifest, selected)
+                result.leftOut = options.schemaOnly ? [] : leftOut(archive.manifest, selected)
                 result.storagePlanned = (planned.objects.count, planned.objects.reduce(0) { $0 + $1.size })
                 return result
             }
@@ -179,7 +184,7 @@ public struct RestoreEngine {
                 buckets: planned.buckets, objects: planned.objects)
         }
         var result = try restoreTables(archive: archive, selected: selected, schema: schema, dryRun: options.dryRun)
-        result.leftOut = leftOut(archive.manifest, selected)
+        result.leftOut = options.schemaOnly ? [] : leftOut(archive.manifest, selected)
         result.storage = files
         if options.storage == nil { result.storageNotRequested = archive.manifest.storage?.objects.count ?? 0 }
         return result
