@@ -8,7 +8,8 @@ extension SchemaCapture.Capture {
     mutating func tables() throws {
         struct Relation: Decodable {
             var oid: String, name: String, unlogged: Bool, isPartition: Bool, partitionKey: String?, parent: String?
-            var bound: String?, inherits: String?, options: String?, replicaIdentity: String, replicaIndex: String?
+            var bound: String?, inherits: String?, parentOids: String?, options: String?, replicaIdentity: String,
+                replicaIndex: String?
             var rowSecurity: Bool, forceRowSecurity: Bool, typed: Bool
         }
         struct Constraint: Decodable {
@@ -23,10 +24,12 @@ extension SchemaCapture.Capture {
                    CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END AS bound,
                    CASE WHEN NOT c.relispartition THEN (SELECT string_agg(i.inhparent::regclass::text, ', ' ORDER BY i.inhseqno)
                         FROM pg_inherits i WHERE i.inhrelid = c.oid) END AS inherits,
+                   (SELECT string_agg(i.inhparent::text, ',') FROM pg_inherits i WHERE i.inhrelid = c.oid) AS parent_oids,
                    concat_ws(', ', \(Self.options("c.reloptions")),
                         \(Self.options("(SELECT reloptions FROM pg_class WHERE oid = c.reltoastrelid)", prefix: "toast."))) AS options,
                    c.relreplident::text AS replica_identity,
-                   (SELECT i.indexrelid::regclass::text FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS replica_index,
+                   (SELECT quote_ident(ic.relname) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                    WHERE i.indrelid = c.oid AND i.indisreplident) AS replica_index,
                    c.relrowsecurity AS row_security, c.relforcerowsecurity AS force_row_security, c.reloftype <> 0 AS typed
             FROM pg_class c WHERE c.oid = ANY($1::oid[]) ORDER BY c.relispartition, 2
             """)
@@ -106,11 +109,7 @@ extension SchemaCapture.Capture {
                 warnings.append(
                     "schema.sql creates \(relation.name) as an ordinary table: typed tables (OF type) are not captured")
             }
-            var after = [String]()
-            if let parent = relation.parent, let key = relationKeys[parent] { after.append(key) }
-            for parent in (relation.inherits ?? "").split(separator: ",") {
-                if let key = relationKeys[parent.trimmingCharacters(in: .whitespaces)] { after.append(key) }
-            }
+            let after = (relation.parentOids ?? "").split(separator: ",").compactMap { relationKeys[String($0)] }
             let key = add(.preData, "table", relation.name, sql, catalog: "pg_class", oid: relation.oid, after: after)
             relationKeys[relation.name] = key
             relationKeys[relation.oid] = key
@@ -125,7 +124,7 @@ extension SchemaCapture.Capture {
             if let index = relation.replicaIndex {
                 add(
                     .postData, "replica-identity", relation.name,
-                    "ALTER TABLE ONLY \(relation.name) REPLICA IDENTITY USING INDEX \(index.split(separator: ".").last!);",
+                    "ALTER TABLE ONLY \(relation.name) REPLICA IDENTITY USING INDEX \(index);",
                     after: [key])
             }
             if relation.rowSecurity {
@@ -208,13 +207,14 @@ extension SchemaCapture.Capture {
     /// attached to its parent's, as pg_dump does.
     mutating func indexes() throws {
         struct Row: Decodable {
-            var oid: String, name: String, relation: String, table: String, sql: String, parent: String?,
-                clustered: Bool
+            var oid: String, name: String, bareName: String, relation: String, table: String, sql: String
+            var parent: String?, clustered: Bool
         }
         for row in try rows(
             Row.self,
             """
             SELECT i.indexrelid::text AS oid, i.indexrelid::regclass::text AS name, i.indrelid::text AS relation,
+                   (SELECT quote_ident(relname) FROM pg_class WHERE oid = i.indexrelid) AS bare_name,
                    i.indrelid::regclass::text AS table, pg_get_indexdef(i.indexrelid) AS sql, i.indisclustered AS clustered,
                    (SELECT p.inhparent::regclass::text FROM pg_inherits p WHERE p.inhrelid = i.indexrelid) AS parent
             FROM pg_index i
@@ -231,7 +231,7 @@ extension SchemaCapture.Capture {
                 after.append("index \(parent)")
             }
             if row.clustered {
-                sql += "\nALTER TABLE \(row.table) CLUSTER ON \(row.name.split(separator: ".").last!);"
+                sql += "\nALTER TABLE \(row.table) CLUSTER ON \(row.bareName);"
             }
             add(.postData, "index", row.name, sql, catalog: "pg_class", oid: row.oid, after: after)
         }
