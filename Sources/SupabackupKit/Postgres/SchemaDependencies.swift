@@ -169,9 +169,14 @@ extension SchemaCapture.Capture {
         var statements = try AccessControl.statements(for: objects, on: connection)
         statements += try AccessControl.columnGrants(columnGrantTables.filter { keys.contains($0.key) }, on: connection)
         statements += try AccessControl.defaultPrivileges(in: schemaNames, on: connection)
-        let owners = objects.map(\.key) + columnGrantTables.map(\.key)
+        let owners = Set(objects.map(\.key) + columnGrantTables.map(\.key))
         for statement in statements {
-            let owner = owners.first { statement.name == $0 || statement.name.hasPrefix($0 + " ") }
+            // A statement's name is its object's key, or the key and a grantee.
+            var candidate = Substring(statement.name)
+            while !owners.contains(String(candidate)), let space = candidate.lastIndex(of: " ") {
+                candidate = candidate[..<space]
+            }
+            let owner = owners.contains(String(candidate)) ? String(candidate) : nil
             add(
                 statement.section, statement.kind, statement.name, statement.sql, after: owner.map { [$0] } ?? [],
                 // Keys in the order given: grants in the order of the source's ACL arrays.

@@ -58,24 +58,34 @@ struct DDLApplier {
         return nil
     }
 
+    private var existingSet: Set<String> = []
+
+    /// Whether `name` (an object's `kind name`, maybe followed by a grantee) names an object
+    /// that existed before the restore.
+    private func existed(_ name: String) -> Bool {
+        var candidate = Substring(name)
+        while true {
+            if existingSet.contains(String(candidate)) { return true }
+            guard let space = candidate.lastIndex(of: " ") else { return false }
+            candidate = candidate[..<space]
+        }
+    }
+
     mutating func apply(_ statements: [SchemaScript.Statement]) throws {
         // As pg_restore: a function's body may name objects created after it.
         try connection.execute("SET LOCAL check_function_bodies = off")
         for statement in statements {
             let object = "\(statement.kind) \(statement.name)"
             // The ACL of an object that existed before the restore is the target's business.
-            if statement.kind == "acl" || statement.kind == "grant",
-                existing.contains(where: { statement.name == $0 || statement.name.hasPrefix($0 + " ") })
-            {
-                continue
-            }
+            if statement.kind == "acl" || statement.kind == "grant", existed(statement.name) { continue }
             // A materialized view that was there keeps its own data.
-            if statement.kind == "refresh" && existing.contains("materialized-view \(statement.name)") { continue }
+            if statement.kind == "refresh" && existingSet.contains("materialized-view \(statement.name)") { continue }
             if statement.kind == "schema",
                 try connection.query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", [statement.name]).rows
                     .count == 1
             {
                 existing.append(object)
+                existingSet.insert(object)
                 continue
             }
             try connection.execute("SAVEPOINT supabackup_ddl")
@@ -94,6 +104,7 @@ struct DDLApplier {
                         advice: "creating \(object) from schema.sql failed: the target has a \(other) of that name")
                 }
                 existing.append(object)
+                existingSet.insert(object)
             } catch let error as PostgresError
                 where (Self.accessKinds.contains(statement.kind) || Self.privilegedKinds.contains(statement.kind))
                 && Self.grantRefusals.contains(error.sqlState ?? "")
