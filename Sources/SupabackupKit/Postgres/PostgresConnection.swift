@@ -63,6 +63,8 @@ public final class PostgresConnection {
         }
         return text
     }
+    /// `server_version_num`, from the connection's startup (no round trip).
+    public var serverVersion: Int { handle.map { Int(PQserverVersion($0)) } ?? 0 }
     public var user: String { handle.flatMap { PQuser($0) }.map { String(cString: $0) } ?? "" }
 
     /// Runs one or more statements that return no rows.

@@ -47,11 +47,10 @@ enum SchemaCapture {
         try capture.statistics()
         try capture.publications()
         try capture.eventTriggers()
-        try capture.extensions()
-        try capture.dependencies()
+        try capture.links()
         capture.leaveOutDependentsOfExcluded()
         capture.refreshInDependencyOrder()
-        try capture.comments()
+        capture.comments()
         try capture.accessControl()
         try capture.uncaptured()
         return Result(script: SchemaScript(statements: SchemaOrder.sorted(capture.nodes)), warnings: capture.warnings)
@@ -93,6 +92,8 @@ enum SchemaCapture {
         var boundRelations: [String] = []
         /// `OWNED BY` statements waiting for their table: (sequence name, sql, sequence key, table oid).
         var pendingOwners: [(name: String, sql: String, sequence: String, table: String)] = []
+        /// Comments on captured objects, read with their dependencies; added once the nodes are final.
+        var commentRows: [Comment] = []
 
         init(connection: PostgresConnection, schemas: [String], tables: [Int64]) throws {
             self.connection = connection

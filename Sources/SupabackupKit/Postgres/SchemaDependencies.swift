@@ -3,13 +3,18 @@ import Foundation
 /// What ties the captured objects together: pg_depend, the extensions they use, their comments,
 /// their access control, and what the source holds that schema.sql does not carry.
 extension SchemaCapture.Capture {
-    /// `m(classid, objid, key, part)`: every captured object (`$1` catalogs, `$2` oids, `$3` keys)
-    /// and its parts, which pg_depend records on their own: a relation's defaults, constraints,
-    /// constraint indexes, row type and its array, identity sequences, a view's rewrite rule; a
-    /// type's array, relation, domain constraints, multirange; an extension's members.
+    /// `m(classid, objid, key, part)`: every captured object (`$1` catalogs, `$2` oids, `$3` keys),
+    /// every extension but plpgsql (which every database has), and their parts, which pg_depend
+    /// records on their own: a relation's defaults, constraints, constraint indexes, row type and
+    /// its array, identity sequences, a view's rewrite rule; a type's array, relation, domain
+    /// constraints, multirange; an extension's members.
     static let membersCTE = """
-        n(classid, objid, key) AS (
+        given(classid, objid, key) AS (
             SELECT c::regclass::oid, o::oid, k FROM unnest($1::text[], $2::text[], $3::text[]) AS u(c, o, k)
+        ), n(classid, objid, key) AS (
+            SELECT * FROM given
+            UNION ALL SELECT 'pg_extension'::regclass, e.oid, 'extension ' || e.extname FROM pg_extension e
+            WHERE e.extname <> 'plpgsql'
         ), m(classid, objid, key, part) AS (
             SELECT classid, objid, key, 'self' FROM n
             UNION ALL SELECT 'pg_attrdef'::regclass, ad.oid, n.key, 'part' FROM n JOIN pg_attrdef ad ON ad.adrelid = n.objid
@@ -41,53 +46,44 @@ extension SchemaCapture.Capture {
         )
         """
 
-    static func memberParameters(_ members: [(catalog: String, oid: String, key: String)]) -> [String?] {
-        [
-            SQL.textArrayLiteral(members.map(\.catalog)), SQL.textArrayLiteral(members.map(\.oid)),
-            SQL.textArrayLiteral(members.map(\.key)),
-        ]
-    }
-
     struct Edge: Decodable { var dependent: String; var dependency: String }
+    struct Comment: Decodable { var key: String; var type: String; var identity: String; var description: String }
+    struct Extension: Decodable { var oid: String; var name: String; var schema: String; var inScope: Bool }
+    struct Links: Decodable { var extensions: [Extension]; var edges: [Edge]; var comments: [Comment] }
 
-    func edges(among members: [(catalog: String, oid: String, key: String)]) throws -> [Edge] {
-        try connection.decode(
-            Edge.self,
+    /// One query for what ties the objects together (planning the catalog queries is most of
+    /// what schema capture costs): pg_depend between every captured object, the extensions
+    /// they use, and their comments. Adds the extensions and records which node follows which.
+    mutating func links() throws {
+        let all = members + excluded.map { ("pg_class", $0.oid, "excluded \($0.name)") }
+        let links = try connection.decode(
+            Links.self,
             """
             WITH \(Self.membersCTE)
-            SELECT DISTINCT a.key AS dependent, b.key AS dependency FROM pg_depend d
-            JOIN m a ON a.classid = d.classid AND a.objid = d.objid
-            JOIN m b ON b.classid = d.refclassid AND b.objid = d.refobjid
-            WHERE d.deptype = 'n' AND a.key <> b.key
-            """, Self.memberParameters(members))
-    }
-
-    /// Reads pg_depend once for every captured object and its parts, and records which node
-    /// must follow which.
-    mutating func dependencies() throws {
-        let all = members + excluded.map { ("pg_class", $0.oid, "excluded \($0.name)") }
-        var index: [String: Int] = [:]
-        for (position, node) in nodes.enumerated() { index[node.key] = position }
-        for edge in try edges(among: all) {
-            if let position = index[edge.dependent] { nodes[position].after.insert(edge.dependency) }
-        }
-    }
-
-    /// Extensions in the schemas and those whose objects (types, functions, operators) the
-    /// captured objects use, as `CREATE EXTENSION IF NOT EXISTS ... WITH SCHEMA`, never their
-    /// members; with the schema each lives in.
-    mutating func extensions() throws {
-        struct Row: Decodable { var oid: String; var name: String; var schema: String; var inScope: Bool }
-        let candidates = try rows(
-            Row.self,
-            """
-            SELECT e.oid::text AS oid, e.extname AS name, n.nspname AS schema, n.nspname = ANY($2::text[]) AS in_scope
-            FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname <> 'plpgsql' ORDER BY 2
-            """)
-        guard !candidates.isEmpty else { return }
-        let probe = members + candidates.map { ("pg_extension", $0.oid, "extension \($0.name)") }
-        let used = Set(try edges(among: probe).map(\.dependency))
-        for row in candidates where row.inScope || used.contains("extension \(row.name)") {
+            SELECT
+              (SELECT coalesce(json_agg(json_build_object('oid', e.oid::text, 'name', e.extname, 'schema', s.nspname,
+                                                          'in_scope', s.nspname = ANY($4::text[])) ORDER BY e.extname), '[]')
+               FROM pg_extension e JOIN pg_namespace s ON s.oid = e.extnamespace WHERE e.extname <> 'plpgsql') AS extensions,
+              (SELECT coalesce(json_agg(json_build_object('dependent', x.dependent, 'dependency', x.dependency)), '[]') FROM (
+                  SELECT DISTINCT a.key AS dependent, b.key AS dependency FROM pg_depend d
+                  JOIN m a ON a.classid = d.classid AND a.objid = d.objid
+                  JOIN m b ON b.classid = d.refclassid AND b.objid = d.refobjid
+                  WHERE d.deptype = 'n' AND a.key <> b.key) x) AS edges,
+              (SELECT coalesce(json_agg(json_build_object('key', x.key, 'type', x.type, 'identity', x.identity,
+                                                          'description', x.description)), '[]') FROM (
+                  SELECT DISTINCT ON (d.classoid, d.objoid, d.objsubid) m.key, o.type, o.identity, d.description
+                  FROM pg_description d JOIN m ON m.classid = d.classoid AND m.objid = d.objoid AND m.part <> 'extension'
+                  CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+                  WHERE m.key NOT LIKE 'extension %'
+                  ORDER BY d.classoid, d.objoid, d.objsubid) x) AS comments
+            """,
+            [
+                SQL.textArrayLiteral(all.map(\.0)), SQL.textArrayLiteral(all.map(\.1)),
+                SQL.textArrayLiteral(all.map(\.2)), schemaList,
+            ]
+        ).first!
+        let used = Set(links.edges.filter { !$0.dependent.hasPrefix("extension ") }.map(\.dependency))
+        for row in links.extensions where row.inScope || used.contains("extension \(row.name)") {
             let schema = SQL.quoteIdentifier(row.schema)
             var after: [String] = []
             if !row.inScope && !has("schema \(row.schema)") {
@@ -98,6 +94,12 @@ extension SchemaCapture.Capture {
                 "CREATE EXTENSION IF NOT EXISTS \(SQL.quoteIdentifier(row.name)) WITH SCHEMA \(schema);",
                 catalog: "pg_extension", oid: row.oid, after: after)
         }
+        var index: [String: Int] = [:]
+        for (position, node) in nodes.enumerated() { index[node.key] = position }
+        for edge in links.edges {
+            if let position = index[edge.dependent] { nodes[position].after.insert(edge.dependency) }
+        }
+        commentRows = links.comments
     }
 
     /// A materialized view reading another is refreshed after it.
@@ -112,9 +114,8 @@ extension SchemaCapture.Capture {
         }
     }
 
-    /// Comments on every captured object and its columns and constraints.
-    mutating func comments() throws {
-        struct Row: Decodable { var key: String; var type: String; var identity: String; var description: String }
+    /// Comments on every captured object and its columns and constraints (read by `links()`).
+    mutating func comments() {
         let keys = Set(nodes.map(\.key))
         let keywords = [
             "table": "TABLE", "view": "VIEW", "materialized view": "MATERIALIZED VIEW", "sequence": "SEQUENCE",
@@ -125,17 +126,7 @@ extension SchemaCapture.Capture {
             "domain constraint": "CONSTRAINT", "table column": "COLUMN", "view column": "COLUMN",
             "materialized view column": "COLUMN", "composite type column": "COLUMN",
         ]
-        for row in try connection.decode(
-            Row.self,
-            """
-            WITH \(Self.membersCTE)
-            SELECT DISTINCT ON (d.classoid, d.objoid, d.objsubid) m.key, o.type, o.identity, d.description
-            FROM pg_description d JOIN m ON m.classid = d.classoid AND m.objid = d.objoid AND m.part <> 'extension'
-            CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
-            WHERE m.key NOT LIKE 'extension %'
-            ORDER BY d.classoid, d.objoid, d.objsubid
-            """, Self.memberParameters(members))
-        {
+        for row in commentRows {
             guard keys.contains(row.key), let keyword = keywords[row.type] else { continue }
             var identity = row.identity
             if row.type == "domain constraint", let range = identity.range(of: " on ", options: .backwards) {

@@ -350,7 +350,7 @@ extension SchemaCapture.Capture {
     /// project has it already and keeps its own), and each table's membership with its column
     /// list and row filter.
     mutating func publications() throws {
-        let version = Int(try connection.query("SHOW server_version_num").scalar ?? "") ?? 0
+        let version = connection.serverVersion
         let columnsAndFilter =
             version >= 150000
             ? """
