@@ -110,17 +110,50 @@ enum SchemaCapture {
             relationOids = relations.map(\.oid)
             relationList = "{" + relationOids.joined(separator: ",") + "}"
             schemaList = SQL.textArrayLiteral(schemas)
-            excluded = try connection.decode(
-                OidAndName.self,
+            // What kinds of object there are at all, in one query: the query for a kind that is
+            // absent is not sent (planning catalog queries is most of what capture costs).
+            let inventory = try connection.decode(
+                Inventory.self,
                 """
-                SELECT c.oid::text AS oid, c.oid::regclass::text AS name FROM pg_class c
-                JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = ANY($2::text[]) AND c.relkind IN ('r', 'p', 'f') AND c.oid <> ALL($1::oid[])
-                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-                ORDER BY 2
+                WITH scope AS (SELECT oid FROM pg_namespace WHERE nspname = ANY($2::text[]))
+                SELECT
+                  (SELECT coalesce(json_agg(json_build_object('oid', c.oid::text, 'name', c.oid::regclass::text)
+                                            ORDER BY c.oid::regclass::text), '[]')
+                   FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM scope) AND c.relkind IN ('r', 'p', 'f')
+                     AND c.oid <> ALL($1::oid[])
+                     AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                     AND d.deptype = 'e')) AS excluded,
+                  EXISTS (SELECT 1 FROM pg_type WHERE typnamespace IN (SELECT oid FROM scope) AND typtype IN ('e', 'r', 'd'))
+                    OR EXISTS (SELECT 1 FROM pg_class WHERE relnamespace IN (SELECT oid FROM scope) AND relkind = 'c')
+                    OR EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = ANY($1::oid[]) AND atttypid >= 16384) AS types,
+                  EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace IN (SELECT oid FROM scope) AND prokind = 'a') AS aggregates,
+                  EXISTS (SELECT 1 FROM pg_collation WHERE collnamespace IN (SELECT oid FROM scope)) AS collations,
+                  EXISTS (SELECT 1 FROM pg_class WHERE relnamespace IN (SELECT oid FROM scope) AND relkind IN ('v', 'm')) AS views,
+                  EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = ANY($1::oid[]) AND rulename <> '_RETURN') AS rules,
+                  EXISTS (SELECT 1 FROM pg_statistic_ext WHERE stxrelid = ANY($1::oid[])) AS statistics,
+                  EXISTS (SELECT 1 FROM pg_publication_rel WHERE prrelid = ANY($1::oid[])) AS publications,
+                  EXISTS (SELECT 1 FROM pg_event_trigger) AS event_triggers,
+                  EXISTS (SELECT 1 FROM pg_class WHERE relnamespace IN (SELECT oid FROM scope) AND relkind = 'f')
+                    OR EXISTS (SELECT 1 FROM pg_operator WHERE oprnamespace IN (SELECT oid FROM scope))
+                    OR EXISTS (SELECT 1 FROM pg_opfamily WHERE opfnamespace IN (SELECT oid FROM scope))
+                    OR EXISTS (SELECT 1 FROM pg_type WHERE typnamespace IN (SELECT oid FROM scope) AND typtype = 'b'
+                               AND typcategory <> 'A')
+                    OR EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgnamespace IN (SELECT oid FROM scope))
+                    OR EXISTS (SELECT 1 FROM pg_ts_dict WHERE dictnamespace IN (SELECT oid FROM scope))
+                    OR EXISTS (SELECT 1 FROM pg_conversion WHERE connamespace IN (SELECT oid FROM scope))
+                    OR EXISTS (SELECT 1 FROM pg_cast WHERE oid >= 16384) AS uncaptured
                 """, [relationList, schemaList]
-            ).map { ($0.oid, $0.name) }
+            ).first!
+            excluded = inventory.excluded.map { ($0.oid, $0.name) }
+            present = inventory
         }
+
+        /// Which kinds of object the catalog has (a superset: extensions' members count).
+        struct Inventory: Decodable {
+            var excluded: [OidAndName]
+            var types, aggregates, collations, views, rules, statistics, publications, eventTriggers, uncaptured: Bool
+        }
+        let present: Inventory
 
         struct Oid: Decodable { var oid: String }
         struct Name: Decodable { var name: String }

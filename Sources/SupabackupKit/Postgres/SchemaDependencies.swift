@@ -183,6 +183,7 @@ extension SchemaCapture.Capture {
 
     /// What the schemas hold that schema.sql does not carry: said in the backup's warnings.
     mutating func uncaptured() throws {
+        guard present.uncaptured else { return }
         struct Row: Decodable { var what: String; var names: String }
         for row in try rows(
             Row.self,

@@ -51,6 +51,7 @@ extension SchemaCapture.Capture {
     }
 
     mutating func collations() throws {
+        guard present.collations else { return }
         for row in try rows(
             Object.self,
             """
@@ -70,6 +71,7 @@ extension SchemaCapture.Capture {
     /// Enums, composite types, ranges and domains of the schemas, and those the tables' columns
     /// use from elsewhere (through arrays, domains, composites and ranges).
     mutating func types() throws {
+        guard present.types else { return }
         struct Row: Decodable {
             var oid: String; var name: String; var kind: String; var sql: String; var later: String?
         }
@@ -159,6 +161,7 @@ extension SchemaCapture.Capture {
     }
 
     mutating func aggregates() throws {
+        guard present.aggregates else { return }
         let function = { (column: String, label: String) in
             "CASE WHEN \(column) <> 0 THEN '\(label) = ' || \(column)::regproc::text END"
         }

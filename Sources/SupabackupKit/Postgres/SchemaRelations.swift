@@ -168,6 +168,7 @@ extension SchemaCapture.Capture {
     /// Views and materialized views of the schemas (created without data; refreshed after the
     /// rows and indexes), with their options and column defaults.
     mutating func views() throws {
+        guard present.views else { return }
         struct Row: Decodable {
             var oid: String; var name: String; var materialized: Bool; var populated: Bool; var sql: String
         }
@@ -284,6 +285,7 @@ extension SchemaCapture.Capture {
     }
 
     mutating func rules() throws {
+        guard present.rules || present.views else { return }
         struct Row: Decodable { var oid: String; var name: String; var relation: String; var sql: String }
         for row in try rows(
             Row.self,
@@ -328,6 +330,7 @@ extension SchemaCapture.Capture {
     }
 
     mutating func statistics() throws {
+        guard present.statistics || present.views else { return }
         struct Row: Decodable { var oid: String; var name: String; var relation: String; var sql: String }
         for row in try rows(
             Row.self,
@@ -350,6 +353,7 @@ extension SchemaCapture.Capture {
     /// project has it already and keeps its own), and each table's membership with its column
     /// list and row filter.
     mutating func publications() throws {
+        guard present.publications else { return }
         let version = connection.serverVersion
         let columnsAndFilter =
             version >= 150000
@@ -401,6 +405,7 @@ extension SchemaCapture.Capture {
     /// Event triggers whose function is the app's (creating one needs a superuser; a restore
     /// that may not skips it with a warning).
     mutating func eventTriggers() throws {
+        guard present.eventTriggers else { return }
         for row in try rows(
             Object.self,
             """
