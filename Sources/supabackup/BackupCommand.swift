@@ -11,8 +11,7 @@ struct BackupCommand: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: .customLong("out"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
-    var directory = "backups"
+    @OptionGroup var location: LocationOptions
 
     @OptionGroup var storage: StorageOptions
 
@@ -21,28 +20,30 @@ struct BackupCommand: ParsableCommand {
     @OptionGroup(title: "Supabase Storage") var files: StorageFilesOptions
 
     @Option(
-        name: .customLong("schema"),
+        name: [.customLong("schema"), .customShort("n")],
         help: ArgumentHelp("Schema to back up (repeatable; default: public).", valueName: "s"))
     var schemas: [String] = []
 
     @Option(
-        name: .customLong("table"),
+        name: [.customLong("table"), .customShort("t")],
         help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
     var tables: [String] = []
 
-    @Option(name: .customLong("exclude-table"), help: ArgumentHelp("Skip this table (repeatable).", valueName: "t"))
+    @Option(
+        name: [.customLong("exclude-table"), .customShort("T")],
+        help: ArgumentHelp("Skip this table (repeatable).", valueName: "t"))
     var excludeTables: [String] = []
 
     @Flag(
         name: .customLong("with-auth"),
-        help: "Also back up Supabase Auth's users, identities and MFA factors (direct mode).")
+        help: "Also back up Supabase Auth's users, identities and MFA factors.")
     var withAuth = false
 
-    @Option(name: .customLong("compression-level"), help: "zstd level, 1 (fast; the default) to 19 (small).")
+    @Option(name: .customLong("compression-level"), help: "zstd level, 1 (fast; the default) to 22 (smallest, slow).")
     var compressionLevel: Int32 = BackupOptions.defaultCompressionLevel
 
     @Option(
-        name: .customLong("jobs"),
+        name: [.customLong("jobs"), .customShort("j")],
         help: ArgumentHelp(
             "Connections reading at once in one snapshot (direct mode): tables in parallel, large tables in block ranges.",
             valueName: "n"))
@@ -90,6 +91,7 @@ struct BackupCommand: ParsableCommand {
     func run() throws {
         try storage.apply()
         try Terminal.run {
+            let directory = location.directory
             let options = BackupOptions(
                 transport: try connection.backupTransport(), outputDirectory: directory,
                 schemas: schemas.isEmpty ? ["public"] : schemas, tables: try parseTables(tables),

@@ -10,7 +10,7 @@ struct CatCommand: ParsableCommand {
             "Decompresses (and decrypts) as it streams; checks the file's SHA-256 first. `cat NAME --schema` prints schema.sql, which psql can apply."
     )
 
-    @Argument(help: "The backup's name.")
+    @Argument(help: "The backup's name, or latest.")
     var name: String
 
     @Argument(help: "The table: name or schema.name.")
@@ -19,8 +19,7 @@ struct CatCommand: ParsableCommand {
     @Flag(name: .customLong("schema"), help: "Print the backup's schema.sql instead of a table's rows.")
     var schema = false
 
-    @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
-    var directory = "backups"
+    @OptionGroup var location: LocationOptions
 
     @OptionGroup var storage: StorageOptions
 
@@ -35,6 +34,7 @@ struct CatCommand: ParsableCommand {
     func run() throws {
         try storage.apply()
         try Terminal.run {
+            let directory = try location.existing()
             let archive = try BackupArchive.open(name: name, in: directory, identities: try keys.resolve())
             guard let table else {
                 guard let text = try archive.schemaText() else {

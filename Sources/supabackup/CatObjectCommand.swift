@@ -8,14 +8,13 @@ struct CatObjectCommand: ParsableCommand {
         abstract: "Write one Storage object's bytes from a backup to stdout (or a file).",
         discussion: "The sibling of cat for files backed up with --with-storage; checks the SHA-256 as it streams.")
 
-    @Argument(help: "The backup's name.")
+    @Argument(help: "The backup's name, or latest.")
     var name: String
 
     @Argument(help: "The object: BUCKET/KEY (the bucket's id, then the object's key).")
     var object: String
 
-    @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
-    var directory = "backups"
+    @OptionGroup var location: LocationOptions
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Write to this new file instead of stdout.", valueName: "file"))
     var output: String?
@@ -27,6 +26,7 @@ struct CatObjectCommand: ParsableCommand {
     func run() throws {
         try storage.apply()
         try Terminal.run {
+            let directory = try location.existing()
             let archive = try BackupArchive.open(name: name, in: directory, identities: try keys.resolve())
             let entry = try archive.storageObject(named: object)
             guard let output else {

@@ -6,8 +6,7 @@ struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list", abstract: "List the backups in a folder, newest first.")
 
-    @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
-    var directory = "backups"
+    @OptionGroup var location: LocationOptions
 
     @OptionGroup var storage: StorageOptions
 
@@ -17,6 +16,7 @@ struct ListCommand: ParsableCommand {
     func run() throws {
         try storage.apply()
         try Terminal.run {
+            let directory = try location.existing()
             let backups = try BackupListing.list(in: directory)
             for backup in backups where backup.readableByOthers {
                 Terminal.stderr(

@@ -45,8 +45,7 @@ struct PruneCommand: ParsableCommand {
             hour old; nothing else in DIR is touched.
             """)
 
-    @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
-    var directory = "backups"
+    @OptionGroup var location: LocationOptions
 
     @OptionGroup var storage: StorageOptions
 
@@ -61,6 +60,7 @@ struct PruneCommand: ParsableCommand {
     func run() throws {
         try storage.apply()
         try Terminal.run {
+            let directory = try location.existing()
             // Deleting backups is never a default: restic's forget refuses without a policy too.
             guard !retention.given.isEmpty || dryRun else {
                 throw UsageError(

@@ -13,13 +13,12 @@ struct RestoreCommand: ParsableCommand {
             """
     )
 
-    @Argument(help: "The backup's name, as printed by backup and list.")
+    @Argument(help: "The backup's name, as printed by backup and list, or latest.")
     var name: String?
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
-    var directory = "backups"
+    @OptionGroup var location: LocationOptions
 
     @OptionGroup var storage: StorageOptions
 
@@ -28,11 +27,12 @@ struct RestoreCommand: ParsableCommand {
     @OptionGroup(title: "Supabase Storage") var files: StorageFilesOptions
 
     @Option(
-        name: .customLong("jobs"), help: ArgumentHelp("With --with-storage: files uploaded at once.", valueName: "n"))
+        name: [.customLong("jobs"), .customShort("j")],
+        help: ArgumentHelp("With --with-storage: files uploaded at once.", valueName: "n"))
     var jobs = 4
 
     @Option(
-        name: .customLong("table"),
+        name: [.customLong("table"), .customShort("t")],
         help: ArgumentHelp("Only this table: name or schema.name (repeatable).", valueName: "t"))
     var tables: [String] = []
 
@@ -67,6 +67,7 @@ struct RestoreCommand: ParsableCommand {
     func run() throws {
         try storage.apply()
         try Terminal.run {
+            let directory = try location.existing()
             guard let name else {
                 let backups = try BackupListing.list(in: directory)
                 if backups.isEmpty {

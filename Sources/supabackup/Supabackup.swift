@@ -56,7 +56,7 @@ enum TransportMode: String, ExpressibleByArgument, CaseIterable {
 /// How to reach the database: a libpq connection string, or the project's REST API.
 struct ConnectionOptions: ParsableArguments {
     @Option(
-        name: .customLong("db-url"),
+        name: [.customLong("db-url"), .customShort("d")],
         help: ArgumentHelp(
             "libpq URI or conninfo string (default: $DATABASE_URL, else the PG* variables and ~/.pgpass).",
             valueName: "url"))
@@ -72,7 +72,8 @@ struct ConnectionOptions: ParsableArguments {
     @Option(
         name: .customLong("service-key-file"),
         help: ArgumentHelp(
-            "File holding the service_role or secret key (default: $SUPABASE_SERVICE_ROLE_KEY).", valueName: "file"))
+            "File holding the service_role or secret key (otherwise the key is read from $SUPABASE_SERVICE_ROLE_KEY).",
+            valueName: "file"))
     var serviceKeyFile: String?
 
     @Option(
@@ -168,8 +169,9 @@ struct OutputOptions: ParsableArguments {
     var verbose = false
 
     func makeLogger(_ label: String) -> Logger {
-        // Per-table events are debug: the summary says it all unless --verbose asks for detail.
-        let level: Logger.Level = quiet ? .error : verbose ? .debug : .info
+        // On a terminal the progress line and the summary read as sentences; the key=value event
+        // lines (one per table) are for logs, or for --verbose.
+        let level: Logger.Level = quiet ? .error : verbose ? .debug : isatty(STDERR_FILENO) == 1 ? .notice : .info
         var logger = Logger(label: label) { _ in StderrLogHandler() }
         logger.logLevel = level
         return logger

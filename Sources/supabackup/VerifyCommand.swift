@@ -15,11 +15,10 @@ struct VerifyCommand: ParsableCommand {
             on damage.
             """)
 
-    @Argument(help: "The backup's name.")
+    @Argument(help: "The backup's name, or latest.")
     var name: String
 
-    @Option(name: .customLong("dir"), help: ArgumentHelp("Backups folder.", valueName: "dir"))
-    var directory = "backups"
+    @OptionGroup var location: LocationOptions
 
     @OptionGroup var storage: StorageOptions
 
@@ -61,7 +60,9 @@ struct VerifyCommand: ParsableCommand {
     func run() throws {
         try storage.apply()
         try Terminal.run {
+            let directory = try location.existing()
             let location = try StorageLocation.open(directory)
+            let name = try BackupArchive.resolve(name, in: location)
             let stored = try BackupArchive.inspect(name: name, in: location)
             let identities = try keys.resolve()
             if case .sealed(let sealed) = stored, identities.isEmpty {

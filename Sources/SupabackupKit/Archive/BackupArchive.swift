@@ -40,11 +40,24 @@ public struct BackupArchive: Sendable {
         try open(name: name, in: try StorageLocation.open(directory), identities: identities)
     }
 
-    /// Opens backup `name` in `storage`.
+    /// Opens backup `name` (or `latest`) in `storage`.
     public static func open(name: String, in storage: any BackupStorage, identities: [AgeIdentity] = []) throws
         -> BackupArchive
     {
-        try open(stored: try inspect(name: name, in: storage), name: name, in: storage, identities: identities)
+        let name = try resolve(name, in: storage)
+        return try open(stored: try inspect(name: name, in: storage), name: name, in: storage, identities: identities)
+    }
+
+    /// The name `latest` stands for: the newest complete backup, as `list` shows first.
+    public static let latest = "latest"
+
+    /// `name`, or for `latest` the newest complete backup's name in `storage`.
+    public static func resolve(_ name: String, in storage: any BackupStorage) throws -> String {
+        guard name == latest else { return name }
+        guard let newest = try BackupListing.list(in: storage).first(where: { $0.problem == nil }) else {
+            throw ArchiveError(.notFound, "latest: there is no complete backup in \(storage.location)")
+        }
+        return newest.name
     }
 
     /// Opens a backup whose `manifest.json` has been read; an encrypted one needs `identities`.
