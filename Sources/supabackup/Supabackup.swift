@@ -30,6 +30,11 @@ struct SupabackupCommand: ParsableCommand {
     /// (`supabackup: error: ...`, exit 64) instead of three starting `Error:`.
     static func main() {
         do {
+            do {
+                try EnvironmentFile.load()
+            } catch let error as EnvironmentFile.Malformed {
+                throw UsageError("\(EnvironmentFile.variable): \(error.description)")
+            }
             var command = try parseAsRoot()
             try command.run()
         } catch {
