@@ -36,4 +36,8 @@ swift test --skip-build "$@"
 if [ $# -eq 0 ]; then
   echo "integration suites again with --jobs 1" >&2
   SUPABACKUP_TEST_JOBS=1 swift test --skip-build --filter IntegrationTests
+  # What a host without the Swift toolchain installs (a binary with the Swift runtime linked in,
+  # a .deb, install.sh), used for a backup and a restore with the toolchain out of reach.
+  echo "release package and install check" >&2
+  scripts/install-check.sh "$(scripts/package.sh | tail -n 1)"
 fi

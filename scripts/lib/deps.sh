@@ -18,6 +18,9 @@ deps_missing() {
   command -v age >/dev/null 2>&1 || missing+=(age)
   # pgbouncer: the stand-in for Supabase's transaction-mode pooler in the tests.
   command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
+  # strip and dpkg-deb: scripts/package.sh builds the .deb the install check uses.
+  command -v strip >/dev/null 2>&1 || missing+=(binutils)
+  command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
   # pgTAP: a Supabase app's own test suite runs on the source and on the restored project.
   ls /usr/share/postgresql/*/extension/pgtap.control >/dev/null 2>&1 || missing+=(postgresql-15-pgtap)
   echo "${missing[@]}"
