@@ -38,10 +38,10 @@ struct PruneCommand: ParsableCommand {
         commandName: "prune",
         abstract: "Remove backups the retention rules do not keep (restic forget semantics).",
         discussion: """
-            A backup kept by any rule stays; the newest backup, and the newest that holds data, always stay.
-            Without a rule it removes nothing (like restic forget): give one, e.g. --keep-days 30; with
-            --dry-run and no rule it shows what --keep-days 30 would remove.
-            Leftovers of interrupted backups are removed once no process holds them and they are over an
+            A backup kept by any rule stays; the newest backup, and the newest that holds data, always stay. \
+            Without a rule it removes nothing (like restic forget): give one, e.g. --keep-days 30; with \
+            --dry-run and no rule it shows what --keep-days 30 would remove. \
+            Leftovers of interrupted backups are removed once no process holds them and they are over an \
             hour old; nothing else in DIR is touched.
             """)
 

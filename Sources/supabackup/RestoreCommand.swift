@@ -7,8 +7,8 @@ struct RestoreCommand: ParsableCommand {
         commandName: "restore",
         abstract: "Restore a backup into a database: upserts in foreign-key order, in one transaction.",
         discussion: """
-            Without NAME, lists the backups in DIR and restores nothing. NAME must be a backup folder
-            directly inside DIR. Rows whose primary key exists are updated to the backup's values,
+            Without NAME, lists the backups in DIR and restores nothing. NAME must be a backup folder \
+            directly inside DIR. Rows whose primary key exists are updated to the backup's values, \
             others inserted; rows only in the target stay. Triggers fire unless --disable-triggers.
             """
     )

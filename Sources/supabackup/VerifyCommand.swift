@@ -7,11 +7,11 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check every file of a backup against its manifest, without a database.",
         discussion: """
-            Checks size, SHA-256, zstd integrity, row count, and that each line is a JSON object. With --deep,
-            also that primary keys are unique and every foreign key between backed-up tables resolves.
-            In object storage (s3://), compares the listed sizes without downloading unless --read-data
-            (or --deep) is given. An encrypted backup without --identity: every stored byte against the
-            size and SHA-256 in manifest.json (no key needed); with --identity, everything above. Exit 3
+            Checks size, SHA-256, zstd integrity, row count, and that each line is a JSON object. With --deep, \
+            also that primary keys are unique and every foreign key between backed-up tables resolves. \
+            In object storage (s3://), compares the listed sizes without downloading unless --read-data \
+            (or --deep) is given. An encrypted backup without --identity: every stored byte against the \
+            size and SHA-256 in manifest.json (no key needed); with --identity, everything above. Exit 3 \
             on damage.
             """)
 

@@ -89,6 +89,27 @@ struct InterfaceTests {
         #expect(archive.manifest.tables.map(\.tableName.description) == ["public.users"])
     }
 
+    @Test("on a terminal the output reads as sentences; key=value lines go to logs, or to a terminal with --verbose")
+    func terminalOutput() throws {
+        let source = try Self.sample()
+        let work = try TemporaryDirectory()
+        func backup(_ flags: [String], terminal: Bool) throws -> String {
+            let arguments = [CLI.binary, "backup", "-d", source.url, "--dir", work.path] + flags
+            guard terminal else { return try CLI.run(Array(arguments.dropFirst())).stderr }
+            // script(1) gives the command a pseudo-terminal, as a person at a shell has.
+            let command = arguments.map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(
+                separator: " ")
+            return String(decoding: try Tool.run(["script", "-qec", command, "/dev/null"]), as: UTF8.self)
+        }
+        let log = try backup([], terminal: false)
+        #expect(log.contains("table done") && log.contains("rows="), "\(log)")
+        let screen = try backup([], terminal: true)
+        #expect(screen.contains("backed up 12 tables"), "\(screen)")
+        #expect(!screen.contains("rows=") && !screen.contains("table done"), "\(screen)")
+        let verbose = try backup(["--verbose"], terminal: true)
+        #expect(verbose.contains("table done") && verbose.contains("rows="), "\(verbose)")
+    }
+
     @Test("help says what the code does")
     func help() throws {
         let backup = try CLI.run(["backup", "--help"]).stdout
@@ -100,6 +121,17 @@ struct InterfaceTests {
         for command in ["backup", "restore", "list", "verify", "cat", "prune"] {
             let help = try CLI.run([command, "--help"]).stdout
             #expect(help.contains("--dir, --out <dir>") && help.contains("SUPABACKUP_DIR"), "\(command)")
+        }
+        // Descriptions are paragraphs wrapped at the width, not lines broken where the source broke them.
+        for command in ["restore", "prune", "verify", "keygen", "cat", "backup"] {
+            let help = try CLI.run([command, "--help"]).stdout
+            let prose = help.components(separatedBy: "USAGE:")[0]
+            for paragraph in prose.components(separatedBy: "\n\n") {
+                let lines = paragraph.split(separator: "\n")
+                for line in lines.dropLast() {
+                    #expect(line.count >= 60, "\(command): a line broken mid-sentence: \(line)")
+                }
+            }
         }
         // A level the help allows is accepted.
         let level = try CLI.run(["backup", "--compression-level", "22", "--db-url", "postgresql://127.0.0.1:1/x"])
