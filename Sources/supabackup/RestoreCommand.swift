@@ -68,7 +68,7 @@ struct RestoreCommand: ParsableCommand {
         try storage.apply()
         try Terminal.run {
             let directory = try location.existing()
-            guard let name else {
+            guard let given = name else {
                 let backups = try BackupListing.list(in: directory)
                 if backups.isEmpty {
                     Terminal.stderr("supabackup: no backups in \(directory); nothing restored")
@@ -80,6 +80,8 @@ struct RestoreCommand: ParsableCommand {
                 }
                 throw ExitCode(ExitStatus.usage)
             }
+            // `latest` is said as the backup it names, before anything is announced.
+            let name = try BackupArchive.resolve(given, in: try StorageLocation.open(directory))
             var options = RestoreOptions(
                 target: try connection.restoreTarget(), directory: directory, name: name,
                 tables: try parseTables(tables), dryRun: dryRun, disableTriggers: disableTriggers)
