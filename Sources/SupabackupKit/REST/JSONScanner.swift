@@ -92,28 +92,37 @@ enum JSONScanner {
 
     /// The top-level members of the object in `bytes[range]`, or nil if it is not an object.
     static func members(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>) -> [Member]? {
+        var found: [Member] = []
+        return Self.members(bytes, in: range, into: &found) ? found : nil
+    }
+
+    /// `members(_:in:)` into a caller's array (emptied first, its capacity kept): no allocation
+    /// per row on the restore path. False if it is not an object.
+    static func members(_ bytes: UnsafeRawBufferPointer, in range: Range<Int>, into members: inout [Member]) -> Bool {
+        members.removeAll(keepingCapacity: true)
         let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
         var i = skipSpace(slice, 0)
-        guard i < slice.count, slice[i] == UInt8(ascii: "{") else { return nil }
-        var members: [Member] = []
+        guard i < slice.count, slice[i] == UInt8(ascii: "{") else { return false }
         i = skipSpace(slice, i + 1)
-        if i < slice.count && slice[i] == UInt8(ascii: "}") { return members }
+        if i < slice.count && slice[i] == UInt8(ascii: "}") { return true }
         while true {
             i = skipSpace(slice, i)
-            guard i < slice.count, slice[i] == UInt8(ascii: "\""), let keyEnd = stringEnd(slice, i) else { return nil }
+            guard i < slice.count, slice[i] == UInt8(ascii: "\""), let keyEnd = stringEnd(slice, i) else {
+                return false
+            }
             let key = i..<keyEnd
             i = skipSpace(slice, keyEnd)
-            guard i < slice.count, slice[i] == UInt8(ascii: ":") else { return nil }
+            guard i < slice.count, slice[i] == UInt8(ascii: ":") else { return false }
             let valueStart = skipSpace(slice, i + 1)
-            guard let valueEnd = valueEnd(slice, from: valueStart) else { return nil }
+            guard let valueEnd = valueEnd(slice, from: valueStart) else { return false }
             members.append(
                 Member(
                     key: (key.lowerBound + range.lowerBound)..<(key.upperBound + range.lowerBound),
                     value: (valueStart + range.lowerBound)..<(valueEnd + range.lowerBound)))
             i = skipSpace(slice, valueEnd)
-            guard i < slice.count else { return nil }
-            if slice[i] == UInt8(ascii: "}") { return members }
-            guard slice[i] == UInt8(ascii: ",") else { return nil }
+            guard i < slice.count else { return false }
+            if slice[i] == UInt8(ascii: "}") { return true }
+            guard slice[i] == UInt8(ascii: ",") else { return false }
             i += 1
         }
     }
@@ -203,10 +212,12 @@ enum JSONScanner {
         var i = 1
         let end = bytes.count - 1
         while i < end {
-            let b = bytes[i]
-            guard b == UInt8(ascii: "\\") else {
-                out.append(b)
-                i += 1
+            // Runs without escapes are copied whole: per-byte appends made bytea restores slow.
+            var run = i
+            while run < end && bytes[run] != UInt8(ascii: "\\") { run += 1 }
+            if run > i {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<run]))
+                i = run
                 continue
             }
             guard i + 1 < end else { return false }

@@ -21,6 +21,8 @@ struct CopyTextEncoder {
     /// allocate for every value of every row.
     private var seenKeys: [[UInt8]] = []
     private var seenPositions: [Int?] = []
+    /// The current line's members, reused from line to line.
+    private var members: [JSONScanner.Member] = []
 
     init(columns: [RestorePlan.ColumnPlan]) {
         self.columns = columns
@@ -33,7 +35,7 @@ struct CopyTextEncoder {
     /// Appends one COPY text row (ending in `\n`) for `line` to `out`.
     mutating func append(_ line: UnsafeRawBufferPointer, to out: inout [UInt8]) throws {
         for i in fields.indices { fields[i] = nil }
-        guard let members = JSONScanner.members(line, in: 0..<line.count) else {
+        guard JSONScanner.members(line, in: 0..<line.count, into: &members) else {
             throw Unsupported(column: "")
         }
         for (slot, member) in members.enumerated() {
@@ -63,44 +65,51 @@ struct CopyTextEncoder {
         for (index, column) in columns.enumerated() {
             if index > 0 { out.append(0x09) }
             guard let range = fields[index] else {
-                out.append(contentsOf: [0x5C, 0x4E])  // \N
+                out.append(0x5C)  // \N
+                out.append(0x4E)
                 continue
             }
             let value = UnsafeRawBufferPointer(rebasing: line[range])
             if value.count == 4 && value[0] == UInt8(ascii: "n") {
                 // jsonb keeps a JSON null as the value null; everything else null is SQL NULL.
                 if column.encoding == .jsonOmitNull {
-                    out.append(contentsOf: Array("null".utf8))
+                    out.append(contentsOf: Self.null)
                 } else {
-                    out.append(contentsOf: [0x5C, 0x4E])
+                    out.append(0x5C)
+                    out.append(0x4E)
                 }
                 continue
             }
-            field.removeAll(keepingCapacity: true)
+            // Values that need no rewriting go straight to `out`; only strings with escapes and
+            // arrays are built in `field` first.
             if column.encoding == .jsonOmitNull {
-                field.append(contentsOf: value)
-            } else {
-                try Self.text(value, column: column.name, into: &field)
+                Self.escape(value, into: &out)
+                continue
             }
-            Self.escape(field, into: &out)
+            switch value.first {
+            case UInt8(ascii: "\""):
+                let inner = UnsafeRawBufferPointer(rebasing: value[1..<(value.count - 1)])
+                if !inner.contains(UInt8(ascii: "\\")) {
+                    Self.escape(inner, into: &out)
+                } else {
+                    field.removeAll(keepingCapacity: true)
+                    guard JSONScanner.appendUnescaped(value, to: &field) else { throw Unsupported(column: column.name) }
+                    field.withUnsafeBytes { Self.escape($0, into: &out) }
+                }
+            case UInt8(ascii: "["):
+                field.removeAll(keepingCapacity: true)
+                try Self.arrayLiteral(value, column: column.name, into: &field)
+                field.withUnsafeBytes { Self.escape($0, into: &out) }
+            case UInt8(ascii: "{"):
+                throw Unsupported(column: column.name)
+            default:
+                out.append(contentsOf: value)  // a number, true or false: nothing to escape
+            }
         }
         out.append(0x0A)
     }
 
-    /// PostgreSQL's text input for a `to_json` value.
-    private static func text(_ value: UnsafeRawBufferPointer, column: String, into out: inout [UInt8]) throws {
-        switch value.first {
-        case UInt8(ascii: "\""):
-            guard let decoded = decode(value) else { throw Unsupported(column: column) }
-            out.append(contentsOf: decoded)
-        case UInt8(ascii: "["):
-            try arrayLiteral(value, column: column, into: &out)
-        case UInt8(ascii: "{"):
-            throw Unsupported(column: column)
-        default:
-            out.append(contentsOf: value)  // number, true, false
-        }
-    }
+    private static let null = Array("null".utf8)
 
     /// `[1,null,"a\"b",[2]]` -> `{1,NULL,"a\"b",{2}}`.
     private static func arrayLiteral(_ value: UnsafeRawBufferPointer, column: String, into out: inout [UInt8]) throws {
@@ -145,16 +154,20 @@ struct CopyTextEncoder {
         return JSONScanner.decodeString(token).map { Array($0.utf8) }
     }
 
-    /// COPY text escaping: backslash, tab, newline, carriage return.
-    private static func escape(_ field: [UInt8], into out: inout [UInt8]) {
-        for byte in field {
-            switch byte {
-            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            default: out.append(byte)
-            }
+    /// COPY text escaping: backslash, tab, newline, carriage return; runs without them are
+    /// copied whole.
+    private static func escape(_ bytes: UnsafeRawBufferPointer, into out: inout [UInt8]) {
+        var start = 0
+        for i in 0..<bytes.count {
+            let byte = bytes[i]
+            guard byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D else { continue }
+            if i > start { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<i])) }
+            out.append(0x5C)
+            out.append(
+                byte == 0x5C
+                    ? 0x5C : byte == 0x09 ? UInt8(ascii: "t") : byte == 0x0A ? UInt8(ascii: "n") : UInt8(ascii: "r"))
+            start = i + 1
         }
+        if start < bytes.count { out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...])) }
     }
 }
