@@ -7,6 +7,7 @@
 # server. Backups run with --jobs $JOBS (and once more with --jobs 1); pg_dump with its defaults.
 #   SIZES="500000 1000000 2000000 4000000" RUNS=3 SAMPLE_SCALE=100 REST_ROWS="100000 1000000" scripts/bench.sh
 #   ROWS=2000000 RUNS=3 SAMPLE_SCALE=0 SHAPES= scripts/bench.sh  (one size, no sample schema or shapes)
+#   PIN=1 ...  pins the server to core 0 and every client to core 1 (taskset).
 # Then table shapes (SHAPES, scripts/bench-shapes/*.sql: narrow, wide text, jsonb, bytea blobs,
 # temporal/numeric/array/inet, events, and the Chinook schema). For each data set: backup time and
 # the server's CPU per backup against pg_dump --data-only, fresh-instance restore (--create-schema
@@ -40,6 +41,14 @@ REST_ROWS=${REST_ROWS:-"100000 1000000"}
 S3_ROWS=${S3_ROWS:-1000000}
 
 pg_start
+# PIN=1: the server on core 0, every client on core 1, the closest this machine gets to a bastion
+# host talking to a database server (the backends inherit the postmaster's affinity).
+CLIENT=()
+if [ "${PIN:-0}" = 1 ] && command -v taskset >/dev/null 2>&1 && [ "$(nproc)" -ge 2 ]; then
+  taskset -a -p -c 0 "$(head -n 1 "$PG_TMP/data/postmaster.pid")" >/dev/null
+  CLIENT=(taskset -c 1)
+  echo "pinned: server on core 0, clients on core 1" >&2
+fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/supabackup-bench.XXXXXX")
 "$BIN" keygen -o "$WORK/bench.key" 2>/dev/null
 RECIPIENT=$("$BIN" keygen -y "$WORK/bench.key")
@@ -68,20 +77,22 @@ server_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($16 + $17) / hz }' "/proc/$pid/stat"
 }
 
-# timed LABEL CMD...: appends "seconds kilobytes server-cpu-seconds" to $WORK/LABEL
+# timed LABEL CMD...: appends "seconds kilobytes server-cpu-seconds client-cpu-seconds" to $WORK/LABEL
+# (client: the command's own user + system time; server: the backends it used).
 timed() {
   local label=$1 before after
   shift
   before=$(server_cpu)
-  /usr/bin/time -f "%e %M" -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err" || { cat "$WORK/cmd.err" >&2; return 1; }
+  /usr/bin/time -f "%e %M %U %S" -o "$WORK/time.out" "${CLIENT[@]}" "$@" >/dev/null 2>"$WORK/cmd.err" || { cat "$WORK/cmd.err" >&2; return 1; }
   sleep 0.2  # the postmaster reaps the exited backends
   after=$(server_cpu)
-  printf '%s %s\n' "$(cat "$WORK/time.out")" "$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.2f", a - b }')" >> "$WORK/$label"
+  awk -v a="$after" -v b="$before" '{ printf "%s %s %.2f %.2f\n", $1, $2, a - b, $3 + $4 }' "$WORK/time.out" >> "$WORK/$label"
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 peak() { awk '{ print $2 }' "$WORK/$1" | sort -n | tail -n 1; }
 t() { awk '{ print $1 }' "$WORK/$1" | median; }
 cpu() { awk '{ print $3 }' "$WORK/$1" | median; }
+client() { awk '{ print $4 }' "$WORK/$1" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # truncate_public DB: empties every table of schema public (restore into empty tables).
@@ -146,6 +157,10 @@ measure() {
     row "fresh restore vs pg_restore -j 2" "$(t sb_fresh_$label)" "$(t pg_fresh_j2_$label)"
     row "restore into empty tables (--data-only)" "$(t sb_restore_empty_$label)" "$(t pg_restore_$label)"
     row "restore, every row conflicts" "$(t sb_restore_conflict_$label)" "$(t pg_restore_$label)"
+    row "fresh restore: client CPU" "$(client sb_fresh_$label)" "$(client pg_fresh_$label)"
+    row "fresh restore: server CPU" "$(cpu sb_fresh_$label)" "$(cpu pg_fresh_$label)"
+    row "into empty tables: client CPU" "$(client sb_restore_empty_$label)" "$(client pg_restore_$label)"
+    row "into empty tables: server CPU" "$(cpu sb_restore_empty_$label)" "$(cpu pg_restore_$label)"
     printf '%-40s %10s %10s\n' "archive size (KiB)" "$sb_size" "$pg_size"
     printf 'encryption (age): backup %s s (--jobs %s, %sx unencrypted), restore into empty tables %s s (%sx)\n' \
       "$(t sb_backup_enc_$label)" "$JOBS" "$(ratio "$(t sb_backup_enc_$label)" "$(t sb_backup_$label)")" \
