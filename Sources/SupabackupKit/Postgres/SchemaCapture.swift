@@ -85,7 +85,7 @@ enum SchemaCapture {
         var accessObjects: [AccessControl.Object] = []
         /// Tables and views whose column privileges schema.sql sets: (name, node key).
         var columnGrantTables: [(name: String, key: String)] = []
-        /// Relation oid or name -> its node key.
+        /// Relation oid -> its node key.
         var relationKeys: [String: String] = [:]
         /// The captured tables' oids; `boundRelations` the views' and materialized views'.
         let relationOids: [String]
@@ -108,7 +108,7 @@ enum SchemaCapture {
                 ) SELECT oid::text AS oid FROM r ORDER BY 1
                 """, ["{" + tables.map(String.init).joined(separator: ",") + "}"])
             relationOids = relations.map(\.oid)
-            relationList = "{" + relationOids.joined(separator: ",") + "}"
+            relationList = Self.oidList(relationOids)
             schemaList = SQL.textArrayLiteral(schemas)
             // What kinds of object there are at all, in one query: the query for a kind that is
             // absent is not sent (planning catalog queries is most of what capture costs).
@@ -156,7 +156,6 @@ enum SchemaCapture {
         let present: Inventory
 
         struct Oid: Decodable { var oid: String }
-        struct Name: Decodable { var name: String }
         struct OidAndName: Decodable { var oid: String; var name: String }
         struct Object: Decodable { var oid: String; var name: String; var sql: String }
 

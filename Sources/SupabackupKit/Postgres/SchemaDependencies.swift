@@ -142,32 +142,13 @@ extension SchemaCapture.Capture {
     /// add; then the schemas' own default privileges, and the database-wide ones.
     mutating func accessControl() throws {
         let keys = Set(nodes.map(\.key))
-        var objects = accessObjects.filter { keys.contains($0.key) }
-        // Identity sequences come with their table, and so does their ACL.
-        struct Identity: Decodable { var sequence: String; var table: String }
-        for row in try rows(
-            Identity.self,
-            """
-            SELECT s.oid::regclass::text AS sequence, d.refobjid::text AS table FROM pg_depend d JOIN pg_class s ON s.oid = d.objid
-            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'i'
-              AND s.relkind = 'S' AND d.refobjid = ANY($1::oid[]) ORDER BY 1
-            """)
-        {
-            if let key = relationKeys[row.table], keys.contains(key) {
-                objects.append(AccessControl.sequence(row.sequence, key: key))
-            }
-        }
+        let objects = accessObjects.filter { keys.contains($0.key) }
         var statements = try AccessControl.statements(for: objects, on: connection)
         statements += try AccessControl.columnGrants(columnGrantTables.filter { keys.contains($0.key) }, on: connection)
         statements += try AccessControl.defaultPrivileges(in: schemaNames, on: connection)
         let owners = Set(objects.map(\.key) + columnGrantTables.map(\.key))
         for statement in statements {
-            // A statement's name is its object's key, or the key and a grantee.
-            var candidate = Substring(statement.name)
-            while !owners.contains(String(candidate)), let space = candidate.lastIndex(of: " ") {
-                candidate = candidate[..<space]
-            }
-            let owner = owners.contains(String(candidate)) ? String(candidate) : nil
+            let owner = SchemaScript.object(of: statement.name, among: owners)
             add(
                 statement.section, statement.kind, statement.name, statement.sql, after: owner.map { [$0] } ?? [],
                 // Keys in the order given: grants in the order of the source's ACL arrays.

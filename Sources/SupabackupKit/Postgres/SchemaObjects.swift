@@ -26,6 +26,15 @@ extension SchemaCapture.Capture {
 
     static let platform = SQL.textArrayLiteral(SchemaCapture.platformSchemas)
 
+    /// A sequence's options as CREATE SEQUENCE and an identity column take them, from the
+    /// `pg_sequence` row `q`.
+    static func sequenceOptions(_ q: String) -> String {
+        """
+        'START WITH ' || \(q).seqstart || ' INCREMENT BY ' || \(q).seqincrement || ' MINVALUE ' || \(q).seqmin
+        || ' MAXVALUE ' || \(q).seqmax || ' CACHE ' || \(q).seqcache || CASE WHEN \(q).seqcycle THEN ' CYCLE' ELSE '' END
+        """
+    }
+
     /// ` COLLATE schema.name` of the collation whose oid `column` holds.
     static func collate(_ column: String) -> String {
         """
@@ -211,16 +220,17 @@ extension SchemaCapture.Capture {
             """
             SELECT s.oid::text AS oid, s.oid::regclass::text AS name,
                    'CREATE ' || CASE WHEN s.relpersistence = 'u' THEN 'UNLOGGED ' ELSE '' END || 'SEQUENCE ' || s.oid::regclass::text
-                   || ' AS ' || format_type(q.seqtypid, NULL) || ' START WITH ' || q.seqstart || ' INCREMENT BY ' || q.seqincrement
-                   || ' MINVALUE ' || q.seqmin || ' MAXVALUE ' || q.seqmax || ' CACHE ' || q.seqcache
-                   || CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END || ';' AS sql,
-                   (SELECT t.oid::regclass::text || '.' || quote_ident(a.attname) FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
-                    JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a'
-                      AND t.oid = ANY($1::oid[])) AS owner,
-                   (SELECT d.refobjid::text FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid
-                      AND d.refclassid = 'pg_class'::regclass AND d.deptype = 'a' AND d.refobjid = ANY($1::oid[])) AS table
+                   || ' AS ' || format_type(q.seqtypid, NULL) || ' ' || \(Self.sequenceOptions("q")) || ';' AS sql,
+                   owner.column AS owner, owner.table AS table
             FROM pg_class s JOIN pg_sequence q ON q.seqrelid = s.oid JOIN pg_namespace n ON n.oid = s.relnamespace
+            -- The captured table column that owns it (serial), if any.
+            LEFT JOIN LATERAL (
+                SELECT t.oid::regclass::text || '.' || quote_ident(a.attname) AS column, t.oid::text AS table
+                FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid
+                JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid AND d.refclassid = 'pg_class'::regclass
+                  AND d.deptype = 'a' AND t.oid = ANY($1::oid[])
+            ) owner ON true
             WHERE s.relkind = 'S' AND n.nspname <> ALL($3::text[])
               AND (n.nspname = ANY($2::text[]) OR s.oid IN (
                     SELECT d.refobjid FROM pg_attrdef ad JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid

@@ -46,14 +46,16 @@ extension SchemaCapture.Capture {
                         WHEN 'm' THEN 'MAIN' ELSE 'EXTENDED' END END AS storage,
                    CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END AS compression,
                    \(Self.options("a.attoptions")) AS options,
-                   (SELECT 'SEQUENCE NAME ' || s.oid::regclass::text || ' START WITH ' || q.seqstart || ' INCREMENT BY ' || q.seqincrement
-                           || ' MINVALUE ' || q.seqmin || ' MAXVALUE ' || q.seqmax || ' CACHE ' || q.seqcache
-                           || CASE WHEN q.seqcycle THEN ' CYCLE' ELSE '' END
-                    FROM pg_depend dd JOIN pg_class s ON s.oid = dd.objid AND s.relkind = 'S' JOIN pg_sequence q ON q.seqrelid = s.oid
-                    WHERE dd.classid = 'pg_class'::regclass AND dd.refclassid = 'pg_class'::regclass AND dd.refobjid = a.attrelid
-                      AND dd.refobjsubid = a.attnum AND dd.deptype = 'i') AS identity_options
+                   identity.sequence AS identity_sequence, identity.options AS identity_options
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
             LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+            -- An identity column's sequence, whose name and options the column declares.
+            LEFT JOIN LATERAL (
+                SELECT s.oid::regclass::text AS sequence, \(Self.sequenceOptions("q")) AS options
+                FROM pg_depend dd JOIN pg_class s ON s.oid = dd.objid AND s.relkind = 'S' JOIN pg_sequence q ON q.seqrelid = s.oid
+                WHERE a.attidentity <> '' AND dd.classid = 'pg_class'::regclass AND dd.refclassid = 'pg_class'::regclass
+                  AND dd.refobjid = a.attrelid AND dd.refobjsubid = a.attnum AND dd.deptype = 'i'
+            ) identity ON true
             WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attrelid, a.attnum
             """)
         {
@@ -111,9 +113,14 @@ extension SchemaCapture.Capture {
             }
             let after = (relation.parentOids ?? "").split(separator: ",").compactMap { relationKeys[String($0)] }
             let key = add(.preData, "table", relation.name, sql, catalog: "pg_class", oid: relation.oid, after: after)
-            relationKeys[relation.name] = key
             relationKeys[relation.oid] = key
             accessObjects.append(AccessControl.table(relation.name, key: key))
+            // An identity sequence comes with its table, and so does its ACL.
+            for column in columns[relation.oid] ?? [] {
+                if let sequence = column.identitySequence {
+                    accessObjects.append(AccessControl.sequence(sequence, key: key))
+                }
+            }
             columnGrantTables.append((relation.name, key))
             for constraint in later {
                 add(
@@ -147,7 +154,8 @@ extension SchemaCapture.Capture {
     struct TableColumn: Decodable {
         var relation: String, name: String, type: String, notNull: Bool, identity: IdentityKind
         var generated: GeneratedKind, expression: String?, collation: String?, local: Bool, statistics: Int?
-        var storage: String?, compression: String?, options: String?, identityOptions: String?
+        var storage: String?, compression: String?, options: String?, identitySequence: String?
+        var identityOptions: String?
     }
 
     private static func columnDefinition(_ column: TableColumn) -> String {
@@ -157,7 +165,9 @@ extension SchemaCapture.Capture {
             sql += " GENERATED ALWAYS AS (\(expression)) STORED"
         } else if column.identity != .none {
             sql += " GENERATED \(column.identity == .always ? "ALWAYS" : "BY DEFAULT") AS IDENTITY"
-            if let options = column.identityOptions { sql += " (\(options))" }
+            if let sequence = column.identitySequence, let options = column.identityOptions {
+                sql += " (SEQUENCE NAME \(sequence) \(options))"
+            }
         } else if let expression = column.expression {
             sql += " DEFAULT \(expression)"
         }
@@ -190,7 +200,6 @@ extension SchemaCapture.Capture {
         {
             let kind = row.materialized ? "materialized-view" : "view"
             let key = add(.preData, kind, row.name, row.sql, catalog: "pg_class", oid: row.oid)
-            relationKeys[row.name] = key
             relationKeys[row.oid] = key
             boundRelations.append(row.oid)
             accessObjects.append(AccessControl.table(row.name, key: key))
@@ -202,7 +211,7 @@ extension SchemaCapture.Capture {
     }
 
     /// The oids of tables, views and materialized views schema.sql creates, for `$1`.
-    var boundList: String { "{" + (relationOids + boundRelations).joined(separator: ",") + "}" }
+    var boundList: String { Self.oidList(relationOids + boundRelations) }
 
     /// Indexes no constraint creates: partitioned ones `ON ONLY` the parent, each partition's
     /// attached to its parent's, as pg_dump does.
@@ -238,30 +247,40 @@ extension SchemaCapture.Capture {
         }
     }
 
+    /// What is bound to one relation (a foreign key, trigger, rule, policy, statistics object):
+    /// `sql` returns `oid`, `name`, `relation` (the oid it is bound to) and `sql`; each statement
+    /// follows its relation.
+    mutating func addBound(
+        _ kind: String, catalog: String, _ sql: String, _ parameters: [String?]? = nil
+    ) throws {
+        struct Row: Decodable { var oid: String; var name: String; var relation: String; var sql: String }
+        for row in try rows(Row.self, sql, parameters) {
+            add(
+                .postData, kind, row.name, row.sql, catalog: catalog, oid: row.oid,
+                after: [relationKeys[row.relation]].compactMap { $0 })
+        }
+    }
+
+    /// An oid[] literal for `$1`.
+    static func oidList(_ oids: [String]) -> String { "{" + oids.joined(separator: ",") + "}" }
+
     /// Foreign keys, declared ones only (a partitioned table's are cloned onto its partitions).
     mutating func constraints() throws {
-        struct Row: Decodable { var oid: String; var name: String; var relation: String; var sql: String }
-        for row in try rows(
-            Row.self,
+        try addBound(
+            "foreign-key", catalog: "pg_constraint",
             """
             SELECT oid::text AS oid, conrelid::regclass::text || '.' || quote_ident(conname) AS name, conrelid::text AS relation,
                    'ALTER TABLE ' || conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(conname) || ' '
                    || pg_get_constraintdef(oid) || ';' AS sql
             FROM pg_constraint WHERE conrelid = ANY($1::oid[]) AND contype = 'f' AND conparentid = 0 ORDER BY 2
             """)
-        {
-            add(
-                .postData, "foreign-key", row.name, row.sql, catalog: "pg_constraint", oid: row.oid,
-                after: [relationKeys[row.relation]].compactMap { $0 })
-        }
     }
 
     /// Every trigger of the tables and views (constraint triggers, WHEN, transition tables,
     /// enabled state), and the app's triggers on auth.users (not the platform's own).
     mutating func triggers() throws {
-        struct Row: Decodable { var oid: String; var name: String; var relation: String; var sql: String }
-        for row in try rows(
-            Row.self,
+        try addBound(
+            "trigger", catalog: "pg_trigger",
             """
             SELECT t.oid::text AS oid, t.tgrelid::regclass::text || '.' || quote_ident(t.tgname) AS name, t.tgrelid::text AS relation,
                    pg_get_triggerdef(t.oid) || ';' || CASE t.tgenabled
@@ -277,35 +296,23 @@ extension SchemaCapture.Capture {
                                        WHERE p.oid = t.tgfoid AND n.nspname = ANY($2::text[]))))
             ORDER BY 2
             """, [boundList, Self.platform])
-        {
-            add(
-                .postData, "trigger", row.name, row.sql, catalog: "pg_trigger", oid: row.oid,
-                after: [relationKeys[row.relation]].compactMap { $0 })
-        }
     }
 
     mutating func rules() throws {
         guard present.rules || present.views else { return }
-        struct Row: Decodable { var oid: String; var name: String; var relation: String; var sql: String }
-        for row in try rows(
-            Row.self,
+        try addBound(
+            "rule", catalog: "pg_rewrite",
             """
             SELECT r.oid::text AS oid, r.ev_class::regclass::text || '.' || quote_ident(r.rulename) AS name,
                    r.ev_class::text AS relation, pg_get_ruledef(r.oid) AS sql
             FROM pg_rewrite r WHERE r.ev_class = ANY($1::oid[]) AND r.rulename <> '_RETURN' ORDER BY 2
             """, [boundList])
-        {
-            add(
-                .postData, "rule", row.name, row.sql, catalog: "pg_rewrite", oid: row.oid,
-                after: [relationKeys[row.relation]].compactMap { $0 })
-        }
     }
 
     /// Policies of the tables, and of `extraTables` (Storage's, whose definitions are the platform's).
     mutating func policies(extraTables: [Int64]) throws {
-        struct Row: Decodable { var oid: String; var name: String; var relation: String; var sql: String }
-        for row in try rows(
-            Row.self,
+        try addBound(
+            "policy", catalog: "pg_policy",
             """
             SELECT p.oid::text AS oid, p.polrelid::regclass::text || '.' || quote_ident(p.polname) AS name, p.polrelid::text AS relation,
                    'CREATE POLICY ' || quote_ident(p.polname) || ' ON ' || p.polrelid::regclass::text
@@ -318,22 +325,13 @@ extension SchemaCapture.Capture {
                    || coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '') || ';' AS sql
             FROM pg_policy p WHERE p.polrelid = ANY($1::oid[]) ORDER BY 2
             """,
-            [
-                boundList.dropLast() + (extraTables.isEmpty ? "" : ",")
-                    + extraTables.map(String.init).joined(separator: ",") + "}"
-            ])
-        {
-            add(
-                .postData, "policy", row.name, row.sql, catalog: "pg_policy", oid: row.oid,
-                after: [relationKeys[row.relation]].compactMap { $0 })
-        }
+            [Self.oidList(relationOids + boundRelations + extraTables.map(String.init))])
     }
 
     mutating func statistics() throws {
         guard present.statistics || present.views else { return }
-        struct Row: Decodable { var oid: String; var name: String; var relation: String; var sql: String }
-        for row in try rows(
-            Row.self,
+        try addBound(
+            "statistics", catalog: "pg_statistic_ext",
             """
             SELECT s.oid::text AS oid, \(Self.qualified("n", "s.stxname")) AS name, s.stxrelid::text AS relation,
                    pg_get_statisticsobjdef(s.oid) || ';'
@@ -342,11 +340,6 @@ extension SchemaCapture.Capture {
             FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace
             WHERE s.stxrelid = ANY($1::oid[]) ORDER BY 2
             """, [boundList])
-        {
-            add(
-                .postData, "statistics", row.name, row.sql, catalog: "pg_statistic_ext", oid: row.oid,
-                after: [relationKeys[row.relation]].compactMap { $0 })
-        }
     }
 
     /// The publications the tables belong to (Supabase Realtime's `supabase_realtime`; a

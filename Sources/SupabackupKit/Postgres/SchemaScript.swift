@@ -39,6 +39,17 @@ public struct SchemaScript: Sendable, Equatable {
         return text
     }
 
+    /// The object an access-control statement named `name` belongs to, among `keys` (each an
+    /// object's `kind name`): such statements are named by that key, or the key and a grantee.
+    static func object(of name: String, among keys: Set<String>) -> String? {
+        var candidate = Substring(name)
+        while !keys.contains(String(candidate)) {
+            guard let space = candidate.lastIndex(of: " ") else { return nil }
+            candidate = candidate[..<space]
+        }
+        return String(candidate)
+    }
+
     public init(statements: [Statement]) {
         self.statements = statements
     }
