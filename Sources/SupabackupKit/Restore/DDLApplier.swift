@@ -58,17 +58,12 @@ struct DDLApplier {
         return nil
     }
 
+    /// `existing`, for lookups.
     private var existingSet: Set<String> = []
 
-    /// Whether `name` (an object's `kind name`, maybe followed by a grantee) names an object
-    /// that existed before the restore.
-    private func existed(_ name: String) -> Bool {
-        var candidate = Substring(name)
-        while true {
-            if existingSet.contains(String(candidate)) { return true }
-            guard let space = candidate.lastIndex(of: " ") else { return false }
-            candidate = candidate[..<space]
-        }
+    private mutating func markExisting(_ object: String) {
+        existing.append(object)
+        existingSet.insert(object)
     }
 
     mutating func apply(_ statements: [SchemaScript.Statement]) throws {
@@ -77,21 +72,25 @@ struct DDLApplier {
         for statement in statements {
             let object = "\(statement.kind) \(statement.name)"
             // The ACL of an object that existed before the restore is the target's business.
-            if statement.kind == "acl" || statement.kind == "grant", existed(statement.name) { continue }
+            if statement.kind == "acl" || statement.kind == "grant",
+                SchemaScript.object(of: statement.name, among: existingSet) != nil
+            {
+                continue
+            }
             // A materialized view that was there keeps its own data.
             if statement.kind == "refresh" && existingSet.contains("materialized-view \(statement.name)") { continue }
             if statement.kind == "schema",
                 try connection.query("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", [statement.name]).rows
                     .count == 1
             {
-                existing.append(object)
-                existingSet.insert(object)
+                markExisting(object)
                 continue
             }
-            try connection.execute("SAVEPOINT supabackup_ddl")
             do {
-                try connection.execute(statement.sql)
-                try connection.execute("RELEASE SAVEPOINT supabackup_ddl")
+                // One round trip per statement, not three: a project's database is remote. On an
+                // error the rest of the string does not run and the savepoint is rolled back to.
+                let sql = statement.sql.hasSuffix(";") ? statement.sql : statement.sql + ";"
+                try connection.execute("SAVEPOINT supabackup_ddl;\n\(sql)\nRELEASE SAVEPOINT supabackup_ddl")
                 if !Self.accessKinds.contains(statement.kind) && !SchemaCapture.attachedKinds.contains(statement.kind) {
                     created.append(object)
                 }
@@ -103,8 +102,7 @@ struct DDLApplier {
                         table: nil, underlying: error,
                         advice: "creating \(object) from schema.sql failed: the target has a \(other) of that name")
                 }
-                existing.append(object)
-                existingSet.insert(object)
+                markExisting(object)
             } catch let error as PostgresError
                 where (Self.accessKinds.contains(statement.kind) || Self.privilegedKinds.contains(statement.kind))
                 && Self.grantRefusals.contains(error.sqlState ?? "")
