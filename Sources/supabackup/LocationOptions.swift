@@ -24,10 +24,7 @@ struct LocationOptions: ParsableArguments {
     /// every command that reads (only backup creates it).
     func existing() throws -> String {
         let directory = self.directory
-        var isFolder: ObjCBool = false
-        if !directory.lowercased().hasPrefix("s3://")
-            && !FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder)
-        {
+        if !StorageLocation.isObjectStorage(directory) && !FileManager.default.fileExists(atPath: directory) {
             throw UsageError(
                 "no backups at \(directory): the folder does not exist (name the backups location with --dir or \(Self.environmentVariable))",
                 code: .unknownName)

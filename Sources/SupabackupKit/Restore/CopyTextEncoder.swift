@@ -127,7 +127,8 @@ struct CopyTextEncoder {
             case UInt8(ascii: "{"):
                 failed = true
             case UInt8(ascii: "\""):
-                guard let decoded = decode(element) else {
+                var decoded: [UInt8] = []
+                guard JSONScanner.appendUnescaped(element, to: &decoded) else {
                     failed = true
                     return
                 }
@@ -145,13 +146,6 @@ struct CopyTextEncoder {
         }
         guard ok && !failed else { throw Unsupported(column: column) }
         out.append(UInt8(ascii: "}"))
-    }
-
-    /// A JSON string token's bytes, unescaped (fast path for strings without escapes).
-    private static func decode(_ token: UnsafeRawBufferPointer) -> [UInt8]? {
-        let inner = UnsafeRawBufferPointer(rebasing: token[1..<(token.count - 1)])
-        if !inner.contains(UInt8(ascii: "\\")) { return Array(inner) }
-        return JSONScanner.decodeString(token).map { Array($0.utf8) }
     }
 
     /// COPY text escaping: backslash, tab, newline, carriage return; runs without them are

@@ -205,6 +205,9 @@ extension BackupStorage {
 
 /// Opens the storage a user names with `--out` or `--dir`.
 public enum StorageLocation {
+    /// Whether `location` names object storage (`s3://...`) rather than a folder.
+    public static func isObjectStorage(_ location: String) -> Bool { S3Configuration.isS3(location) }
+
     public static func open(_ location: String) throws -> any BackupStorage {
         guard !location.isEmpty else { throw UsageError("the backups folder is empty; give a path") }
         if S3Configuration.isS3(location) {
