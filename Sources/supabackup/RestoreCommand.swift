@@ -28,8 +28,10 @@ struct RestoreCommand: ParsableCommand {
 
     @Option(
         name: [.customLong("jobs"), .customShort("j")],
-        help: ArgumentHelp("With --with-storage: files uploaded at once.", valueName: "n"))
-    var jobs = 4
+        help: ArgumentHelp(
+            "Connections a restore into a fresh target loads tables and builds indexes over, like pg_restore -j (each table then commits on its own; see README), and Storage files uploaded at once. (default: 1 for tables, 4 for files)",
+            valueName: "n"))
+    var jobs: Int?
 
     @Option(
         name: [.customLong("table"), .customShort("t")],
@@ -64,6 +66,10 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "One JSON object on stdout.")
     var json = false
 
+    func validate() throws {
+        if let jobs, !(1...64).contains(jobs) { throw ValidationError("--jobs must be between 1 and 64") }
+    }
+
     func run() throws {
         try storage.apply()
         try Terminal.run {
@@ -89,7 +95,8 @@ struct RestoreCommand: ParsableCommand {
             options.schemaOnly = schemaOnly
             options.identities = try keys.resolve()
             options.withAuth = withAuth
-            options.storage = try files.selection(connection, jobs: jobs)
+            options.storage = try files.selection(connection, jobs: jobs ?? 4)
+            options.jobs = jobs ?? 1
             if !output.quiet {
                 let verb = dryRun ? "checking \(name) against" : "restoring \(name) into"
                 // Said once, before anything is written (a Storage restore opens the target twice).

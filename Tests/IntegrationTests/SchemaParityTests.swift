@@ -53,11 +53,14 @@ struct SchemaParityTests {
         #expect(differences.contains { $0.hasPrefix("different ACL zoo.TABLE keepers") })
     }
 
-    @Test("every kind of object comes back at pg_dump parity: 0 missing, 0 extra, 0 different")
-    func zooParity() throws {
+    @Test(
+        "every kind of object comes back at pg_dump parity: 0 missing, 0 extra, 0 different (also over 3 connections)",
+        arguments: [[], ["--jobs", "3"]])
+    func zooParity(_ restoreFlags: [String]) throws {
         let source = try Self.zoo()
         let target = try TestDatabase("zoo_restored")
-        let run = try Self.backupAndRestore(source, into: target, backup: ["--schema", "zoo", "--schema", "zoo_api"])
+        let run = try Self.backupAndRestore(
+            source, into: target, backup: ["--schema", "zoo", "--schema", "zoo_api"], restore: restoreFlags)
         #expect(!run.backup.stderr.contains("warning:"), "\(run.backup.stderr)")
         #expect(try SchemaParity.differences(source: source.url, target: target.url) == [])
         // The materialized view was refreshed after the rows; the one created WITH NO DATA was not.
@@ -105,8 +108,10 @@ struct SchemaParityTests {
             }, "\(result.manifest.warnings)")
     }
 
-    @Test("a Supabase app restored into a fresh project is the same app: pg_dump parity and its own pgTAP suite")
-    func supabaseApp() throws {
+    @Test(
+        "a Supabase app restored into a fresh project is the same app: pg_dump parity and its own pgTAP suite (also over 3 connections)",
+        arguments: [[], ["--jobs", "3"]])
+    func supabaseApp(_ restoreFlags: [String]) throws {
         func project(_ label: String, app: Bool) throws -> TestDatabase {
             let database = try TestDatabase(label)
             for file in ["platform", "storage"] + (app ? ["saas"] : []) {
@@ -121,7 +126,7 @@ struct SchemaParityTests {
         let target = try project("saas_fresh", app: false)
         let run = try Self.backupAndRestore(
             source, into: target, backup: ["--schema", "public", "--schema", "saas", "--with-auth"],
-            restore: ["--with-auth"])
+            restore: ["--with-auth"] + restoreFlags)
         #expect(try SchemaParity.differences(source: source.url, target: target.url) == [])
         #expect(try pgTAP(on: target) == 30)
         #expect(try target.digest("saas.accounts") == source.digest("saas.accounts"))

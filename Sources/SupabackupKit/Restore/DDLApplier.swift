@@ -23,6 +23,22 @@ struct DDLApplier {
         self.connection = connection
     }
 
+    /// What one applier did, to carry over from another connection's.
+    struct Report: Sendable {
+        var created: [String]
+        var existing: [String]
+        var skipped: [String]
+    }
+
+    var report: Report { Report(created: created, existing: existing, skipped: skipped) }
+
+    /// Takes in what appliers on other connections did (a parallel fresh restore's indexes).
+    mutating func absorb(_ report: Report) {
+        created += report.created
+        for object in report.existing { markExisting(object) }
+        skipped += report.skipped
+    }
+
     /// What kind of relation each kind of statement creates (`pg_class.relkind`).
     static let relationKinds: [String: (kinds: String, noun: String)] = [
         "table": ("rp", "table"), "view": ("v", "view"), "materialized-view": ("m", "materialized view"),

@@ -10,18 +10,24 @@ final class DirectRestoreDestination: RestoreDestination {
     private let archive: BackupArchive
     private let schema: SchemaScript?
     private let disableTriggers: Bool
+    /// Connections a fresh restore loads over; 1 keeps every restore in one transaction.
+    private let jobs: Int
     private let logger: Logger
     private var ddl: DDLApplier
+    /// Set once part of the restore is committed (a parallel fresh restore): what failed after
+    /// that leaves the committed part in place.
+    private var committed = false
 
     init(
         connectionString: ConnectionString, archive: BackupArchive, schema: SchemaScript?, disableTriggers: Bool,
-        logger: Logger
+        jobs: Int = 1, logger: Logger
     ) throws {
         connection = try PostgresConnection.open(connectionString)
         self.connectionString = connectionString
         self.archive = archive
         self.schema = schema
         self.disableTriggers = disableTriggers
+        self.jobs = jobs
         self.logger = logger
         ddl = DDLApplier(connection: connection)
         do {
@@ -70,32 +76,53 @@ final class DirectRestoreDestination: RestoreDestination {
 
     func planned(_ selected: [Manifest.Table]) -> [Manifest.Table] { selected }
 
-    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws
+    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: (@Sendable (TableName, Int, Int) -> Void)?)
+        throws
         -> RestoreLoad
     {
+        if jobs > 1, let schema, !disableTriggers, let fresh = try freshTables(plan) {
+            return try loadFresh(plan, fresh: fresh, schema: schema, progress: progress)
+        }
+        var deferred = try TableLoad.dropKeys(of: ddl.createdTables, on: connection)
+        let (outcomes, pendingChecks) = try loadInOrder(plan.steps, plan: plan, deferred: &deferred) {
+            table, position in
+            progress?(table, position, plan.steps.count)
+        }
+        try TableLoad.addKeys(deferred, on: connection)
+        if let schema { try ddl.apply(schema.statements.filter { $0.section == .postData }) }
+        try ForeignKeyCheck.validate(pendingChecks, on: connection)
+        return RestoreLoad(
+            tables: outcomes, schemaCreated: ddl.created, schemaExisting: ddl.existing, schemaSkipped: ddl.skipped)
+    }
+
+    /// Loads `steps` in plan order in this connection's transaction; returns what was loaded and
+    /// the foreign keys still to check (of tables loaded without triggers).
+    private func loadInOrder(
+        _ steps: [RestorePlan.Step], plan: RestorePlan, deferred: inout [TableLoad.DeferredKey],
+        progress: (TableName, Int) -> Void
+    ) throws -> ([RestoreResult.TableOutcome], [ForeignKeyCheck.Key]) {
         try connection.execute("SET CONSTRAINTS ALL DEFERRED")
         if disableTriggers {
             try connection.execute("SET LOCAL session_replication_role = replica")
         }
-        try createStage(connection)
+        try TableLoad.createStage(connection)
         // Tables loaded into empty targets with triggers off get their foreign keys checked
         // set-based before commit (ForeignKeyCheck), not row by row.
         var triggerFree: Set<TableName> = []
         if !disableTriggers, try ForeignKeyCheck.canSkipTriggers(on: connection) {
-            triggerFree = try ForeignKeyCheck.triggerFree(plan.steps.map(\.table), on: connection)
+            triggerFree = try ForeignKeyCheck.triggerFree(steps.map(\.table), on: connection)
         }
         var pendingChecks: [ForeignKeyCheck.Key] = []
         var outcomes: [RestoreResult.TableOutcome] = []
-        var deferred = try deferKeys(of: ddl.createdTables)
-        for (index, step) in plan.steps.enumerated() {
+        for (index, step) in steps.enumerated() {
             guard let table = archive.manifest.table(step.table) else { continue }
-            progress?(step.table, index + 1, plan.steps.count)
+            progress(step.table, index + 1)
             let started = Date()
             do {
                 let checks =
                     triggerFree.contains(step.table) ? try ForeignKeyCheck.prepare(step.table, on: connection) : nil
                 let outcome: RestoreResult.TableOutcome
-                if let rows = try loadAsText(
+                if let rows = try TableLoad.asText(
                     step, table: table, archive: archive, on: connection, skipTriggers: checks != nil)
                 {
                     if let checks, rows.path == .copy { pendingChecks += checks }
@@ -106,15 +133,10 @@ final class DirectRestoreDestination: RestoreDestination {
                     // The upsert's ON CONFLICT needs the table's keys: put them back first.
                     let keys = deferred.filter { $0.table == step.table }
                     if !keys.isEmpty {
-                        try restoreKeys(keys)
+                        try TableLoad.addKeys(keys, on: connection)
                         deferred.removeAll { $0.table == step.table }
                     }
-                    try stage(table, archive: archive, on: connection)
-                    let counts = try connection.query(
-                        UpsertStatement.make(table: step.table, step: step, partitioned: step.partitioned))
-                    outcome = .init(
-                        table: step.table, rows: table.rows, written: Int64(counts.rows.first?[0] ?? "0") ?? 0,
-                        inserted: counts.rows.first?[1].flatMap { Int64($0) })
+                    outcome = try TableLoad.upsertJSON(step, table: table, archive: archive, on: connection)
                 }
                 outcomes.append(outcome)
                 logger.debug(
@@ -131,65 +153,7 @@ final class DirectRestoreDestination: RestoreDestination {
                 throw error
             }
         }
-        try restoreKeys(deferred)
-        if let schema { try ddl.apply(schema.statements.filter { $0.section == .postData }) }
-        try ForeignKeyCheck.validate(pendingChecks, on: connection)
-        return RestoreLoad(
-            tables: outcomes, schemaCreated: ddl.created, schemaExisting: ddl.existing, schemaSkipped: ddl.skipped)
-    }
-
-    /// A primary key, unique or exclusion constraint taken off a table for its load.
-    struct DeferredKey {
-        var table: TableName
-        var name: String
-        var add: String
-    }
-
-    /// Tables this restore created are empty: their primary keys, unique and exclusion
-    /// constraints are dropped before the rows go in and added back after (pg_restore's order),
-    /// so each index is built once from all its rows instead of growing row by row. Foreign keys
-    /// come later still (post-data), and everything stays in the one transaction.
-    private func deferKeys(of tables: [String]) throws -> [DeferredKey] {
-        guard !tables.isEmpty else { return [] }
-        struct Row: Decodable {
-            var schema: String
-            var relation: String
-            var name: String
-            var definition: String
-        }
-        let rows = try connection.decode(
-            Row.self,
-            """
-            SELECT n.nspname AS schema, c.relname AS relation, quote_ident(k.conname) AS name,
-                   pg_get_constraintdef(k.oid) AS definition
-            FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
-            JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-            WHERE k.conrelid IN (SELECT to_regclass(t) FROM unnest($1::text[]) t)
-              AND k.contype IN ('p', 'u', 'x') AND k.conislocal AND k.conparentid = 0
-            ORDER BY k.contype <> 'p', 1, 2, 3
-            """, [SQL.textArrayLiteral(tables)])
-        var deferred: [DeferredKey] = []
-        for row in rows {
-            let table = TableName(schema: row.schema, name: row.relation)
-            try connection.execute("ALTER TABLE \(table.quoted) DROP CONSTRAINT \(row.name)")
-            deferred.append(
-                DeferredKey(
-                    table: table, name: row.name,
-                    add: "ALTER TABLE \(table.quoted) ADD CONSTRAINT \(row.name) \(row.definition)"))
-        }
-        return deferred
-    }
-
-    private func restoreKeys(_ deferred: [DeferredKey]) throws {
-        for key in deferred {
-            do {
-                try connection.execute(key.add)
-            } catch let error as PostgresError {
-                throw RestoreError(
-                    table: nil, underlying: error,
-                    advice: "adding \(key.name) to \(key.table) after its rows failed; nothing was written")
-            }
-        }
+        return (outcomes, pendingChecks)
     }
 
     /// What `--create-schema` did so far (for a dry run, the pre-data part).
@@ -240,7 +204,7 @@ final class DirectRestoreDestination: RestoreDestination {
             try connection.execute("COMMIT")
         } catch let error as PostgresError {
             // Deferred foreign keys are checked here.
-            throw RestoreError(table: nil, underlying: error, advice: nil)
+            throw RestoreError(table: nil, underlying: error, advice: nil, partial: committed)
         }
     }
 
@@ -258,100 +222,20 @@ final class DirectRestoreDestination: RestoreDestination {
         try? connection.execute("ROLLBACK")
     }
 
-    /// The fast path: rows converted to COPY text on the client. Into an empty table they are
-    /// COPY'd straight in (under a lock that keeps other writers out until commit; with
-    /// `skipTriggers`, without per-row foreign-key triggers, checked later); otherwise
-    /// into a typed temporary table, then upserted. Returns nil, having changed nothing, when a
-    /// value needs the server-side JSON path (composite values).
-    private func loadAsText(
-        _ step: RestorePlan.Step, table: Manifest.Table, archive: BackupArchive, on connection: PostgresConnection,
-        skipTriggers: Bool
-    ) throws -> (written: Int64, inserted: Int64?, path: LoadPath)? {
-        let columns = step.columns
-        guard !columns.isEmpty else { return nil }
-        let list = columns.map { SQL.quoteIdentifier($0.name) }.joined(separator: ", ")
-        let empty = try connection.query("SELECT NOT EXISTS (SELECT 1 FROM \(step.table.quoted))").scalar == "t"
-        try connection.execute("SAVEPOINT supabackup_text")
-        do {
-            if empty {
-                try connection.execute("LOCK TABLE \(step.table.quoted) IN SHARE ROW EXCLUSIVE MODE")
-                if try connection.query("SELECT NOT EXISTS (SELECT 1 FROM \(step.table.quoted))").scalar != "t" {
-                    try connection.execute("ROLLBACK TO SAVEPOINT supabackup_text")
-                    return nil
-                }
-                if skipTriggers { try connection.execute("SET LOCAL session_replication_role = replica") }
-                try copyText(
-                    columns, into: "\(step.table.quoted) (\(list))", table: table, archive: archive, on: connection)
-                if skipTriggers { try connection.execute("SET LOCAL session_replication_role = origin") }
-                try connection.execute("RELEASE SAVEPOINT supabackup_text")
-                return (table.rows, table.rows, .copy)
-            }
-            try connection.execute(UpsertStatement.createTyped(columns))
-            try copyText(
-                columns, into: "\(UpsertStatement.typedTable) (\(list))", table: table, archive: archive, on: connection
-            )
-            let counts = try connection.query(
-                UpsertStatement.make(
-                    table: step.table, step: step, partitioned: step.partitioned,
-                    rows: UpsertStatement.selectTyped(columns)))
-            try connection.execute("DROP TABLE \(UpsertStatement.typedTable)")
-            try connection.execute("RELEASE SAVEPOINT supabackup_text")
-            return (Int64(counts.rows.first?[0] ?? "0") ?? 0, counts.rows.first?[1].flatMap { Int64($0) }, .upsert)
-        } catch is CopyTextEncoder.Unsupported {
-            try connection.execute("ROLLBACK TO SAVEPOINT supabackup_text")
-            return nil
-        }
-    }
-
-    private func copyText(
-        _ columns: [RestorePlan.ColumnPlan], into target: String, table: Manifest.Table, archive: BackupArchive,
-        on connection: PostgresConnection
-    ) throws {
-        var encoder = CopyTextEncoder(columns: columns)
-        var scanner = LineScanner()
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 18)
-        try connection.copyIn("COPY \(target) FROM STDIN") { writer in
-            try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
-                try scanner.feed(chunk) { line in try encoder.append(line, to: &buffer) }
-                if buffer.count >= 1 << 18 {
-                    try buffer.withUnsafeBytes { try writer.write($0) }
-                    buffer.removeAll(keepingCapacity: true)
-                }
-            }
-            try buffer.withUnsafeBytes { try writer.write($0) }
-        }
-    }
-
-    private func createStage(_ connection: PostgresConnection) throws {
-        try connection.execute("CREATE TEMP TABLE IF NOT EXISTS supabackup_stage (line json NOT NULL) ON COMMIT DROP")
-    }
-
-    /// Loads a table's lines into the temporary stage (checking them against the manifest).
-    private func stage(_ table: Manifest.Table, archive: BackupArchive, on connection: PostgresConnection) throws {
-        try connection.execute("TRUNCATE \(UpsertStatement.stageTable)")
-        try connection.copyIn("COPY \(UpsertStatement.stageTable) (line) FROM STDIN WITH \(RowQuery.copyOptions)") {
-            writer in
-            try ArchiveVerifier.checkDataFile(archive, table, validateLines: false) { chunk in
-                try writer.write(chunk)
-            }
-        }
-    }
-
     /// Where the target's column types differ from the backup's, converts the staged values
     /// without writing them, so an incompatible type is reported table by table before any write.
     private func checkConversions(_ plan: RestorePlan, archive: BackupArchive, on connection: PostgresConnection) throws
     {
         let steps = plan.steps.filter { $0.columns.contains(where: \.typeDiffers) }
         guard !steps.isEmpty else { return }
-        try createStage(connection)
+        try TableLoad.createStage(connection)
         var problems: [String] = []
         for step in steps {
             guard let table = archive.manifest.table(step.table) else { continue }
             let columns = step.columns.filter(\.typeDiffers)
             try connection.execute("SAVEPOINT supabackup_check")
             do {
-                try stage(table, archive: archive, on: connection)
+                try TableLoad.stage(table, archive: archive, on: connection)
                 _ = try connection.query(UpsertStatement.conversionCheck(columns))
                 try connection.execute("RELEASE SAVEPOINT supabackup_check")
             } catch let error as PostgresError where !error.isConnectionFailure {
@@ -393,5 +277,297 @@ final class DirectRestoreDestination: RestoreDestination {
         }
         return
             "the referenced rows are neither in the target nor in this restore; restore their table too (or all tables)"
+    }
+}
+
+/// A fresh restore over several connections (`--jobs`), as `pg_restore -j`: the tables
+/// schema.sql created are committed empty, each table is loaded and keyed in a transaction of
+/// its own, indexes are built over the connections too, and the rest of schema.sql, sequences
+/// and refreshes follow in one last transaction. A failure leaves what was committed; the same
+/// restore run again completes it (the tables are then existing ones, filled by upserts).
+extension DirectRestoreDestination {
+    /// The plan's tables this restore created, when it created some and none of them has a
+    /// foreign key or trigger yet (schema.sql adds them after the rows), so loading them apart
+    /// cannot break a rule; nil otherwise.
+    fileprivate func freshTables(_ plan: RestorePlan) throws -> Set<TableName>? {
+        guard !plan.steps.isEmpty, !ddl.createdTables.isEmpty else { return nil }
+        struct Row: Decodable {
+            var schema: String
+            var name: String
+            var bound: Bool
+        }
+        let rows = try connection.decode(
+            Row.self,
+            """
+            SELECT n.nspname AS schema, c.relname AS name,
+                   EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.contype = 'f' AND k.conrelid = c.oid)
+                   OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid = c.oid) AS bound
+            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid IN (SELECT to_regclass(t) FROM unnest($1::text[]) t)
+            """, [SQL.textArrayLiteral(ddl.createdTables)])
+        guard !rows.contains(where: \.bound) else { return nil }
+        let fresh = Set(rows.map { TableName(schema: $0.schema, name: $0.name) }).intersection(plan.steps.map(\.table))
+        return fresh.isEmpty ? nil : fresh
+    }
+
+    fileprivate func loadFresh(
+        _ plan: RestorePlan, fresh: Set<TableName>, schema: SchemaScript,
+        progress: (@Sendable (TableName, Int, Int) -> Void)?
+    ) throws -> RestoreLoad {
+        // The other connections must see the tables.
+        try connection.execute("COMMIT")
+        committed = true
+        do {
+            try Session.begin(connection, .restore)
+            // Tables that were there (a fresh project's auth.users) first, in one transaction as
+            // always, committed before the foreign keys that reference them are added.
+            let existing = plan.steps.filter { !fresh.contains($0.table) }
+            var existingOutcomes: [RestoreResult.TableOutcome] = []
+            if !existing.isEmpty {
+                var none: [TableLoad.DeferredKey] = []
+                let pendingChecks: [ForeignKeyCheck.Key]
+                (existingOutcomes, pendingChecks) = try loadInOrder(existing, plan: plan, deferred: &none) {
+                    table, position in progress?(table, position, plan.steps.count)
+                }
+                try ForeignKeyCheck.validate(pendingChecks, on: connection)
+                try connection.execute("COMMIT")
+                try Session.begin(connection, .restore)
+            }
+            let archive = archive
+            let connect: @Sendable () throws -> PostgresConnection = { [connectionString] in
+                try PostgresConnection.open(connectionString)
+            }
+            let postData = schema.statements.filter { $0.section == .postData }
+            let graph = FreshRestoreGraph(
+                steps: plan.steps.filter { fresh.contains($0.table) }, manifest: archive.manifest, postData: postData)
+            let started = Counter(existing.count)
+            logger.debug(
+                "loading the tables this restore created over several connections",
+                metadata: ["tables": "\(fresh.count)", "connections": "\(jobs)"])
+            let count = plan.steps.count
+            let outputs = try ConnectionWorkers.run(graph.items, after: graph.after, jobs: jobs, connect: connect) {
+                connection, item -> FreshRestoreGraph.Output in
+                switch item {
+                case .table(let step):
+                    progress?(step.table, started.increment(), count)
+                    return .table(try Self.loadCommitted(step, archive: archive, on: connection))
+                case .statement(let statement):
+                    return .statement(try Self.applyCommitted(connection, statement))
+                }
+            }
+            var byTable = Dictionary(existingOutcomes.map { ($0.table, $0) }) { first, _ in first }
+            for output in outputs {
+                switch output {
+                case .table(let outcome): byTable[outcome.table] = outcome
+                case .statement(let report): ddl.absorb(report)
+                }
+            }
+            // The rest of schema.sql (triggers, policies, grants, refreshes, ...) in this one
+            // transaction, with the sequences.
+            try ddl.apply(postData.filter { !FreshRestoreGraph.parallelKinds.contains($0.kind) })
+            return RestoreLoad(
+                tables: plan.steps.compactMap { byTable[$0.table] }, schemaCreated: ddl.created,
+                schemaExisting: ddl.existing, schemaSkipped: ddl.skipped)
+        } catch var error as RestoreError {
+            error.partial = true
+            throw error
+        } catch let error as PostgresError {
+            throw RestoreError(table: nil, underlying: error, advice: nil, partial: true)
+        }
+    }
+
+    /// One schema.sql statement in a transaction of its own. Two foreign keys between the same
+    /// tables, added at once, can deadlock; the one the server picks is tried again.
+    fileprivate static func applyCommitted(_ connection: PostgresConnection, _ statement: SchemaScript.Statement)
+        throws -> DDLApplier.Report
+    {
+        var attempt = 1
+        while true {
+            do {
+                try Session.begin(connection, .restore)
+                var applier = DDLApplier(connection: connection)
+                try applier.apply([statement])
+                try connection.execute("COMMIT")
+                return applier.report
+            } catch let error as RestoreError where error.underlying.sqlState == "40P01" && attempt < 5 {
+                try connection.execute("ROLLBACK")
+                attempt += 1
+            }
+        }
+    }
+
+    /// One table in a transaction of its own: keys off, rows in, keys back on, commit.
+    fileprivate static func loadCommitted(
+        _ step: RestorePlan.Step, archive: BackupArchive, on connection: PostgresConnection
+    ) throws -> RestoreResult.TableOutcome {
+        guard let table = archive.manifest.table(step.table) else {
+            throw InternalError("\(step.table) is in the plan but not in the manifest")
+        }
+        do {
+            try Session.begin(connection, .restore)
+            let keys = try TableLoad.dropKeys(of: [step.table.quoted], on: connection)
+            let outcome: RestoreResult.TableOutcome
+            if let rows = try TableLoad.asText(
+                step, table: table, archive: archive, on: connection, skipTriggers: false)
+            {
+                try TableLoad.addKeys(keys, on: connection)
+                outcome = .init(
+                    table: step.table, rows: table.rows, written: rows.written, inserted: rows.inserted,
+                    path: rows.path)
+            } else {
+                try TableLoad.addKeys(keys, on: connection)
+                try TableLoad.createStage(connection)
+                outcome = try TableLoad.upsertJSON(step, table: table, archive: archive, on: connection)
+            }
+            try connection.execute("COMMIT")
+            return outcome
+        } catch let error as PostgresError {
+            throw RestoreError(table: step.table, underlying: error, advice: nil, partial: true)
+        } catch var error as ArchiveError {
+            error.file = error.file ?? table.file
+            throw error
+        }
+    }
+}
+
+/// What a parallel fresh restore runs over its connections, and what each item waits for: a
+/// table's rows (with its keys), its indexes once its rows are in, partitions' indexes attached
+/// once every index exists, and foreign keys once both their tables and the referenced table's
+/// indexes are there. Items come largest table first, each table followed by its indexes.
+struct FreshRestoreGraph {
+    enum Item: Sendable {
+        case table(RestorePlan.Step)
+        case statement(SchemaScript.Statement)
+    }
+
+    enum Output: Sendable {
+        case table(RestoreResult.TableOutcome)
+        case statement(DDLApplier.Report)
+    }
+
+    /// The post-data kinds that run over the connections; the rest runs in the last transaction.
+    static let parallelKinds: Set<String> = ["index", "foreign-key"]
+
+    private(set) var items: [Item] = []
+    private(set) var after: [[Int]] = []
+
+    init(steps: [RestorePlan.Step], manifest: Manifest, postData: [SchemaScript.Statement]) {
+        let bytes = Dictionary(manifest.tables.map { ($0.tableName, $0.bytes) }) { first, _ in first }
+        let steps = steps.sorted { (bytes[$0.table] ?? 0) > (bytes[$1.table] ?? 0) }
+        let planned = Set(steps.map(\.table))
+        let attached = { (statement: SchemaScript.Statement) in statement.sql.contains(" ATTACH PARTITION ") }
+        var indexesOf: [TableName: [SchemaScript.Statement]] = [:]
+        var otherIndexes: [SchemaScript.Statement] = []
+        var attaches: [SchemaScript.Statement] = []
+        for statement in postData where statement.kind == "index" {
+            if attached(statement) {
+                attaches.append(statement)
+            } else if let table = Self.indexTable(statement.sql), planned.contains(table) {
+                indexesOf[table, default: []].append(statement)
+            } else {
+                otherIndexes.append(statement)
+            }
+        }
+        var loads: [TableName: Int] = [:]
+        var indexItems: [TableName: [Int]] = [:]
+        for step in steps {
+            loads[step.table] = add(.table(step), after: [])
+            for index in indexesOf[step.table] ?? [] {
+                indexItems[step.table, default: []].append(add(.statement(index), after: [loads[step.table]!]))
+            }
+        }
+        let allLoads = Array(loads.values).sorted()
+        let unplaced = otherIndexes.map { add(.statement($0), after: allLoads) }
+        let allIndexes = (indexItems.values.flatMap { $0 } + unplaced).sorted()
+        // One after another: a sub-partition's index is attached to its partition's only once
+        // that one is attached to the table's.
+        var attachItems: [Int] = []
+        for statement in attaches {
+            attachItems.append(add(.statement(statement), after: allLoads + allIndexes + attachItems))
+        }
+        for statement in postData where statement.kind == "foreign-key" {
+            // A table this graph does not load was loaded and committed before it.
+            if let tables = Self.foreignKeyTables(statement.sql) {
+                let loaded = [tables.child, tables.parent].compactMap { loads[$0] }
+                add(.statement(statement), after: loaded + (indexItems[tables.parent] ?? []) + attachItems)
+            } else {
+                add(.statement(statement), after: allLoads + allIndexes + attachItems)
+            }
+        }
+    }
+
+    @discardableResult
+    private mutating func add(_ item: Item, after prerequisites: [Int]) -> Int {
+        items.append(item)
+        after.append(prerequisites)
+        return items.count - 1
+    }
+
+    /// The table of `CREATE [UNIQUE] INDEX name ON [ONLY] table USING ...` (pg_get_indexdef).
+    static func indexTable(_ sql: String) -> TableName? {
+        guard let on = sql.range(of: " ON ") else { return nil }
+        var rest = sql[on.upperBound...]
+        if rest.hasPrefix("ONLY ") { rest = rest.dropFirst(5) }
+        return qualifiedName(rest)
+    }
+
+    /// The tables of `ALTER TABLE [ONLY] child ADD CONSTRAINT ... REFERENCES parent(...)`.
+    static func foreignKeyTables(_ sql: String) -> (child: TableName, parent: TableName)? {
+        guard sql.hasPrefix("ALTER TABLE "), let references = sql.range(of: " REFERENCES ") else { return nil }
+        var rest = sql.dropFirst("ALTER TABLE ".count)
+        if rest.hasPrefix("ONLY ") { rest = rest.dropFirst(5) }
+        guard let child = qualifiedName(rest), let parent = qualifiedName(sql[references.upperBound...]) else {
+            return nil
+        }
+        return (child, parent)
+    }
+
+    /// A `schema.name` at the start of `text`, as `regclass` output writes it (quoted where needed).
+    static func qualifiedName(_ text: Substring) -> TableName? {
+        var parts: [String] = []
+        var i = text.startIndex
+        while i < text.endIndex, parts.count < 3 {
+            var part = ""
+            if text[i] == "\"" {
+                i = text.index(after: i)
+                while i < text.endIndex {
+                    if text[i] == "\"" {
+                        let next = text.index(after: i)
+                        guard next < text.endIndex, text[next] == "\"" else { break }
+                        i = next
+                    }
+                    part.append(text[i])
+                    i = text.index(after: i)
+                }
+                guard i < text.endIndex else { return nil }
+                i = text.index(after: i)
+            } else {
+                while i < text.endIndex, text[i].isLetter || text[i].isNumber || text[i] == "_" || text[i] == "$" {
+                    part.append(text[i])
+                    i = text.index(after: i)
+                }
+            }
+            guard !part.isEmpty else { return nil }
+            parts.append(part)
+            guard i < text.endIndex, text[i] == "." else { break }
+            i = text.index(after: i)
+        }
+        return parts.count == 2 ? TableName(schema: parts[0], name: parts[1]) : nil
+    }
+}
+
+/// A count shared by threads.
+final class Counter: @unchecked Sendable {
+    // @unchecked: `value` is touched only under `lock`.
+    private let lock = NSLock()
+    private var value: Int
+
+    init(_ value: Int = 0) { self.value = value }
+
+    func increment() -> Int {
+        lock.withLock {
+            value += 1
+            return value
+        }
     }
 }

@@ -78,7 +78,8 @@ final class RESTRestoreDestination: RestoreDestination {
 
     func check(_ plan: RestorePlan) throws {}
 
-    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws
+    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: (@Sendable (TableName, Int, Int) -> Void)?)
+        throws
         -> RestoreLoad
     {
         var authUsers: (created: Int, existing: Int, needReset: [String])?

@@ -45,7 +45,9 @@ protocol RestoreDestination: AnyObject {
     func planned(_ selected: [Manifest.Table]) -> [Manifest.Table]
 
     /// Writes every step's rows (and what must follow them), in plan order.
-    func load(_ plan: RestorePlan, selected: [Manifest.Table], progress: ((TableName, Int, Int) -> Void)?) throws
+    func load(
+        _ plan: RestorePlan, selected: [Manifest.Table], progress: (@Sendable (TableName, Int, Int) -> Void)?
+    ) throws
         -> RestoreLoad
 
     /// A sequence in the target: nil when it has none of that name.

@@ -35,6 +35,10 @@ public struct RestoreOptions: Sendable {
     public var announce: (@Sendable (String) -> Void)?
     /// Also restore the backup's Storage buckets and objects into this project (Storage API).
     public var storage: StorageSelection?
+    /// Connections a fresh restore (`createSchema`, every table created by it) loads tables and
+    /// builds indexes over, as `pg_restore -j`; each table then commits on its own. 1 keeps
+    /// every restore in one transaction.
+    public var jobs = 1
 
     public init(
         target: RestoreTarget, directory: String = "backups", name: String, tables: [TableFilter] = [],
@@ -193,7 +197,7 @@ public struct RestoreEngine {
     private func restoreTables(
         archive: BackupArchive, selected: [Manifest.Table], schema: SchemaScript?, dryRun: Bool
     ) throws -> RestoreResult {
-        let destination = try makeDestination(archive: archive, schema: schema)
+        let destination = try makeDestination(archive: archive, schema: schema, jobs: dryRun ? 1 : options.jobs)
         options.announce?(destination.target)
         do {
             var result = try restore(archive: archive, selected: selected, into: destination, dryRun: dryRun)
@@ -205,13 +209,14 @@ public struct RestoreEngine {
         }
     }
 
-    private func makeDestination(archive: BackupArchive, schema: SchemaScript?) throws -> any RestoreDestination {
+    private func makeDestination(archive: BackupArchive, schema: SchemaScript?, jobs: Int) throws
+        -> any RestoreDestination
+    {
         switch options.target {
         case .direct(let connection):
             return try DirectRestoreDestination(
                 connectionString: connection, archive: archive, schema: schema,
-                disableTriggers: options.disableTriggers,
-                logger: logger)
+                disableTriggers: options.disableTriggers, jobs: jobs, logger: logger)
         case .rest(let settings):
             guard schema == nil else {
                 throw UsageError(
@@ -375,17 +380,30 @@ extension RestoreEngine {
     }
 }
 
-/// A restore failed; the transaction was rolled back and the target is unchanged.
+/// A restore failed; the transaction was rolled back and the target is unchanged, unless the
+/// restore had committed part of its work (`partial`).
 public struct RestoreError: Error, CustomStringConvertible, Sendable {
     /// The table being restored, nil when the failure came at commit.
     public var table: TableName?
     public var underlying: PostgresError
     public var advice: String?
+    /// Part of the restore was committed before the failure (a fresh restore with `--jobs`).
+    public var partial = false
+
+    public init(table: TableName?, underlying: PostgresError, advice: String?, partial: Bool = false) {
+        self.table = table
+        self.underlying = underlying
+        self.advice = advice
+        self.partial = partial
+    }
 
     public var description: String {
         var text = table.map { "table \($0): " } ?? "at commit: "
         text += underlying.description
         if let advice { text += "; \(advice)" }
-        return text + " (rolled back: nothing was changed)"
+        return text
+            + (partial
+                ? " (the tables loaded before the failure stay; run the same restore again to complete it)"
+                : " (rolled back: nothing was changed)")
     }
 }
