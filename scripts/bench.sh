@@ -8,6 +8,7 @@
 #   SIZES="500000 1000000 2000000 4000000" RUNS=3 SAMPLE_SCALE=100 REST_ROWS="100000 1000000" scripts/bench.sh
 #   ROWS=2000000 RUNS=3 SAMPLE_SCALE=0 SHAPES= scripts/bench.sh  (one size, no sample schema or shapes)
 #   PIN=1 ...  pins the server to core 0 and every client to core 1 (taskset).
+#   SIZES= SAMPLE_SCALE=0 REST_ROWS= S3_ROWS=0 STORAGE_OBJECTS=0 scripts/bench.sh  (table shapes only)
 # Then table shapes (SHAPES, scripts/bench-shapes/*.sql: narrow, wide text, jsonb, bytea blobs,
 # temporal/numeric/array/inet, events, and the Chinook schema). For each data set: backup time and
 # the server's CPU per backup against pg_dump --data-only, fresh-instance restore (--create-schema
@@ -26,9 +27,11 @@ deps_install
 if [ ! -x /usr/bin/time ]; then
   [ "$(id -u)" = 0 ] && { apt-get update -qq >/dev/null; apt-get install -y -qq time >/dev/null; }
 fi
-SIZES=${ROWS:-${SIZES:-"500000 1000000 2000000 4000000"}}
+SIZES=${ROWS:-${SIZES-"500000 1000000 2000000 4000000"}}
 RUNS=${RUNS:-3}
 JOBS=${JOBS:-4}
+# Fresh restores run with --jobs FRESH_JOBS, against pg_restore and pg_restore -j 2.
+FRESH_JOBS=${FRESH_JOBS:-2}
 SAMPLE_SCALE=${SAMPLE_SCALE:-100}
 # Table shapes from scripts/bench-shapes (name:rows; chinook's number is a scale of the original).
 SHAPES=${SHAPES-"narrow:300000 wide:300000 jsonb:300000 blobs:6000 temporal:300000 events:1000000 chinook:50"}
@@ -37,7 +40,7 @@ swift build -c release --product supabackup 2>&1 | tail -n 1 >&2
 swift build -c release --product postgrest-test-server 2>&1 | tail -n 1 >&2
 BIN="$(swift build -c release --show-bin-path)/supabackup"
 SERVER_BIN="$(swift build -c release --show-bin-path)/postgrest-test-server"
-REST_ROWS=${REST_ROWS:-"100000 1000000"}
+REST_ROWS=${REST_ROWS-"100000 1000000"}
 S3_ROWS=${S3_ROWS:-1000000}
 
 pg_start
@@ -136,7 +139,8 @@ measure() {
     truncate_public target_pg
     timed "pg_restore_$label" "$PG_BINDIR/pg_restore" --data-only $PG_RESTORE_FLAGS -d target_pg "$WORK/dump"
     fresh_db fresh_sb
-    timed "sb_fresh_$label" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$url/fresh_sb" --create-schema --quiet
+    timed "sb_fresh_$label" "$BIN" restore "$NAME" --dir "$WORK/backups" --db-url "$url/fresh_sb" --create-schema \
+      --jobs "$FRESH_JOBS" --quiet
     fresh_db fresh_pg
     timed "pg_fresh_$label" "$PG_BINDIR/pg_restore" -d fresh_pg "$WORK/full"
     fresh_db fresh_pg
