@@ -50,6 +50,24 @@ struct ParallelRestoreTests {
         #expect(Int(next ?? "0")! > Int(highest ?? "0")!)
     }
 
+    @Test("through a transaction-mode pooler with more connections asked for than its pool holds")
+    func throughThePooler() throws {
+        let source = try InterfaceTests.sample()
+        let directory = try TemporaryDirectory()
+        let name = try Self.backup(source, into: directory)
+        let target = try Self.freshTarget("parallel_pooler")
+        // The pool has 4 server connections; 8 workers and the restore's own connection share them.
+        let run = try CLI.run(
+            [
+                "restore", name, "--dir", directory.path, "--db-url", try PoolerTests.poolerURL(target),
+                "--create-schema", "--jobs", "8",
+            ])
+        #expect(run.status == 0, "\(run.stderr)")
+        for table in try Self.tables(of: source) {
+            #expect(try target.digest(table) == source.digest(table), "\(table)")
+        }
+    }
+
     @Test("killed mid-load: each table is whole or empty, keyed; the same restore run again completes it")
     func killedThenRerun() throws {
         let source = try ReliabilityTests.database("parallel_kill_src")

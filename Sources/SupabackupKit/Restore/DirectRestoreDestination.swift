@@ -318,12 +318,12 @@ extension DirectRestoreDestination {
         try connection.execute("COMMIT")
         committed = true
         do {
-            try Session.begin(connection, .restore)
             // Tables that were there (a fresh project's auth.users) first, in one transaction as
             // always, committed before the foreign keys that reference them are added.
             let existing = plan.steps.filter { !fresh.contains($0.table) }
             var existingOutcomes: [RestoreResult.TableOutcome] = []
             if !existing.isEmpty {
+                try Session.begin(connection, .restore)
                 var none: [TableLoad.DeferredKey] = []
                 let pendingChecks: [ForeignKeyCheck.Key]
                 (existingOutcomes, pendingChecks) = try loadInOrder(existing, plan: plan, deferred: &none) {
@@ -331,7 +331,6 @@ extension DirectRestoreDestination {
                 }
                 try ForeignKeyCheck.validate(pendingChecks, on: connection)
                 try connection.execute("COMMIT")
-                try Session.begin(connection, .restore)
             }
             let archive = archive
             let connect: @Sendable () throws -> PostgresConnection = { [connectionString] in
@@ -362,8 +361,10 @@ extension DirectRestoreDestination {
                 case .statement(let report): ddl.absorb(report)
                 }
             }
-            // The rest of schema.sql (triggers, policies, grants, refreshes, ...) in this one
-            // transaction, with the sequences.
+            // The rest of schema.sql (triggers, policies, grants, refreshes, ...) in one last
+            // transaction, with the sequences. It begins only now: through a pooler, an open
+            // transaction here would hold a server connection the other connections may need.
+            try Session.begin(connection, .restore)
             try ddl.apply(postData.filter { !FreshRestoreGraph.parallelKinds.contains($0.kind) })
             return RestoreLoad(
                 tables: plan.steps.compactMap { byTable[$0.table] }, schemaCreated: ddl.created,
