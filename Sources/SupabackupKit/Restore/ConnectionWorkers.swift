@@ -27,11 +27,11 @@ final class ConnectionWorkers<Item: Sendable, Output: Sendable>: @unchecked Send
     /// connection that cannot be opened (a pooler's limit) leaves its share to the others; the
     /// run fails only when none could be opened.
     static func run(
-        _ items: [Item], after: [[Int]]? = nil, jobs: Int, connect: @escaping @Sendable () throws -> PostgresConnection,
+        _ items: [Item], after: [[Int]], jobs: Int, connect: @escaping @Sendable () throws -> PostgresConnection,
         _ work: @escaping @Sendable (PostgresConnection, Item) throws -> Output
     ) throws -> [Output] {
         guard !items.isEmpty else { return [] }
-        let run = ConnectionWorkers(items, after: after ?? Array(repeating: [], count: items.count))
+        let run = ConnectionWorkers(items, after: after)
         let done = DispatchGroup()
         for index in 0..<max(1, min(jobs, items.count)) {
             done.enter()

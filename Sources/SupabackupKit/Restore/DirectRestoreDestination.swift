@@ -337,8 +337,11 @@ extension DirectRestoreDestination {
                 try PostgresConnection.open(connectionString)
             }
             let postData = schema.statements.filter { $0.section == .postData }
+            // Largest first, so the last items to finish are small ones.
+            let size = { (step: RestorePlan.Step) in archive.manifest.table(step.table)?.bytes ?? 0 }
             let graph = FreshRestoreGraph(
-                steps: plan.steps.filter { fresh.contains($0.table) }, manifest: archive.manifest, postData: postData)
+                steps: plan.steps.filter { fresh.contains($0.table) }.sorted { size($0) > size($1) },
+                postData: postData)
             let started = Counter(existing.count)
             logger.debug(
                 "loading the tables this restore created over several connections",
@@ -377,24 +380,15 @@ extension DirectRestoreDestination {
         }
     }
 
-    /// One schema.sql statement in a transaction of its own. Two foreign keys between the same
-    /// tables, added at once, can deadlock; the one the server picks is tried again.
+    /// One schema.sql statement in a transaction of its own.
     fileprivate static func applyCommitted(_ connection: PostgresConnection, _ statement: SchemaScript.Statement)
         throws -> DDLApplier.Report
     {
-        var attempt = 1
-        while true {
-            do {
-                try Session.begin(connection, .restore)
-                var applier = DDLApplier(connection: connection)
-                try applier.apply([statement])
-                try connection.execute("COMMIT")
-                return applier.report
-            } catch let error as RestoreError where error.underlying.sqlState == "40P01" && attempt < 5 {
-                try connection.execute("ROLLBACK")
-                attempt += 1
-            }
-        }
+        try Session.begin(connection, .restore)
+        var applier = DDLApplier(connection: connection)
+        try applier.apply([statement])
+        try connection.execute("COMMIT")
+        return applier.report
     }
 
     /// One table in a transaction of its own: keys off, rows in, keys back on, commit.
@@ -434,7 +428,9 @@ extension DirectRestoreDestination {
 /// What a parallel fresh restore runs over its connections, and what each item waits for: a
 /// table's rows (with its keys), its indexes once its rows are in, partitions' indexes attached
 /// once every index exists, and foreign keys once both their tables and the referenced table's
-/// indexes are there. Items come largest table first, each table followed by its indexes.
+/// indexes are there. Two foreign keys that share a table run one after the other, as
+/// pg_restore -j schedules them: each locks both its tables against the other, and two at once
+/// can deadlock. Items come in the order of `steps`, each table followed by its indexes.
 struct FreshRestoreGraph {
     enum Item: Sendable {
         case table(RestorePlan.Step)
@@ -452,9 +448,7 @@ struct FreshRestoreGraph {
     private(set) var items: [Item] = []
     private(set) var after: [[Int]] = []
 
-    init(steps: [RestorePlan.Step], manifest: Manifest, postData: [SchemaScript.Statement]) {
-        let bytes = Dictionary(manifest.tables.map { ($0.tableName, $0.bytes) }) { first, _ in first }
-        let steps = steps.sorted { (bytes[$0.table] ?? 0) > (bytes[$1.table] ?? 0) }
+    init(steps: [RestorePlan.Step], postData: [SchemaScript.Statement]) {
         let planned = Set(steps.map(\.table))
         let attached = { (statement: SchemaScript.Statement) in statement.sql.contains(" ATTACH PARTITION ") }
         var indexesOf: [TableName: [SchemaScript.Statement]] = [:]
@@ -486,14 +480,26 @@ struct FreshRestoreGraph {
         for statement in attaches {
             attachItems.append(add(.statement(statement), after: allLoads + allIndexes + attachItems))
         }
+        var lastKeyOn: [TableName: Int] = [:]
+        var keys: [Int] = []
+        var unreadKeys: [Int] = []
         for statement in postData where statement.kind == "foreign-key" {
-            // A table this graph does not load was loaded and committed before it.
-            if let tables = Self.foreignKeyTables(statement.sql) {
-                let loaded = [tables.child, tables.parent].compactMap { loads[$0] }
-                add(.statement(statement), after: loaded + (indexItems[tables.parent] ?? []) + attachItems)
-            } else {
-                add(.statement(statement), after: allLoads + allIndexes + attachItems)
+            guard let tables = Self.foreignKeyTables(statement.sql) else {
+                // Tables unknown: after everything else, and after every foreign key before it.
+                let key = add(.statement(statement), after: allLoads + allIndexes + attachItems + keys)
+                keys.append(key)
+                unreadKeys.append(key)
+                continue
             }
+            // A table this graph does not load was loaded and committed before it.
+            let shared = Set([tables.child, tables.parent]).compactMap { lastKeyOn[$0] }
+            let key = add(
+                .statement(statement),
+                after: [tables.child, tables.parent].compactMap { loads[$0] } + (indexItems[tables.parent] ?? [])
+                    + attachItems + shared + unreadKeys)
+            keys.append(key)
+            lastKeyOn[tables.child] = key
+            lastKeyOn[tables.parent] = key
         }
     }
 
