@@ -183,5 +183,13 @@ struct ObjectStorageTests {
         let restore = try CLI.run(["restore", name, "--dir", location, "--db-url", source.url], environment: env)
         #expect(restore.status == 3, "\(restore.stderr)")
         #expect(try source.scalar("SELECT count(*) FROM public.t") == "0")
+        // A fresh restore over several connections, which commits in parts, reads it all first:
+        // not even the empty table is created.
+        let fresh = try TestDatabase("s3damage_fresh")
+        let parallel = try CLI.run(
+            ["restore", name, "--dir", location, "--db-url", fresh.url, "--create-schema", "--jobs", "2"],
+            environment: env)
+        #expect(parallel.status == 3, "\(parallel.stderr)")
+        #expect(try fresh.scalar("SELECT to_regclass('public.t') IS NULL") == "t")
     }
 }

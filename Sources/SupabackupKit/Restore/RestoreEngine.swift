@@ -163,7 +163,10 @@ public struct RestoreEngine {
             schema = script
         }
         // Damaged files are refused before the database is touched.
-        if archive.storage.isRemote, case .direct = options.target {
+        // A fresh restore over several connections commits table by table, so a damaged file
+        // found mid-stream would leave the tables before it: it reads everything first.
+        let commitsInParts = options.createSchema && options.jobs > 1
+        if archive.storage.isRemote, case .direct = options.target, !commitsInParts {
             // One download, not two: each file's SHA-256 is checked as it streams into the one
             // transaction, which rolls back on a mismatch; the listing's sizes are checked first.
             try ArchiveVerifier.checkListedSizes(archive, tables: selected)
