@@ -24,22 +24,31 @@ struct ParallelRestoreTests {
         return try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first)
     }
 
-    @Test("the sample app (partitions, identity and generated columns, a foreign-key cycle) comes back whole")
-    func sampleApp() throws {
+    /// The sample app backed up, then restored into a fresh database (reached through `url`)
+    /// with `--create-schema --jobs N --verbose`; every table compared with the source.
+    static func restoreSample(_ label: String, jobs: Int, url: (TestDatabase) throws -> String = { $0.url }) throws
+        -> (source: TestDatabase, target: TestDatabase)
+    {
         let source = try InterfaceTests.sample()
         let directory = try TemporaryDirectory()
-        let name = try Self.backup(source, into: directory)
-        let target = try Self.freshTarget("parallel_sample")
+        let name = try backup(source, into: directory)
+        let target = try freshTarget(label)
         let run = try CLI.run(
             [
-                "restore", name, "--dir", directory.path, "--db-url", target.url, "--create-schema", "--jobs", "4",
-                "--verbose",
+                "restore", name, "--dir", directory.path, "--db-url", try url(target), "--create-schema", "--jobs",
+                "\(jobs)", "--verbose",
             ])
         #expect(run.status == 0, "\(run.stderr)")
-        #expect(run.stderr.contains("connections=4"), "\(run.stderr)")
-        for table in try Self.tables(of: source) {
+        #expect(run.stderr.contains("connections=\(jobs)"), "the parallel path did not run: \(run.stderr)")
+        for table in try tables(of: source) {
             #expect(try target.digest(table) == source.digest(table), "\(table)")
         }
+        return (source, target)
+    }
+
+    @Test("the sample app (partitions, identity and generated columns, a foreign-key cycle) comes back whole")
+    func sampleApp() throws {
+        let (source, target) = try Self.restoreSample("parallel_sample", jobs: 4)
         let differences = try SchemaParity.differences(source: source.url, target: target.url)
         #expect(differences == [], "\(differences)")
         // Sequences were set: the next key is above every restored one.
@@ -52,20 +61,8 @@ struct ParallelRestoreTests {
 
     @Test("through a transaction-mode pooler with more connections asked for than its pool holds")
     func throughThePooler() throws {
-        let source = try InterfaceTests.sample()
-        let directory = try TemporaryDirectory()
-        let name = try Self.backup(source, into: directory)
-        let target = try Self.freshTarget("parallel_pooler")
         // The pool has 4 server connections; 8 workers and the restore's own connection share them.
-        let run = try CLI.run(
-            [
-                "restore", name, "--dir", directory.path, "--db-url", try PoolerTests.poolerURL(target),
-                "--create-schema", "--jobs", "8",
-            ])
-        #expect(run.status == 0, "\(run.stderr)")
-        for table in try Self.tables(of: source) {
-            #expect(try target.digest(table) == source.digest(table), "\(table)")
-        }
+        _ = try Self.restoreSample("parallel_pooler", jobs: 8, url: PoolerTests.poolerURL)
     }
 
     @Test("killed mid-load: each table is whole or empty, keyed; the same restore run again completes it")
@@ -155,5 +152,54 @@ struct ParallelRestoreTests {
         #expect(run.stderr.contains("run the same restore again"), "\(run.stderr)")
         #expect(!run.stderr.contains("nothing was changed"), "\(run.stderr)")
         #expect(try target.scalar("SELECT count(*) FROM public.kid") == "100")
+    }
+
+    @Test(
+        "the schedule reads each index's and foreign key's tables as PostgreSQL names them (zoo: quoted names, partitions)"
+    )
+    func namesAgainstTheCatalog() throws {
+        let source = try SchemaParityTests.zoo()
+        let directory = try TemporaryDirectory()
+        let backup = try CLI.run(
+            [
+                "backup", "--db-url", source.url, "--out", directory.path, "--schema", "zoo", "--schema", "zoo_api",
+                "--quiet",
+            ])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: directory.path).first)
+        let script = try SchemaScript(
+            parsing: String(contentsOfFile: directory.file("\(name)/schema.sql"), encoding: .utf8))
+        func table(_ sql: String, _ parameter: String) throws -> TableName? {
+            try source.rows(sql.replacingOccurrences(of: "$1", with: SQL.quoteLiteral(parameter))).first.map {
+                TableName(schema: $0[0] ?? "", name: $0[1] ?? "")
+            }
+        }
+        var indexes = 0
+        for statement in script.statements where statement.kind == "index" {
+            let expected = try table(
+                """
+                SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+                JOIN pg_namespace n ON n.oid = c.relnamespace WHERE i.indexrelid = $1::regclass
+                """, statement.name)
+            #expect(FreshRestoreGraph.indexTable(statement.sql) == expected, "\(statement.sql)")
+            indexes += 1
+        }
+        var keys = 0
+        for statement in script.statements where statement.kind == "foreign-key" {
+            let parsed = try #require(FreshRestoreGraph.foreignKeyTables(statement.sql), "\(statement.sql)")
+            let count = try source.scalar(
+                """
+                SELECT count(*) FROM pg_constraint k
+                JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = c.relnamespace
+                JOIN pg_class p ON p.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = p.relnamespace
+                WHERE k.contype = 'f' AND cn.nspname = \(SQL.quoteLiteral(parsed.child.schema))
+                  AND c.relname = \(SQL.quoteLiteral(parsed.child.name))
+                  AND pn.nspname = \(SQL.quoteLiteral(parsed.parent.schema))
+                  AND p.relname = \(SQL.quoteLiteral(parsed.parent.name))
+                """)
+            #expect(count != "0", "\(statement.sql)")
+            keys += 1
+        }
+        #expect(indexes >= 5 && keys >= 3, "the zoo has indexes and foreign keys to read")
     }
 }

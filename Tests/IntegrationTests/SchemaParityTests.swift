@@ -36,6 +36,9 @@ struct SchemaParityTests {
         let restore = try CLI.run(
             ["restore", name, "--dir", directory.path, "--db-url", target.url, "--create-schema"] + restoreFlags)
         #expect(restore.status == 0, "\(restore.stderr)")
+        if restoreFlags.contains("--jobs") {
+            #expect(restore.stderr.contains("connections=3"), "the parallel path did not run: \(restore.stderr)")
+        }
         return (name, backup, restore)
     }
 
@@ -55,7 +58,7 @@ struct SchemaParityTests {
 
     @Test(
         "every kind of object comes back at pg_dump parity: 0 missing, 0 extra, 0 different (also over 3 connections)",
-        arguments: [[], ["--jobs", "3"]])
+        arguments: [[], ["--jobs", "3", "--verbose"]])
     func zooParity(_ restoreFlags: [String]) throws {
         let source = try Self.zoo()
         let target = try TestDatabase("zoo_restored")
@@ -110,7 +113,7 @@ struct SchemaParityTests {
 
     @Test(
         "a Supabase app restored into a fresh project is the same app: pg_dump parity and its own pgTAP suite (also over 3 connections)",
-        arguments: [[], ["--jobs", "3"]])
+        arguments: [[], ["--jobs", "3", "--verbose"]])
     func supabaseApp(_ restoreFlags: [String]) throws {
         func project(_ label: String, app: Bool) throws -> TestDatabase {
             let database = try TestDatabase(label)
