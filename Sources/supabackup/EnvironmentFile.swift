@@ -24,8 +24,13 @@ enum EnvironmentFile {
                 throw Malformed(description: "\(file):\(number + 1): not a KEY=VALUE line")
             }
             let key = trimmed[..<equals].trimmingCharacters(in: .whitespaces)
-            guard let first = key.unicodeScalars.first, CharacterSet.letters.contains(first) || first == "_",
-                key.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || $0 == "_" })
+            // systemd's rule: ASCII letters, digits and underscores, not starting with a digit.
+            let isNameByte = { (byte: UInt8) in
+                (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F
+                    || (byte >= 0x30 && byte <= 0x39)
+            }
+            guard let first = key.utf8.first, isNameByte(first), !(first >= 0x30 && first <= 0x39),
+                key.utf8.allSatisfy(isNameByte)
             else {
                 throw Malformed(description: "\(file):\(number + 1): '\(key)' is not a variable name")
             }

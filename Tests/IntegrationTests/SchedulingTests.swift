@@ -163,4 +163,17 @@ struct SchedulingTests {
         let logged = try String(contentsOfFile: directory.file("log/backup.log"), encoding: .utf8)
         #expect(logged.contains(failure.trimmingCharacters(in: .newlines)))
     }
+
+    @Test(
+        "an env file line systemd would refuse is one error naming the file and line, exit 1",
+        arguments: ["DÄTA=1", "1ABC=x", "no equals sign", "MY-VAR=x"])
+    func malformedEnvFile(_ line: String) throws {
+        let directory = try TemporaryDirectory()
+        let envFile = directory.file("env")
+        try "# comment\nGOOD=1\n\(line)\n".write(toFile: envFile, atomically: true, encoding: .utf8)
+        let result = try CLI.run(["list", "--dir", directory.path], environment: ["SUPABACKUP_ENV_FILE": envFile])
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("SUPABACKUP_ENV_FILE: \(envFile):3:"), "\(result.stderr)")
+        #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
 }
